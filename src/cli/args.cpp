@@ -1,0 +1,131 @@
+#include "cli/args.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace lomo::cli {
+
+Args::Args(std::string command, std::string usage, std::string summary, std::vector<Flag> flags)
+    : command_(std::move(command)),
+      usage_(std::move(usage)),
+      summary_(std::move(summary)),
+      flags_(std::move(flags)) {}
+
+const Flag& Args::spec(const std::string& name) const {
+  for (const auto& f : flags_) {
+    if (f.name == name) return f;
+  }
+  LOMO_ASSERT(false, "undeclared flag --" + name);
+}
+
+void Args::parse(int argc, char** argv, int first) {
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      help_ = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) {
+      throw Error("lomo " + command_ + ": unexpected argument \"" + a + "\" (flags start with --; see lomo " +
+                  command_ + " --help)");
+    }
+    std::string name = a.substr(2), value;
+    bool has_value = false;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const Flag* f = nullptr;
+    for (const auto& x : flags_) {
+      if (x.name == name) f = &x;
+    }
+    if (f == nullptr) {
+      throw Error("lomo " + command_ + ": unknown flag --" + name + " (see lomo " + command_ +
+                  " --help)");
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) throw Error("lomo " + command_ + ": --" + name + " needs a value (" + f->value_name + ")");
+      value = argv[++i];
+    }
+    if (values_.count(name)) throw Error("lomo " + command_ + ": --" + name + " given twice");
+    values_[name] = value;
+  }
+  if (help_) return;
+  for (const auto& f : flags_) {
+    if (f.required && !values_.count(f.name)) {
+      throw Error("lomo " + command_ + ": --" + f.name + " " + f.value_name +
+                  " is required (" + f.help + ")");
+    }
+  }
+}
+
+std::string Args::help() const {
+  std::string s = "usage: " + usage_ + "\n\n" + summary_ + "\n\nflags:\n";
+  for (const auto& f : flags_) {
+    std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "\n" + std::string(28, ' ');
+    s += left + f.help;
+    if (f.required) s += " (required)";
+    else if (!f.default_value.empty()) s += " [default: " + f.default_value + "]";
+    s += "\n";
+  }
+  s += "  --help                    show this help\n";
+  return s;
+}
+
+bool Args::given(const std::string& name) const { return values_.count(name) > 0; }
+
+std::string Args::str(const std::string& name) const {
+  const Flag& f = spec(name);
+  auto it = values_.find(name);
+  return it != values_.end() ? it->second : f.default_value;
+}
+
+int64_t Args::integer(const std::string& name, int64_t min, int64_t max) const {
+  const std::string v = str(name);
+  int64_t x = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    throw Error("--" + name + ": expected an integer, got \"" + v + "\"");
+  }
+  if (x < min || x > max) {
+    throw Error("--" + name + ": " + v + " is out of range [" + std::to_string(min) + ", " +
+                std::to_string(max) + "]");
+  }
+  return x;
+}
+
+double Args::number(const std::string& name, double min, double max) const {
+  const std::string v = str(name);
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x)) {
+    throw Error("--" + name + ": expected a number, got \"" + v + "\"");
+  }
+  if (x < min || x > max) {
+    throw Error("--" + name + ": " + v + " is out of range [" + std::to_string(min) + ", " +
+                std::to_string(max) + "]");
+  }
+  return x;
+}
+
+bool Args::on_off(const std::string& name) const {
+  return choice(name, {"on", "off"}) == "on";
+}
+
+std::string Args::choice(const std::string& name, const std::vector<std::string>& choices) const {
+  const std::string v = str(name);
+  std::string list;
+  for (const auto& c : choices) {
+    if (c == v) return v;
+    list += (list.empty() ? "" : ", ") + c;
+  }
+  throw Error("--" + name + ": \"" + v + "\" is not one of " + list);
+}
+
+}  // namespace lomo::cli

@@ -1,0 +1,46 @@
+// A small flag parser: every command declares its flags once (name, value, help, default), and
+// gets --help text and clear errors for unknown flags, missing values and bad numbers from it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lomo::cli {
+
+struct Flag {
+  std::string name;        // without the leading "--"
+  std::string value_name;  // "N", "F", "DIR"; empty for a switch (--help)
+  std::string help;
+  std::string default_value;  // "" = no default
+  bool required = false;
+};
+
+class Args {
+ public:
+  Args(std::string command, std::string usage, std::string summary, std::vector<Flag> flags);
+
+  // Parses argv[first..argc). Throws lomo::Error naming the flag on any problem.
+  void parse(int argc, char** argv, int first);
+  bool help_requested() const { return help_; }
+  std::string help() const;
+
+  bool given(const std::string& name) const;  // set on the command line
+  std::string str(const std::string& name) const;
+  int64_t integer(const std::string& name, int64_t min, int64_t max) const;
+  double number(const std::string& name, double min, double max) const;
+  // "on" / "off"
+  bool on_off(const std::string& name) const;
+  // One of `choices`
+  std::string choice(const std::string& name, const std::vector<std::string>& choices) const;
+
+ private:
+  const Flag& spec(const std::string& name) const;
+  std::string command_, usage_, summary_;
+  std::vector<Flag> flags_;
+  std::map<std::string, std::string> values_;
+  bool help_ = false;
+};
+
+}  // namespace lomo::cli

@@ -1,0 +1,55 @@
+#include <omp.h>
+
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/llama.h"
+#include "model/loader.h"
+#include "train/data.h"
+
+namespace lomo::cli {
+
+int cmd_score(int argc, char** argv) {
+  Args args("score", "lomo score --model DIR --data FILE.jsonl [--batch-size N] [--threads N]",
+            "Prints one JSON object per input line on stdout: {\"loss\": mean next-token NLL of\n"
+            "that sequence, \"tokens\": number of predicted tokens}.",
+            {{"model", "DIR", "Hugging Face model folder", "", true},
+             {"data", "FILE", "JSONL lines {\"input_ids\": [...]}", "", true},
+             {"batch-size", "N", "sequences per forward pass", "4"},
+             {"threads", "N", "CPU threads", "all cores"}});
+  args.parse(argc, argv, 2);
+  if (args.help_requested()) {
+    std::fputs(args.help().c_str(), stdout);
+    return 0;
+  }
+  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
+  MemoryTracker tracker;
+  Model model = load_model(args.str("model"), tracker);
+  const Dataset data = load_jsonl_ids(args.str("data"), model.config, model.config.max_position);
+  LlamaModel net(model.config, model.params, tracker);
+  const int64_t n = static_cast<int64_t>(data.examples.size());
+  for (int64_t start = 0; start < n; start += batch_size) {
+    std::vector<Sequence> seqs(data.examples.begin() + start,
+                               data.examples.begin() + std::min(n, start + batch_size));
+    const Batch batch = make_batch(seqs);
+    std::vector<float> nll;
+    net.forward(batch, &nll);
+    for (int64_t b = 0; b < batch.B; ++b) {
+      double sum = 0;
+      int64_t count = 0;
+      for (int64_t t = 0; t < batch.T; ++t) {
+        if (batch.targets[b * batch.T + t] >= 0) {
+          sum += nll[b * batch.T + t];
+          ++count;
+        }
+      }
+      std::printf("{\"loss\": %.6f, \"tokens\": %lld}\n", count ? sum / count : 0.0,
+                  static_cast<long long>(count));
+    }
+  }
+  return 0;
+}
+
+}  // namespace lomo::cli

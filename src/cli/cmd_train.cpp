@@ -1,0 +1,178 @@
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/output_dir.h"
+#include "core/error.h"
+#include "io/mapped_file.h"
+#include "model/llama.h"
+#include "model/loader.h"
+#include "optim/schedule.h"
+#include "train/data.h"
+#include "train/report.h"
+#include "train/trainer.h"
+
+namespace lomo::cli {
+
+namespace {
+
+std::vector<Flag> train_flags() {
+  return {
+      {"model", "DIR", "Hugging Face model folder (config.json + safetensors)", "", true},
+      {"data", "FILE", "training data, JSONL lines {\"input_ids\": [...]}", "", true},
+      {"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true},
+      {"optimizer", "NAME", "lomo (fused update), sgd or adamw (classic baselines)", "lomo"},
+      {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 1e-5 for adamw"},
+      {"steps", "N", "number of optimisation steps (instead of --epochs)", ""},
+      {"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"},
+      {"batch-size", "N", "sequences per step", "4"},
+      {"seq-len", "N", "longer sequences are truncated (and counted)", "min(1024, context)"},
+      {"clip-grad-norm", "F", "clip the global gradient norm to F (two backward passes); 0 = off", "0"},
+      {"clip-grad-value", "F", "clamp every gradient element to [-F, F]; 0 = off", "0"},
+      {"weight-decay", "F", "p <- p(1 - lr*wd) - lr*g", "0"},
+      {"decay-norms-biases", "on|off", "apply weight decay to norm weights and biases too", "on"},
+      {"lr-schedule", "S", "constant, linear (warm-up then linear to 0) or cosine", "linear"},
+      {"warmup-ratio", "F", "fraction of the steps spent warming up", "0.1"},
+      {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations", "on"},
+      {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)", "on"},
+      {"seed", "N", "seed for shuffling", "0"},
+      {"threads", "N", "CPU threads", "all cores"},
+      {"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""},
+  };
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  Args args("train", "lomo train --model DIR --data FILE.jsonl --out DIR [flags]",
+            "Fine-tunes all parameters of a model. With --optimizer lomo each parameter's\n"
+            "gradient is applied inside backward and discarded, so training needs about the\n"
+            "memory of inference. Prints one line per step and the memory table at the end;\n"
+            "writes the model (config.json, model.safetensors, fp32) and memory.json to --out.",
+            train_flags());
+  args.parse(argc, argv, 2);
+  if (args.help_requested()) {
+    std::fputs(args.help().c_str(), stdout);
+    return 0;
+  }
+  // Everything a user can get wrong is checked before the first step.
+  if (args.given("steps") && args.given("epochs")) {
+    throw Error("give --steps or --epochs, not both");
+  }
+  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  TrainOptions opts;
+  opts.optimizer = parse_optimizer(args.str("optimizer"));
+  const double lr = args.given("lr") ? args.number("lr", 0, 1e3)
+                                     : (opts.optimizer == OptimizerKind::AdamW ? 1e-5 : 0.03);
+  opts.weight_decay = static_cast<float>(args.number("weight-decay", 0, 1e3));
+  opts.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));
+  opts.clip_grad_value = static_cast<float>(args.number("clip-grad-value", 0, 1e30));
+  opts.decay_norms_and_biases = args.on_off("decay-norms-biases");
+  opts.checkpointing = args.on_off("checkpointing") ? Checkpointing::On : Checkpointing::Off;
+  const Shuffle shuffle = args.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
+  const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+  const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
+  Schedule sched;
+  sched.kind = parse_lr_schedule(args.str("lr-schedule"));
+  sched.lr = lr;
+  sched.warmup_ratio = args.number("warmup-ratio", 0, 1);
+
+  OutputDir out(args.str("out"));
+  std::ofstream log;
+  if (args.given("log")) {
+    log.open(args.str("log"));
+    if (!log) throw Error(args.str("log") + ": cannot open the log file for writing");
+  }
+
+  MemoryTracker tracker;
+  Model model = load_model(args.str("model"), tracker);
+  const ModelConfig& cfg = model.config;
+  const int64_t seq_len = args.given("seq-len")
+                              ? args.integer("seq-len", 2, cfg.max_position)
+                              : std::min<int64_t>(1024, cfg.max_position);
+  if (cfg.sliding_window > 0 && seq_len > cfg.sliding_window) {
+    throw Error("--seq-len " + std::to_string(seq_len) + " exceeds the model's sliding_window " +
+                std::to_string(cfg.sliding_window) + " (sliding-window attention is not supported)");
+  }
+  const Dataset data = load_jsonl_ids(args.str("data"), cfg, seq_len);
+  const int64_t n = static_cast<int64_t>(data.examples.size());
+  const BatchOrder order(n, batch_size, shuffle, seed);
+  const int64_t total_steps =
+      args.given("steps") ? args.integer("steps", 1, INT64_MAX / batch_size)
+                          : (args.integer("epochs", 1, 1 << 20) * n + batch_size - 1) / batch_size;
+  sched.total_steps = total_steps;
+
+  std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
+              args.str("model").c_str(), arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
+              static_cast<long long>(cfg.d_model),
+              static_cast<long long>(model.params.total_numel()),
+              cfg.tied_embeddings ? ", tied embeddings" : "");
+  std::printf("data    %s: %lld sequences%s\n", args.str("data").c_str(), static_cast<long long>(n),
+              data.truncated ? (", " + std::to_string(data.truncated) + " truncated to " +
+                                std::to_string(seq_len) + " tokens").c_str()
+                             : "");
+  std::printf("train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
+              "checkpointing %s, %d threads\n",
+              optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
+              static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
+              static_cast<long long>(batch_size),
+              opts.checkpointing == Checkpointing::On ? "on" : "off", omp_get_max_threads());
+  std::fflush(stdout);
+
+  LlamaModel net(cfg, model.params, tracker);
+  Trainer trainer(net, opts, tracker);
+  double first_loss = NAN, last_loss = NAN;
+  using clock = std::chrono::steady_clock;
+  const auto t_start = clock::now();
+  int64_t total_tokens = 0;
+  for (int64_t step = 0; step < total_steps; ++step) {
+    std::vector<Sequence> seqs;
+    for (int64_t i : order.indices(step)) seqs.push_back(data.examples[i]);
+    const Batch batch = make_batch(seqs);
+    const double step_lr = sched.at(step);
+    const auto t0 = clock::now();
+    const StepResult r = trainer.step(batch, step_lr, step + 1);
+    const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+    int64_t tokens = 0;
+    for (int32_t L : batch.lengths) tokens += L;
+    total_tokens += tokens;
+    if (step == 0) first_loss = r.loss;
+    last_loss = r.loss;
+    const double tps = tokens / std::max(secs, 1e-9);
+    std::printf("step %lld/%lld  loss %.4f  lr %.3e  tok/s %.0f", static_cast<long long>(step + 1),
+                static_cast<long long>(total_steps), r.loss, step_lr, tps);
+    if (r.grad_norm >= 0) std::printf("  grad_norm %.4f", r.grad_norm);
+    std::printf("\n");
+    std::fflush(stdout);
+    if (log.is_open()) {
+      nlohmann::ordered_json j;
+      j["step"] = step + 1;
+      j["loss"] = r.loss;
+      j["lr"] = step_lr;
+      j["tokens_per_s"] = tps;
+      j["tokens"] = tokens;
+      if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
+      log << j.dump() << "\n";
+      log.flush();
+    }
+  }
+  const double total_secs = std::chrono::duration<double>(clock::now() - t_start).count();
+  std::printf("done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", first_loss, last_loss,
+              total_secs, total_tokens / std::max(total_secs, 1e-9));
+  std::printf("%s", memory_table(tracker).c_str());
+
+  out.create();
+  save_model(out.staging(), cfg, model.params);
+  write_file_atomic(out.staging() + "/memory.json", memory_json(tracker).dump(2) + "\n");
+  out.commit();
+  std::printf("saved   %s\n", args.str("out").c_str());
+  return 0;
+}
+
+}  // namespace lomo::cli

@@ -1,0 +1,57 @@
+#include "cli/output_dir.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace lomo::cli {
+
+namespace fs = std::filesystem;
+
+OutputDir::OutputDir(std::string final_path) : final_(std::move(final_path)) {
+  while (final_.size() > 1 && final_.back() == '/') final_.pop_back();
+  std::error_code ec;
+  if (fs::exists(final_, ec)) {
+    if (!fs::is_directory(final_) || !fs::is_empty(final_)) {
+      throw Error(final_ + ": output already exists and is not an empty folder; choose a new "
+                           "--out or remove it");
+    }
+  }
+  fs::path parent = fs::absolute(final_).parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    throw Error(final_ + ": the parent folder " + parent.string() + " does not exist");
+  }
+  if (::access(parent.c_str(), W_OK) != 0) {
+    throw Error(final_ + ": the parent folder " + parent.string() + " is not writable");
+  }
+  staging_ = final_ + ".partial-" + std::to_string(::getpid());
+}
+
+void OutputDir::create() {
+  if (created_) return;
+  std::error_code ec;
+  fs::create_directories(staging_, ec);
+  if (ec) throw Error(staging_ + ": cannot create: " + ec.message());
+  created_ = true;
+}
+
+void OutputDir::commit() {
+  create();
+  std::error_code ec;
+  if (fs::exists(final_, ec)) fs::remove(final_, ec);  // an empty folder, checked at start
+  fs::rename(staging_, final_, ec);
+  if (ec) throw Error(final_ + ": cannot move the finished output into place: " + ec.message());
+  committed_ = true;
+}
+
+OutputDir::~OutputDir() {
+  if (created_ && !committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+}
+
+}  // namespace lomo::cli

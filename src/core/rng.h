@@ -1,0 +1,33 @@
+// Counter-based random numbers: a value is a pure function of (seed, stream, index), so results
+// do not depend on thread count or call order.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace lomo {
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+inline uint64_t counter_random(uint64_t seed, uint64_t stream, uint64_t index) {
+  return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ index);
+}
+
+// Uniform in (0, 1).
+inline double counter_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
+  return (static_cast<double>(counter_random(seed, stream, index) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+// Standard normal (Box-Muller on two independent uniforms).
+inline double counter_normal(uint64_t seed, uint64_t stream, uint64_t index) {
+  const double u1 = counter_uniform(seed, stream, 2 * index);
+  const double u2 = counter_uniform(seed, stream, 2 * index + 1);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+}  // namespace lomo

@@ -1,0 +1,25 @@
+// A batch of token sequences of different lengths, right-padded to the longest.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace lomo {
+
+struct Sequence {
+  std::vector<int32_t> ids;
+  // loss[t] = 1 when token t is predicted with loss (t ≥ 1). Empty: every token after the first.
+  std::vector<uint8_t> loss;
+};
+
+struct Batch {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> ids;      // (B, T), −1 at padding
+  std::vector<int32_t> targets;  // (B, T): the token position t must predict (t+1's id), or −1
+  std::vector<int32_t> lengths;  // (B)
+  int64_t loss_tokens = 0;       // number of targets ≥ 0
+};
+
+Batch make_batch(const std::vector<Sequence>& seqs);
+
+}  // namespace lomo

@@ -1,0 +1,14 @@
+// Random initialisation of a model from its config (as transformers' _init_weights does:
+// linear and embedding weights ~ N(0, initializer_range), norm weights 1, biases 0).
+#pragma once
+
+#include <cstdint>
+
+#include "model/config.h"
+#include "model/params.h"
+
+namespace lomo {
+
+void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed);
+
+}  // namespace lomo

@@ -1,0 +1,227 @@
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/linear.h"
+#include "ops/cpu/attention.h"
+#include "ops/cpu/cross_entropy.h"
+#include "ops/cpu/embedding.h"
+#include "ops/cpu/rmsnorm.h"
+#include "ops/cpu/swiglu.h"
+
+namespace lomo {
+
+namespace {
+
+// Hands out 64-byte aligned sub-blocks of one buffer, or just counts when base is null.
+class Carver {
+ public:
+  explicit Carver(float* base) : base_(base) {}
+  float* take(int64_t n) {
+    float* p = base_ ? base_ + used_ : nullptr;
+    used_ += (n + 15) / 16 * 16;
+    return p;
+  }
+  int64_t used() const { return used_; }
+
+ private:
+  float* base_;
+  int64_t used_ = 0;
+};
+
+void add_inplace(float* y, const float* x, int64_t n) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker)
+    : config_(config),
+      params_(params),
+      tracker_(tracker),
+      rope_(make_rope_table(config.rope, config.head_dim, config.max_position)) {}
+
+void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
+  const ModelConfig& c = config_;
+  const int64_t N = batch.B * batch.T, d = c.d_model, qd = c.n_head * c.head_dim,
+                kvd = c.n_kv * c.head_dim, ff = c.d_ff;
+  LOMO_ASSERT(batch.T <= c.max_position, "batch longer than max_position");
+  const int64_t n_sets = (ckpt == Checkpointing::On || !backward) ? 1 : c.n_layer;
+
+  auto carve_acts = [&](Carver& cv) {
+    block_in_.assign(c.n_layer + 1, nullptr);
+    for (auto& p : block_in_) p = cv.take(N * d);
+    layer_acts_.assign(n_sets, LayerActs{});
+    for (auto& a : layer_acts_) {
+      a.xn1 = cv.take(N * d);
+      a.rstd1 = cv.take(N);
+      a.q = cv.take(N * qd);
+      a.k = cv.take(N * kvd);
+      a.v = cv.take(N * kvd);
+      a.probs = cv.take(batch.B * c.n_head * batch.T * batch.T);
+      a.attn = cv.take(N * qd);
+      a.h_mid = cv.take(N * d);
+      a.xn2 = cv.take(N * d);
+      a.rstd2 = cv.take(N);
+      a.gate = cv.take(N * ff);
+      a.up = cv.take(N * ff);
+      a.m = cv.take(N * ff);
+    }
+    xnf_ = cv.take(N * d);
+    rstdf_ = cv.take(N);
+    logits_ = cv.take(N * c.vocab);
+  };
+  auto carve_work = [&](Carver& cv) {
+    nll_ = cv.take(N);
+    if (!backward) return;
+    grads_.dh = cv.take(N * d);
+    grads_.dxn = cv.take(N * d);
+    grads_.dm = cv.take(N * std::max(ff, qd));
+    grads_.dg = cv.take(N * ff);
+    grads_.du = cv.take(N * ff);
+    grads_.dq = cv.take(N * qd);
+    grads_.dk = cv.take(N * kvd);
+    grads_.dv = cv.take(N * kvd);
+    grads_.attn_work = cv.take(batch.B * c.n_kv * batch.T * batch.T);
+  };
+
+  Carver count_a(nullptr), count_w(nullptr);
+  carve_acts(count_a);
+  carve_work(count_w);
+  ensure_capacity(act_buf_, tracker_, MemCategory::Activations, count_a.used() * sizeof(float));
+  ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, count_w.used() * sizeof(float));
+  Carver ca(act_buf_.f32()), cw(work_buf_.f32());
+  carve_acts(ca);
+  carve_work(cw);
+}
+
+void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
+                               float* x_out) {
+  const ModelConfig& c = config_;
+  const LayerParams& p = params_.layers[l];
+  const int64_t N = batch.B * batch.T, d = c.d_model;
+  rmsnorm_forward(a.xn1, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
+  linear_forward(a.q, a.xn1, *p.wq, p.bq, N);
+  linear_forward(a.k, a.xn1, *p.wk, p.bk, N);
+  linear_forward(a.v, a.xn1, *p.wv, p.bv, N);
+  rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+  rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+  const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
+  attention_forward(a.attn, a.probs, a.q, a.k, a.v, batch.lengths.data(), dims);
+  linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N);
+  add_inplace(a.h_mid, x_in, N * d);
+  rmsnorm_forward(a.xn2, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
+  linear_forward(a.gate, a.xn2, *p.w_gate, nullptr, N);
+  linear_forward(a.up, a.xn2, *p.w_up, nullptr, N);
+  swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
+  linear_forward(x_out, a.m, *p.w_down, nullptr, N);
+  add_inplace(x_out, a.h_mid, N * d);
+}
+
+void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
+                                Grads& g, GradSink& sink) {
+  const ModelConfig& c = config_;
+  LayerParams& p = params_.layers[l];
+  const int64_t N = batch.B * batch.T, d = c.d_model;
+  // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
+  // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
+  linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink);
+  swiglu_backward(g.dg, g.du, g.dm, a.gate, a.up, N * c.d_ff);
+  linear_backward(g.dxn, g.dg, a.xn2, *p.w_gate, nullptr, N, DxMode::Overwrite, sink);
+  linear_backward(g.dxn, g.du, a.xn2, *p.w_up, nullptr, N, DxMode::Accumulate, sink);
+  // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
+  float* dw = sink.gradient_buffer(*p.mlp_norm);
+  rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+  sink.consume(*p.mlp_norm, dw);
+  // In the forward pass this was: h_mid = x_in + attn·W_oᵀ.
+  float* dattn = g.dm;  // (N, n_head·head_dim), reusing the MLP temporary
+  linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink);
+  const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
+  attention_backward(g.dq, g.dk, g.dv, g.attn_work, dattn, a.probs, a.q, a.k, a.v,
+                     batch.lengths.data(), dims);
+  rope_backward(g.dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+  rope_backward(g.dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+  linear_backward(g.dxn, g.dq, a.xn1, *p.wq, p.bq, N, DxMode::Overwrite, sink);
+  linear_backward(g.dxn, g.dk, a.xn1, *p.wk, p.bk, N, DxMode::Accumulate, sink);
+  linear_backward(g.dxn, g.dv, a.xn1, *p.wv, p.bv, N, DxMode::Accumulate, sink);
+  // In the forward pass this was: xn1 = rmsnorm(x_in).
+  dw = sink.gradient_buffer(*p.attn_norm);
+  rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+  sink.consume(*p.attn_norm, dw);
+}
+
+void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
+  const ModelConfig& c = config_;
+  const int64_t N = batch.B * batch.T;
+  for (int32_t id : batch.ids) LOMO_ASSERT(id < c.vocab, "token id out of range");
+  embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);
+  }
+  rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N, c.d_model,
+                  c.rms_norm_eps);
+  const Param& head = params_.lm_head ? *params_.lm_head : *params_.embed;
+  linear_forward(logits_, xnf_, head, nullptr, N);
+  cross_entropy_forward(nll_, logits_, batch.targets.data(), N, c.vocab);
+}
+
+double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
+                           std::vector<float>* logits) {
+  plan(batch, Checkpointing::On, /*backward=*/false);
+  run_forward(batch, Checkpointing::On);
+  const int64_t N = batch.B * batch.T;
+  double sum = 0;
+  for (int64_t i = 0; i < N; ++i) sum += nll_[i];
+  if (nll) nll->assign(nll_, nll_ + N);
+  if (logits) logits->assign(logits_, logits_ + N * config_.vocab);
+  return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
+}
+
+double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpointing ckpt,
+                                    float grad_scale) {
+  const ModelConfig& c = config_;
+  const int64_t N = batch.B * batch.T, d = c.d_model;
+  LOMO_ASSERT(batch.loss_tokens > 0, "batch has no loss tokens");
+  plan(batch, ckpt, /*backward=*/true);
+  run_forward(batch, ckpt);
+  double sum = 0;
+  for (int64_t i = 0; i < N; ++i) sum += nll_[i];
+  const double loss = sum / static_cast<double>(batch.loss_tokens);
+
+  // In the forward pass this was: nll = cross_entropy(logits); loss = mean over loss tokens.
+  float* dlogits = logits_;  // in place, (N, V)
+  cross_entropy_backward(dlogits, logits_, batch.targets.data(), N, c.vocab,
+                         grad_scale / static_cast<float>(batch.loss_tokens));
+  // In the forward pass this was: logits = xnf · headᵀ. A tied head's gradient is held until the
+  // embedding backward completes it (design §2 rule 4).
+  const bool tied = params_.lm_head == nullptr;
+  Param& head = tied ? *params_.embed : *params_.lm_head;
+  linear_backward(grads_.dxn, dlogits, xnf_, head, nullptr, N, DxMode::Overwrite, sink,
+                  tied ? WeightGrad::Hold : WeightGrad::Consume);
+  // In the forward pass this was: xnf = rmsnorm(h_L).
+  std::memset(grads_.dh, 0, sizeof(float) * N * d);
+  float* dw = sink.gradient_buffer(*params_.final_norm);
+  rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
+                   params_.final_norm->f(), N, d);
+  sink.consume(*params_.final_norm, dw);
+
+  for (int64_t l = c.n_layer - 1; l >= 0; --l) {
+    LayerActs& a = acts_for(l, ckpt);
+    // Recompute: block l+1's input is no longer needed, so it takes the recomputed output.
+    if (ckpt == Checkpointing::On) block_forward(l, batch, block_in_[l], a, block_in_[l + 1]);
+    block_backward(l, batch, block_in_[l], a, grads_, sink);
+  }
+
+  // In the forward pass this was: h_0 = embed[ids].
+  float* dembed = sink.gradient_buffer(*params_.embed);
+  if (!tied) std::memset(dembed, 0, sizeof(float) * params_.embed->numel());
+  embedding_backward(dembed, grads_.dh, batch.ids.data(), N, d);
+  sink.consume(*params_.embed, dembed);
+  return loss;
+}
+
+}  // namespace lomo

@@ -1,0 +1,99 @@
+// The LLaMA-family decoder (LLaMA 1/2/3, Mistral, Qwen2, SmolLM) on the CPU in fp32:
+// forward, and a backward that walks the layers in reverse handing every parameter's gradient to
+// a GradSink the moment it is complete (design §2).
+//
+// Activation checkpointing (Checkpointing::On): forward keeps only each block's input; backward
+// recomputes the block from it just before differentiating it. Because blocks are updated in
+// reverse order, block l's weights are still unchanged when it is recomputed, so the recomputed
+// activations are exactly those of the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/memory.h"
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "ops/cpu/rope.h"
+#include "optim/grad_sink.h"
+
+namespace lomo {
+
+enum class Checkpointing { On, Off };
+
+class LlamaModel {
+ public:
+  LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker);
+
+  // Forward only. Returns the mean NLL over the batch's loss tokens; fills nll (B·T, 0 where no
+  // loss) and logits (B·T·V) when given.
+  double forward(const Batch& batch, std::vector<float>* nll = nullptr,
+                 std::vector<float>* logits = nullptr);
+
+  // Forward, then backward into `sink`. The loss is the mean NLL over loss tokens; gradients are
+  // of loss · grad_scale. Returns the (unscaled) mean loss.
+  double forward_backward(const Batch& batch, GradSink& sink, Checkpointing ckpt,
+                          float grad_scale = 1.0f);
+
+  const ModelConfig& config() const { return config_; }
+  ModelParams& params() { return params_; }
+
+ private:
+  struct LayerActs {            // everything block backward reads; N = B·T rows
+    float* xn1;                 // (N, d_model)   input_layernorm output
+    float* rstd1;               // (N)
+    float* q;                   // (N, n_head·head_dim) after RoPE
+    float* k;                   // (N, n_kv·head_dim)   after RoPE
+    float* v;                   // (N, n_kv·head_dim)
+    float* probs;               // (B, n_head, T, T)
+    float* attn;                // (N, n_head·head_dim) attention output
+    float* h_mid;               // (N, d_model)   residual after attention
+    float* xn2;                 // (N, d_model)   post_attention_layernorm output
+    float* rstd2;               // (N)
+    float* gate;                // (N, d_ff)
+    float* up;                  // (N, d_ff)
+    float* m;                   // (N, d_ff)      silu(gate) ⊙ up
+  };
+  struct Grads {                // backward temporaries (workspace)
+    float* dh;                  // (N, d_model)   gradient of the residual stream
+    float* dxn;                 // (N, d_model)
+    float* dm;                  // (N, max(d_ff, n_head·head_dim))
+    float* dg;                  // (N, d_ff)
+    float* du;                  // (N, d_ff)
+    float* dq;                  // (N, n_head·head_dim)
+    float* dk;                  // (N, n_kv·head_dim)
+    float* dv;                  // (N, n_kv·head_dim)
+    float* attn_work;           // (B, n_kv, T, T)
+  };
+
+  void plan(const Batch& batch, Checkpointing ckpt, bool backward);
+  void run_forward(const Batch& batch, Checkpointing ckpt);
+  void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
+  void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
+                      GradSink& sink);
+  LayerActs& acts_for(int64_t l, Checkpointing ckpt) {
+    return ckpt == Checkpointing::On ? layer_acts_[0] : layer_acts_[l];
+  }
+
+  const ModelConfig& config_;
+  ModelParams& params_;
+  MemoryTracker& tracker_;
+  RopeTable rope_;
+
+  // Planned blocks, reused across steps while the batch shape allows.
+  Buffer act_buf_;    // activations: block inputs, layer activations, final norm, logits
+  Buffer work_buf_;   // workspace: backward temporaries, per-token NLL
+  int64_t planned_B_ = -1, planned_T_ = -1;
+  Checkpointing planned_ckpt_ = Checkpointing::On;
+  bool planned_backward_ = false;
+  std::vector<float*> block_in_;      // n_layer + 1 of (N, d_model); [n_layer] = last block output
+  std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
+  float* xnf_ = nullptr;               // (N, d_model) final norm output
+  float* rstdf_ = nullptr;             // (N)
+  float* logits_ = nullptr;            // (N, V); becomes dlogits in backward
+  float* nll_ = nullptr;               // (N)
+  Grads grads_{};
+};
+
+}  // namespace lomo

@@ -1,0 +1,115 @@
+#include "model/loader.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "core/error.h"
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+
+namespace lomo {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> weight_files(const fs::path& dir) {
+  const fs::path single = dir / "model.safetensors";
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(single)) return {single.string()};
+  if (!fs::exists(index)) {
+    throw Error(dir.string() +
+                ": no weights found (expected model.safetensors or model.safetensors.index.json)");
+  }
+  std::ifstream in(index);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(index.string() + ": invalid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+    throw Error(index.string() + ": needs a \"weight_map\" object");
+  }
+  std::set<std::string> files;
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it->is_string()) throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is not a file name");
+    const std::string f = it->get<std::string>();
+    if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
+      throw Error(index.string() + ": shard name \"" + f + "\" must be a plain file name");
+    }
+    files.insert(f);
+  }
+  std::vector<std::string> out;
+  for (const auto& f : files) out.push_back((dir / f).string());
+  return out;
+}
+
+}  // namespace
+
+Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
+  const fs::path dir(dir_str);
+  if (!fs::is_directory(dir)) {
+    throw Error(dir_str + ": not a model folder (expected a directory with config.json)");
+  }
+  ModelConfig config = load_config((dir / "config.json").string());
+
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> found;
+  for (const auto& f : weight_files(dir)) {
+    files.push_back(std::make_unique<SafetensorsFile>(f));
+    for (const auto& t : files.back()->tensors()) {
+      if (found.count(t.name)) {
+        throw Error(f + ": tensor \"" + t.name + "\" also appears in " +
+                    found[t.name].first->path());
+      }
+      found[t.name] = {files.back().get(), &t};
+    }
+  }
+
+  const auto specs = expected_params(config);
+  std::set<std::string> expected_names;
+  for (const auto& s : specs) {
+    expected_names.insert(s.name);
+    auto it = found.find(s.name);
+    if (it == found.end()) {
+      throw Error(dir_str + ": tensor \"" + s.name + "\" is missing (the config implies it" +
+                  (s.name == "lm_head.weight" ? "; set tie_word_embeddings if the head is tied" : "") +
+                  ")");
+    }
+    if (it->second.second->shape != s.shape) {
+      throw Error(it->second.first->path() + ": tensor \"" + s.name + "\": expected " +
+                  shape_str(s.shape) + " from config.json, file has " +
+                  shape_str(it->second.second->shape));
+    }
+  }
+  for (const auto& [name, where] : found) {
+    if (expected_names.count(name)) continue;
+    if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed
+    throw Error(where.first->path() + ": unexpected tensor \"" + name +
+                "\" (not part of a " + arch_name(config.arch) + " with this config" +
+                (name == "lm_head.weight" ? "; tie_word_embeddings is true" : "") + ")");
+  }
+
+  ModelParams params(config, tracker);
+  for (auto& p : params.all()) {
+    const auto& [file, info] = found.at(p.name);
+    file->read(*info, p.f());
+  }
+  return Model{std::move(config), std::move(params)};
+}
+
+void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
+  write_file_atomic((fs::path(dir) / "config.json").string(), config_to_json(config).dump(2) + "\n");
+  std::vector<TensorView> views;
+  for (const auto& p : params.all()) views.push_back({p.name, p.shape, p.f()});
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
+}
+
+}  // namespace lomo

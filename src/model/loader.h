@@ -1,0 +1,26 @@
+// Loading and saving Hugging Face model folders (config.json + safetensors, sharded or not).
+#pragma once
+
+#include <string>
+
+#include "core/memory.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace lomo {
+
+struct Model {
+  ModelConfig config;
+  ModelParams params;
+};
+
+// Reads `dir`/config.json and the weights (model.safetensors or the shards listed in
+// model.safetensors.index.json). Every tensor's name and shape is checked against the config
+// before any parameter memory is allocated; F32/F16/BF16 are converted to fp32.
+Model load_model(const std::string& dir, MemoryTracker& tracker);
+
+// Writes config.json and model.safetensors (fp32) into `dir`, creating it if needed. Each file
+// is written to a temporary name and renamed into place, so a failure never leaves a torn file.
+void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params);
+
+}  // namespace lomo

@@ -1,0 +1,94 @@
+#include "model/params.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lomo {
+
+std::vector<ParamSpec> expected_params(const ModelConfig& c) {
+  const int64_t d = c.d_model, q = c.n_head * c.head_dim, kv = c.n_kv * c.head_dim;
+  std::vector<ParamSpec> s;
+  s.push_back({"model.embed_tokens.weight", {c.vocab, d}, false});
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    s.push_back({p + "input_layernorm.weight", {d}, true});
+    s.push_back({p + "self_attn.q_proj.weight", {q, d}, false});
+    if (c.qkv_bias) s.push_back({p + "self_attn.q_proj.bias", {q}, true});
+    s.push_back({p + "self_attn.k_proj.weight", {kv, d}, false});
+    if (c.qkv_bias) s.push_back({p + "self_attn.k_proj.bias", {kv}, true});
+    s.push_back({p + "self_attn.v_proj.weight", {kv, d}, false});
+    if (c.qkv_bias) s.push_back({p + "self_attn.v_proj.bias", {kv}, true});
+    s.push_back({p + "self_attn.o_proj.weight", {d, q}, false});
+    if (c.o_bias) s.push_back({p + "self_attn.o_proj.bias", {d}, true});
+    s.push_back({p + "post_attention_layernorm.weight", {d}, true});
+    s.push_back({p + "mlp.gate_proj.weight", {c.d_ff, d}, false});
+    s.push_back({p + "mlp.up_proj.weight", {c.d_ff, d}, false});
+    s.push_back({p + "mlp.down_proj.weight", {d, c.d_ff}, false});
+  }
+  s.push_back({"model.norm.weight", {d}, true});
+  if (!c.tied_embeddings) s.push_back({"lm_head.weight", {c.vocab, d}, false});
+  return s;
+}
+
+int64_t Param::numel() const {
+  int64_t n = 1;
+  for (int64_t v : shape) n *= v;
+  return n;
+}
+
+ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker) {
+  const auto specs = expected_params(c);
+  all_.reserve(specs.size());
+  for (const auto& s : specs) {
+    Param p;
+    p.id = static_cast<int>(all_.size());
+    p.name = s.name;
+    p.shape = s.shape;
+    p.is_norm_or_bias = s.is_norm_or_bias;
+    p.data = Buffer(tracker, MemCategory::Parameters, static_cast<size_t>(p.numel()) * 4);
+    all_.push_back(std::move(p));
+  }
+  embed = find("model.embed_tokens.weight");
+  final_norm = find("model.norm.weight");
+  lm_head = c.tied_embeddings ? nullptr : find("lm_head.weight");
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerParams lp{};
+    lp.attn_norm = find(p + "input_layernorm.weight");
+    lp.wq = find(p + "self_attn.q_proj.weight");
+    lp.wk = find(p + "self_attn.k_proj.weight");
+    lp.wv = find(p + "self_attn.v_proj.weight");
+    lp.wo = find(p + "self_attn.o_proj.weight");
+    lp.bq = find(p + "self_attn.q_proj.bias");
+    lp.bk = find(p + "self_attn.k_proj.bias");
+    lp.bv = find(p + "self_attn.v_proj.bias");
+    lp.bo = find(p + "self_attn.o_proj.bias");
+    lp.mlp_norm = find(p + "post_attention_layernorm.weight");
+    lp.w_gate = find(p + "mlp.gate_proj.weight");
+    lp.w_up = find(p + "mlp.up_proj.weight");
+    lp.w_down = find(p + "mlp.down_proj.weight");
+    layers.push_back(lp);
+  }
+}
+
+Param* ModelParams::find(const std::string& name) {
+  for (auto& p : all_) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+int64_t ModelParams::total_numel() const {
+  int64_t n = 0;
+  for (const auto& p : all_) n += p.numel();
+  return n;
+}
+
+int64_t ModelParams::largest_numel() const {
+  int64_t n = 0;
+  for (const auto& p : all_) n = std::max(n, p.numel());
+  return n;
+}
+
+}  // namespace lomo

@@ -1,0 +1,110 @@
+#include "ops/cpu/attention.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/cpu/gemm.h"
+
+namespace lomo {
+
+template <class T>
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
+                       const int32_t* lengths, const AttnDims& d) {
+  const int64_t group = d.n_head / d.n_kv;
+  const int64_t ldq = d.n_head * d.head_dim, ldk = d.n_kv * d.head_dim;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t b = 0; b < d.B; ++b) {
+    for (int64_t h = 0; h < d.n_head; ++h) {
+      const int64_t L = lengths[b];
+      const int64_t g = h / group;
+      const T* qb = q + b * d.T * ldq + h * d.head_dim;  // (L, hd) with row stride ldq
+      const T* kb = k + b * d.T * ldk + g * d.head_dim;  // (L, hd) with row stride ldk
+      const T* vb = v + b * d.T * ldk + g * d.head_dim;
+      T* ob = out + b * d.T * ldq + h * d.head_dim;
+      T* P = probs + (b * d.n_head + h) * d.T * d.T;     // (T, T)
+      std::memset(P, 0, sizeof(T) * d.T * d.T);
+      // S(L, L) = scale · q kᵀ, then row-wise causal softmax in place.
+      gemm(Trans::No, Trans::Yes, L, L, d.head_dim, scale, qb, ldq, kb, ldk, T(0), P, d.T);
+      for (int64_t i = 0; i < L; ++i) {
+        T* row = P + i * d.T;
+        T mx = row[0];
+        for (int64_t j = 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] = static_cast<T>(std::exp(static_cast<double>(row[j] - mx)));
+          sum += row[j];
+        }
+        const T inv = static_cast<T>(1.0 / sum);
+        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+        for (int64_t j = i + 1; j < L; ++j) row[j] = 0;
+      }
+      // out(L, hd) = P(L, L) · v(L, hd); padding rows zero.
+      gemm(Trans::No, Trans::No, L, d.head_dim, L, T(1), P, d.T, vb, ldk, T(0), ob, ldq);
+      for (int64_t i = L; i < d.T; ++i) std::memset(ob + i * ldq, 0, sizeof(T) * d.head_dim);
+    }
+  }
+}
+
+template <class T>
+void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* probs, const T* q,
+                        const T* k, const T* v, const int32_t* lengths, const AttnDims& d) {
+  const int64_t group = d.n_head / d.n_kv;
+  const int64_t ldq = d.n_head * d.head_dim, ldk = d.n_kv * d.head_dim;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
+  // One task per (b, kv head): the heads of a group accumulate into the same dk, dv rows.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t b = 0; b < d.B; ++b) {
+    for (int64_t g = 0; g < d.n_kv; ++g) {
+      const int64_t L = lengths[b];
+      T* dS = work + (b * d.n_kv + g) * d.T * d.T;       // (L, L), row stride T
+      const T* kb = k + b * d.T * ldk + g * d.head_dim;
+      const T* vb = v + b * d.T * ldk + g * d.head_dim;
+      T* dkb = dk + b * d.T * ldk + g * d.head_dim;
+      T* dvb = dv + b * d.T * ldk + g * d.head_dim;
+      for (int64_t i = 0; i < d.T; ++i) {
+        std::memset(dkb + i * ldk, 0, sizeof(T) * d.head_dim);
+        std::memset(dvb + i * ldk, 0, sizeof(T) * d.head_dim);
+      }
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        const T* P = probs + (b * d.n_head + h) * d.T * d.T;
+        const T* qb = q + b * d.T * ldq + h * d.head_dim;
+        const T* dob = dout + b * d.T * ldq + h * d.head_dim;
+        T* dqb = dq + b * d.T * ldq + h * d.head_dim;
+        // In the forward pass this was: out = P · v.
+        // dv(L, hd) += Pᵀ(L, L) · dO(L, hd)
+        gemm(Trans::Yes, Trans::No, L, d.head_dim, L, T(1), P, d.T, dob, ldq, T(1), dvb, ldk);
+        // dP(L, L) = dO(L, hd) · vᵀ
+        gemm(Trans::No, Trans::Yes, L, L, d.head_dim, T(1), dob, ldq, vb, ldk, T(0), dS, d.T);
+        // In the forward pass this was: P = softmax(S); dS = P ⊙ (dP − Σ_j dP·P), times scale.
+        for (int64_t i = 0; i < L; ++i) {
+          const T* pr = P + i * d.T;
+          T* r = dS + i * d.T;
+          double dot = 0;
+          for (int64_t j = 0; j <= i; ++j) dot += static_cast<double>(r[j]) * pr[j];
+          for (int64_t j = 0; j <= i; ++j) r[j] = static_cast<T>(pr[j] * (r[j] - dot)) * scale;
+          for (int64_t j = i + 1; j < L; ++j) r[j] = 0;
+        }
+        // In the forward pass this was: S = scale · q kᵀ (scale folded into dS above).
+        // dq(L, hd) = dS(L, L) · k(L, hd)
+        gemm(Trans::No, Trans::No, L, d.head_dim, L, T(1), dS, d.T, kb, ldk, T(0), dqb, ldq);
+        // dk(L, hd) += dSᵀ(L, L) · q(L, hd)
+        gemm(Trans::Yes, Trans::No, L, d.head_dim, L, T(1), dS, d.T, qb, ldq, T(1), dkb, ldk);
+        for (int64_t i = L; i < d.T; ++i) std::memset(dqb + i * ldq, 0, sizeof(T) * d.head_dim);
+      }
+    }
+  }
+}
+
+template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
+                                       const int32_t*, const AttnDims&);
+template void attention_forward<double>(double*, double*, const double*, const double*,
+                                        const double*, const int32_t*, const AttnDims&);
+template void attention_backward<float>(float*, float*, float*, float*, const float*, const float*,
+                                        const float*, const float*, const float*, const int32_t*,
+                                        const AttnDims&);
+template void attention_backward<double>(double*, double*, double*, double*, const double*,
+                                         const double*, const double*, const double*,
+                                         const double*, const int32_t*, const AttnDims&);
+
+}  // namespace lomo

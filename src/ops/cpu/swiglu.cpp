@@ -1,0 +1,34 @@
+#include "ops/cpu/swiglu.h"
+
+#include <cmath>
+
+namespace lomo {
+
+template <class T>
+void swiglu_forward(T* m, const T* g, const T* u, int64_t n) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = T(1) / (T(1) + std::exp(-g[i]));
+    m[i] = g[i] * s * u[i];
+  }
+}
+
+template <class T>
+void swiglu_backward(T* dg, T* du, const T* dm, const T* g, const T* u, int64_t n) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = T(1) / (T(1) + std::exp(-g[i]));
+    const T silu = g[i] * s;
+    const T dmi = dm[i];
+    dg[i] = dmi * u[i] * s * (T(1) + g[i] * (T(1) - s));
+    du[i] = dmi * silu;
+  }
+}
+
+template void swiglu_forward<float>(float*, const float*, const float*, int64_t);
+template void swiglu_forward<double>(double*, const double*, const double*, int64_t);
+template void swiglu_backward<float>(float*, float*, const float*, const float*, const float*, int64_t);
+template void swiglu_backward<double>(double*, double*, const double*, const double*, const double*,
+                                      int64_t);
+
+}  // namespace lomo

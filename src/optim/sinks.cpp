@@ -1,0 +1,139 @@
+#include "optim/sinks.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace lomo {
+
+ReusableGradients::ReusableGradients(const ModelParams& params, int held_id,
+                                     MemoryTracker& tracker)
+    : held_id_(held_id) {
+  int64_t largest_other = 0;
+  for (const auto& p : params.all()) {
+    if (p.id == held_id) {
+      held_ = Buffer(tracker, MemCategory::Gradients, static_cast<size_t>(p.numel()) * 4);
+    } else {
+      largest_other = std::max(largest_other, p.numel());
+    }
+  }
+  shared_ = Buffer(tracker, MemCategory::Gradients, static_cast<size_t>(largest_other) * 4);
+}
+
+float* ReusableGradients::buffer_for(const Param& p) {
+  return p.id == held_id_ ? held_.f32() : shared_.f32();
+}
+
+StoredGradients::StoredGradients(const ModelParams& params, MemoryTracker& tracker) {
+  for (const auto& p : params.all()) {
+    bufs_.emplace_back(tracker, MemCategory::Gradients, static_cast<size_t>(p.numel()) * 4);
+  }
+}
+
+void clip_by_value(float* g, int64_t n, float v) {
+  if (v <= 0) return;
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) g[i] = std::clamp(g[i], -v, v);
+}
+
+void check_finite(const float* g, int64_t n, const std::string& tensor, int64_t step) {
+  int bad = 0;
+#pragma omp parallel for reduction(| : bad)
+  for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(g[i]);
+  if (bad) {
+    throw Error("step " + std::to_string(step) + ": the gradient of " + tensor +
+                " contains inf or NaN; training stopped (lower --lr, or use --clip-grad-norm)");
+  }
+}
+
+namespace {
+
+// p ← p·(1 − lr·wd) − lr·c·g, computed in fp32 and written once (design §2 rule 5).
+void apply_sgd(Param& p, const float* g, const LomoUpdate& u) {
+  const float wd = (p.is_norm_or_bias && !u.decay_norms_and_biases) ? 0.0f : u.weight_decay;
+  const float keep = 1.0f - u.lr * wd;
+  const float step = u.lr * u.grad_coef;
+  float* w = p.f();
+  const int64_t n = p.numel();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) w[i] = w[i] * keep - step * g[i];
+}
+
+}  // namespace
+
+void LomoSink::consume(Param& p, float* grad) {
+  const int64_t n = p.numel();
+  clip_by_value(grad, n, u_.clip_value);
+  check_finite(grad, n, p.name, u_.step);
+  apply_sgd(p, grad, u_);
+}
+
+void NormSink::consume(Param& p, float* grad) {
+  const int64_t n = p.numel();
+  clip_by_value(grad, n, clip_value_);
+  double s = 0;
+#pragma omp parallel for reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(grad[i]) * grad[i];
+  if (!std::isfinite(s) && first_bad_.empty()) first_bad_ = p.name;
+  sumsq_ += s;
+}
+
+double NormSink::norm() const { return std::sqrt(sumsq_); }
+
+double global_norm(ModelParams& params, StoredGradients& grads) {
+  double s = 0;
+  for (auto& p : params.all()) {
+    const float* g = grads.buffer_for(p);
+    const int64_t n = p.numel();
+    double t = 0;
+#pragma omp parallel for reduction(+ : t)
+    for (int64_t i = 0; i < n; ++i) t += static_cast<double>(g[i]) * g[i];
+    s += t;
+  }
+  return std::sqrt(s);
+}
+
+void sgd_step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u) {
+  for (auto& p : params.all()) {
+    float* g = grads.buffer_for(p);
+    clip_by_value(g, p.numel(), u.clip_value);
+    check_finite(g, p.numel(), p.name, u.step);
+    apply_sgd(p, g, u);
+  }
+}
+
+AdamW::AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker)
+    : cfg_(cfg) {
+  for (const auto& p : params.all()) {
+    m_.emplace_back(tracker, MemCategory::OptimizerStates, static_cast<size_t>(p.numel()) * 4);
+    v_.emplace_back(tracker, MemCategory::OptimizerStates, static_cast<size_t>(p.numel()) * 4);
+  }
+}
+
+void AdamW::step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u) {
+  ++t_;
+  const float bc1 = 1.0f - std::pow(cfg_.beta1, static_cast<float>(t_));
+  const float bc2 = 1.0f - std::pow(cfg_.beta2, static_cast<float>(t_));
+  for (auto& p : params.all()) {
+    float* g = grads.buffer_for(p);
+    const int64_t n = p.numel();
+    clip_by_value(g, n, u.clip_value);
+    check_finite(g, n, p.name, u.step);
+    const float wd = (p.is_norm_or_bias && !u.decay_norms_and_biases) ? 0.0f : u.weight_decay;
+    float* w = p.f();
+    float* m = m_[p.id].f32();
+    float* v = v_[p.id].f32();
+    const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps, lr = u.lr, c = u.grad_coef;
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = c * g[i];
+      m[i] = b1 * m[i] + (1.0f - b1) * gi;
+      v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+      w[i] *= 1.0f - lr * wd;
+      w[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+    }
+  }
+}
+
+}  // namespace lomo

@@ -1,0 +1,122 @@
+// Gradient storage and the sinks that consume gradients during backward.
+//
+//  * ReusableGradients — LOMO's memory: one buffer the size of the largest parameter, handed to
+//    each parameter in turn, plus (tied embeddings only) one held buffer for the embedding, whose
+//    gradient is the sum of the LM head's (first in backward) and the lookup's (last).
+//    Peak gradient bytes = 4·max_numel            (untied)
+//                        = 4·(V·d + max over the other tensors)   (tied)
+//  * StoredGradients — the classic baselines: one buffer per parameter, all alive at once.
+//
+//  * LomoSink  — fused update p ← p·(1 − lr·wd) − lr·c·clamp(g), in fp32, the moment g is done.
+//  * NormSink  — pass 1 of global-norm clipping: Σ clamp(g)² and the first non-finite tensor.
+//  * StoreSink — keeps every gradient for a step after backward (SGD, AdamW).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/memory.h"
+#include "model/params.h"
+#include "optim/grad_sink.h"
+
+namespace lomo {
+
+class ReusableGradients {
+ public:
+  // held_id: id of the parameter whose gradient must survive the whole backward (the tied
+  // embedding), or −1.
+  ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker);
+  float* buffer_for(const Param& p);
+
+ private:
+  int held_id_;
+  Buffer held_;
+  Buffer shared_;
+};
+
+class StoredGradients {
+ public:
+  StoredGradients(const ModelParams& params, MemoryTracker& tracker);
+  float* buffer_for(const Param& p) { return bufs_[p.id].f32(); }
+
+ private:
+  std::vector<Buffer> bufs_;
+};
+
+// Element-wise clamp to [−v, v] (v ≤ 0: off) — the paper's clip by value, applied before
+// anything else reads the gradient.
+void clip_by_value(float* g, int64_t n, float v);
+
+// Throws lomo::Error naming the tensor and step if g holds inf or NaN (design §2 rule 8).
+void check_finite(const float* g, int64_t n, const std::string& tensor, int64_t step);
+
+struct LomoUpdate {
+  float lr = 0;
+  float weight_decay = 0;
+  float clip_value = 0;    // ≤ 0: off
+  float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
+  bool decay_norms_and_biases = true;
+  int64_t step = 0;        // for messages
+};
+
+class LomoSink : public GradSink {
+ public:
+  LomoSink(ReusableGradients& grads, const LomoUpdate& update) : grads_(grads), u_(update) {}
+  float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
+  void consume(Param& p, float* grad) override;
+
+ private:
+  ReusableGradients& grads_;
+  LomoUpdate u_;
+};
+
+class NormSink : public GradSink {
+ public:
+  NormSink(ReusableGradients& grads, float clip_value) : grads_(grads), clip_value_(clip_value) {}
+  float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
+  void consume(Param& p, float* grad) override;
+  double norm() const;
+  const std::string& first_nonfinite() const { return first_bad_; }  // "" when all finite
+
+ private:
+  ReusableGradients& grads_;
+  float clip_value_;
+  double sumsq_ = 0;
+  std::string first_bad_;
+};
+
+class StoreSink : public GradSink {
+ public:
+  explicit StoreSink(StoredGradients& grads) : grads_(grads) {}
+  float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
+  void consume(Param&, float*) override {}
+
+ private:
+  StoredGradients& grads_;
+};
+
+// Global L2 norm over stored gradients (fp64 accumulation).
+double global_norm(ModelParams& params, StoredGradients& grads);
+
+// Plain SGD on stored gradients: same arithmetic as LomoSink, after backward.
+void sgd_step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
+
+struct AdamWConfig {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+};
+
+// AdamW as torch.optim.AdamW: decoupled decay p ← p(1 − lr·wd), then the bias-corrected Adam step.
+// m and v are fp32, counted as optimizer states (2 × parameter bytes).
+class AdamW {
+ public:
+  AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker);
+  void step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
+
+ private:
+  AdamWConfig cfg_;
+  int64_t t_ = 0;
+  std::vector<Buffer> m_, v_;
+};
+
+}  // namespace lomo

@@ -1,0 +1,104 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace lomo {
+
+OptimizerKind parse_optimizer(const std::string& s) {
+  if (s == "lomo") return OptimizerKind::Lomo;
+  if (s == "sgd") return OptimizerKind::Sgd;
+  if (s == "adamw") return OptimizerKind::AdamW;
+  throw Error("--optimizer: unknown optimizer \"" + s + "\" (lomo, sgd, adamw)");
+}
+
+const char* optimizer_name(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::Lomo: return "lomo";
+    case OptimizerKind::Sgd: return "sgd";
+    case OptimizerKind::AdamW: return "adamw";
+  }
+  return "?";
+}
+
+Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)
+    : model_(model), opts_(opts) {
+  ModelParams& params = model.params();
+  if (opts.optimizer == OptimizerKind::Lomo) {
+    const int held = params.lm_head == nullptr ? params.embed->id : -1;
+    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker);
+  } else {
+    stored_ = std::make_unique<StoredGradients>(params, tracker);
+    if (opts.optimizer == OptimizerKind::AdamW) {
+      adamw_ = std::make_unique<AdamW>(params, AdamWConfig{}, tracker);
+    }
+  }
+}
+
+namespace {
+
+void check_loss(double loss, int64_t step) {
+  if (!std::isfinite(loss)) {
+    throw Error("step " + std::to_string(step) +
+                ": the loss is " + std::to_string(loss) +
+                "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
+  }
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  return std::min(1.0, max_norm / (norm + 1e-6));
+}
+
+}  // namespace
+
+StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index) {
+  StepResult r;
+  LomoUpdate u;
+  u.lr = static_cast<float>(lr);
+  u.weight_decay = opts_.weight_decay;
+  u.clip_value = opts_.clip_grad_value;
+  u.decay_norms_and_biases = opts_.decay_norms_and_biases;
+  u.step = step_index;
+
+  if (opts_.optimizer == OptimizerKind::Lomo) {
+    if (opts_.clip_grad_norm > 0) {
+      NormSink norm_sink(*reusable_, opts_.clip_grad_value);
+      r.loss = model_.forward_backward(batch, norm_sink, opts_.checkpointing);
+      check_loss(r.loss, step_index);
+      if (!norm_sink.first_nonfinite().empty()) {
+        throw Error("step " + std::to_string(step_index) + ": the gradient of " +
+                    norm_sink.first_nonfinite() +
+                    " contains inf or NaN; no parameter was updated; training stopped");
+      }
+      r.grad_norm = norm_sink.norm();
+      r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
+      u.grad_coef = static_cast<float>(r.clip_coef);
+    }
+    LomoSink sink(*reusable_, u);
+    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+    check_loss(r.loss, step_index);
+    return r;
+  }
+
+  StoreSink sink(*stored_);
+  r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+  check_loss(r.loss, step_index);
+  if (opts_.clip_grad_norm > 0) {
+    ModelParams& params = model_.params();
+    for (auto& p : params.all()) clip_by_value(stored_->buffer_for(p), p.numel(), u.clip_value);
+    u.clip_value = 0;  // applied once, above
+    r.grad_norm = global_norm(params, *stored_);
+    r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
+    u.grad_coef = static_cast<float>(r.clip_coef);
+  }
+  if (opts_.optimizer == OptimizerKind::Sgd) {
+    sgd_step(model_.params(), *stored_, u);
+  } else {
+    adamw_->step(model_.params(), *stored_, u);
+  }
+  return r;
+}
+
+}  // namespace lomo

@@ -1,0 +1,49 @@
+// One optimisation step, for every optimizer. LOMO runs its update inside backward through a
+// sink; with global-norm clipping it runs backward twice (design §2 rule 6): pass 1 with the
+// norm sink (nothing updated), pass 2, on recomputed activations, with the update sink scaled by
+// min(1, C / (‖g‖ + 1e-6)). SGD and AdamW store every gradient and step after backward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/memory.h"
+#include "model/llama.h"
+#include "optim/schedule.h"
+#include "optim/sinks.h"
+
+namespace lomo {
+
+enum class OptimizerKind { Lomo, Sgd, AdamW };
+OptimizerKind parse_optimizer(const std::string& s);
+const char* optimizer_name(OptimizerKind k);
+
+struct TrainOptions {
+  OptimizerKind optimizer = OptimizerKind::Lomo;
+  float weight_decay = 0;
+  float clip_grad_norm = 0;   // ≤ 0: off
+  float clip_grad_value = 0;  // ≤ 0: off
+  Checkpointing checkpointing = Checkpointing::On;
+  bool decay_norms_and_biases = true;
+};
+
+struct StepResult {
+  double loss = 0;
+  double grad_norm = -1;  // measured only when clipping by norm
+  double clip_coef = 1;
+};
+
+class Trainer {
+ public:
+  Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker);
+  StepResult step(const Batch& batch, double lr, int64_t step_index);
+
+ private:
+  LlamaModel& model_;
+  TrainOptions opts_;
+  std::unique_ptr<ReusableGradients> reusable_;
+  std::unique_ptr<StoredGradients> stored_;
+  std::unique_ptr<AdamW> adamw_;
+};
+
+}  // namespace lomo
