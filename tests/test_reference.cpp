@@ -1,0 +1,151 @@
+// The engine against the independent reference (PyTorch + transformers, float64; see
+// tests/tools/make_fixtures.py): logits, loss, every gradient, and parameters after 3 steps of
+// LOMO (== SGD, design §2 rule 3), SGD and AdamW, for three architectures.
+//
+// Tolerances. Our arithmetic is fp32 (unit roundoff u = 6e-8) against an fp64 reference, so the
+// errors below are ours alone. Each is relative to the tensor's own largest element.
+//  * logits, loss: 1e-5. A 2-layer model has ~10 dependent fp32 ops per output, each with
+//    dot products of length ≤ 80 whose error is ≲ √K·u·(condition). Measured: ≤ 5.3e-7.
+//  * gradients: 1e-4. Backward adds softmax and norm derivatives whose cancellations amplify
+//    rounding (dS = P ⊙ (dP − Σ dP·P)); small tensors like biases sum N = 27 rows. Measured:
+//    ≤ 7.6e-7 (2026-11-28), so 1e-4 leaves room for other BLAS kernels, not for real bugs.
+//  * parameters after 3 steps: 1e-5. p − 0.1·g changes p by ~1 %; a 1e-4 relative error in g
+//    is then ≤ 1e-6 of p. Measured: ≤ 1e-6 (AdamW), ≤ 3.3e-7 (SGD/LOMO). Skipping one update
+//    would show as ~1e-2.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <map>
+
+#include "model/llama.h"
+#include "model/loader.h"
+#include "optim/sinks.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+namespace lomo {
+namespace {
+
+using test::fixture_batch;
+using test::fixture_dir;
+using test::read_tensor;
+using test::rel_inf_error;
+
+class Reference : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ref_ = std::make_unique<SafetensorsFile>(fixture_dir(GetParam()) + "/reference.safetensors");
+    batch_ = fixture_batch(*ref_);
+  }
+  Model load() { return load_model(fixture_dir(GetParam()) + "/model", tracker_); }
+  double meta(const std::string& k) const { return std::stod(ref_->metadata().at(k)); }
+
+  // Compares every parameter with "<prefix>.<name>" in the reference; reports the first failure.
+  void expect_params(ModelParams& params, const std::string& prefix, double tol) {
+    double worst = 0;
+    for (auto& p : params.all()) {
+      const auto want = read_tensor(*ref_, prefix + "." + p.name);
+      ASSERT_EQ(static_cast<int64_t>(want.size()), p.numel()) << p.name;
+      const double e = rel_inf_error(p.f(), want.data(), want.size());
+      ASSERT_LE(e, tol) << GetParam() << ": first failing tensor " << prefix << "." << p.name;
+      worst = std::max(worst, e);
+    }
+    std::printf("  %s %s: worst parameter error %.2e (tolerance %.0e)\n", GetParam().c_str(),
+                prefix.c_str(), worst, tol);
+  }
+
+  MemoryTracker tracker_;
+  std::unique_ptr<SafetensorsFile> ref_;
+  Batch batch_;
+};
+
+TEST_P(Reference, LogitsAndLoss) {
+  Model m = load();
+  LlamaModel net(m.config, m.params, tracker_);
+  std::vector<float> logits;
+  const double loss = net.forward(batch_, nullptr, &logits);
+  const auto want = read_tensor(*ref_, "logits");
+  const float want_loss = read_tensor(*ref_, "loss")[0];
+  EXPECT_NEAR(loss, want_loss, 1e-5 * std::abs(want_loss));
+  ASSERT_EQ(logits.size(), want.size());
+  const int64_t V = m.config.vocab;
+  double worst = 0;
+  for (int64_t b = 0; b < batch_.B; ++b) {
+    const int64_t L = batch_.lengths[b];  // padding positions are not compared
+    const size_t off = static_cast<size_t>(b * batch_.T * V);
+    worst = std::max(worst, rel_inf_error(logits.data() + off, want.data() + off, L * V));
+  }
+  EXPECT_LE(worst, 1e-5) << GetParam();
+  std::printf("  %s: logits error %.2e, loss error %.2e (tolerance 1e-5)\n", GetParam().c_str(),
+              worst, std::abs(loss - want_loss) / std::abs(want_loss));
+}
+
+TEST_P(Reference, GradientsWithAndWithoutCheckpointing) {
+  for (Checkpointing ck : {Checkpointing::On, Checkpointing::Off}) {
+    Model m = load();
+    LlamaModel net(m.config, m.params, tracker_);
+    StoredGradients grads(m.params, tracker_);
+    StoreSink sink(grads);
+    const double loss = net.forward_backward(batch_, sink, ck);
+    EXPECT_NEAR(loss, read_tensor(*ref_, "loss")[0], 1e-5 * loss);
+    double worst = 0;
+    for (auto& p : m.params.all()) {
+      const auto want = read_tensor(*ref_, "grad." + p.name);
+      const double e = rel_inf_error(grads.buffer_for(p), want.data(), want.size());
+      ASSERT_LE(e, 1e-4) << GetParam() << ": first failing gradient " << p.name
+                         << (ck == Checkpointing::On ? " (checkpointing on)" : " (off)");
+      worst = std::max(worst, e);
+    }
+    std::printf("  %s: worst gradient error %.2e, checkpointing %s (tolerance 1e-4)\n",
+                GetParam().c_str(), worst, ck == Checkpointing::On ? "on" : "off");
+  }
+}
+
+struct Variant {
+  const char* fixture_prefix;
+  OptimizerKind optimizer;
+};
+
+TEST_P(Reference, ThreeStepsMatchTorch) {
+  const std::vector<Variant> variants = {
+      {"sgd_plain", OptimizerKind::Lomo},    {"sgd_clipnorm", OptimizerKind::Lomo},
+      {"sgd_wd", OptimizerKind::Lomo},       {"sgd_clipvalue", OptimizerKind::Lomo},
+      {"sgd_plain", OptimizerKind::Sgd},     {"sgd_clipnorm", OptimizerKind::Sgd},
+      {"sgd_wd", OptimizerKind::Sgd},        {"sgd_clipvalue", OptimizerKind::Sgd},
+      {"adamw", OptimizerKind::AdamW},
+  };
+  const int steps = static_cast<int>(meta("steps"));
+  for (const auto& v : variants) {
+    SCOPED_TRACE(std::string(v.fixture_prefix) + " with " + optimizer_name(v.optimizer));
+    const std::string prefix = v.fixture_prefix;
+    Model m = load();
+    LlamaModel net(m.config, m.params, tracker_);
+    TrainOptions o;
+    o.optimizer = v.optimizer;
+    double lr = meta("lr");
+    if (prefix == "sgd_clipnorm") o.clip_grad_norm = static_cast<float>(meta("clip_norm"));
+    if (prefix == "sgd_clipvalue") o.clip_grad_value = static_cast<float>(meta("clip_value"));
+    if (prefix == "sgd_wd") o.weight_decay = static_cast<float>(meta("weight_decay"));
+    if (prefix == "adamw") {
+      lr = meta("adamw_lr");
+      o.weight_decay = static_cast<float>(meta("weight_decay"));
+    }
+    Trainer trainer(net, o, tracker_);
+    for (int s = 0; s < steps; ++s) {
+      const StepResult r = trainer.step(batch_, lr, s + 1);
+      if (prefix == "sgd_clipnorm") {
+        ASSERT_LT(r.clip_coef, 1.0) << "clipping must be active";
+      }
+    }
+    // AdamW divides by √v, so early steps move every weight by ≈ lr regardless of |g|; the
+    // update is lr = 1e-3 of weights ~0.15, and our fp32 error in m/√v stays ≲ 1e-4 of that.
+    expect_params(m.params, prefix, 1e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Reference,
+                         ::testing::Values("llama_gqa", "smollm_tied", "qwen2_bias"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace lomo

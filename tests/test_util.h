@@ -1,0 +1,55 @@
+// Helpers shared by the tests: fixture access and tensor comparison that names what failed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/batch.h"
+
+namespace lomo::test {
+
+inline std::string fixture_dir(const std::string& name) {
+  return std::string(LOMO_FIXTURES_DIR) + "/" + name;
+}
+
+inline std::vector<float> read_tensor(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo* t = f.find(name);
+  if (t == nullptr) {
+    ADD_FAILURE() << f.path() << " has no tensor " << name;
+    return {};
+  }
+  std::vector<float> v(t->numel());
+  f.read(*t, v.data());
+  return v;
+}
+
+// ‖a − b‖∞ / max(‖b‖∞, floor): the error relative to the tensor's own scale.
+inline double rel_inf_error(const float* a, const float* b, size_t n, double floor = 1e-30) {
+  double err = 0, scale = floor;
+  for (size_t i = 0; i < n; ++i) {
+    err = std::max(err, std::abs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  }
+  return err / scale;
+}
+
+// The fixture batch: input_ids (B, T) and lengths (B) stored as floats.
+inline Batch fixture_batch(const SafetensorsFile& ref) {
+  const auto ids = read_tensor(ref, "input_ids");
+  const auto lengths = read_tensor(ref, "lengths");
+  const size_t B = lengths.size(), T = ids.size() / B;
+  std::vector<Sequence> seqs(B);
+  for (size_t b = 0; b < B; ++b) {
+    for (size_t t = 0; t < static_cast<size_t>(lengths[b]); ++t) {
+      seqs[b].ids.push_back(static_cast<int32_t>(ids[b * T + t]));
+    }
+  }
+  return make_batch(seqs);
+}
+
+}  // namespace lomo::test
