@@ -1,0 +1,123 @@
+// What the tracked allocator says about each optimizer's memory (design §2 rule 1, §3):
+// LOMO holds one gradient (plus the tied embedding's), SGD all of them, AdamW two fp32 states;
+// checkpointing trades activation memory for recomputation without changing a single gradient.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "model/init.h"
+#include "model/llama.h"
+#include "model/loader.h"
+#include "optim/sinks.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+namespace lomo {
+namespace {
+
+using test::fixture_batch;
+using test::fixture_dir;
+
+struct StepMemory {
+  size_t peak_gradients, peak_states, peak_activations, param_bytes, largest_bytes, embed_bytes;
+};
+
+StepMemory train_one_step(const std::string& fixture, OptimizerKind opt) {
+  MemoryTracker tracker;
+  Model m = load_model(fixture_dir(fixture) + "/model", tracker);
+  SafetensorsFile ref(fixture_dir(fixture) + "/reference.safetensors");
+  const Batch batch = fixture_batch(ref);
+  LlamaModel net(m.config, m.params, tracker);
+  TrainOptions o;
+  o.optimizer = opt;
+  o.clip_grad_norm = 1.0f;  // the norm pass must not add gradient memory either
+  Trainer trainer(net, o, tracker);
+  trainer.step(batch, 0.01, 1);
+  StepMemory r{};
+  r.peak_gradients = tracker.peak(MemCategory::Gradients);
+  r.peak_states = tracker.peak(MemCategory::OptimizerStates);
+  r.peak_activations = tracker.peak(MemCategory::Activations);
+  r.param_bytes = static_cast<size_t>(m.params.total_numel()) * 4;
+  r.embed_bytes = static_cast<size_t>(m.params.embed->numel()) * 4;
+  for (const auto& p : m.params.all()) {
+    if (m.config.tied_embeddings && &p == m.params.embed) continue;
+    r.largest_bytes = std::max(r.largest_bytes, static_cast<size_t>(p.numel()) * 4);
+  }
+  return r;
+}
+
+TEST(Memory, LomoHoldsOneGradientUntied) {
+  // Untied: peak gradient bytes = bytes of the largest parameter tensor.
+  const StepMemory r = train_one_step("llama_gqa", OptimizerKind::Lomo);
+  std::printf("  lomo, untied: peak gradients %zu B = largest tensor %zu B (all params %zu B)\n",
+              r.peak_gradients, r.largest_bytes, r.param_bytes);
+  EXPECT_EQ(r.peak_gradients, r.largest_bytes);
+  EXPECT_EQ(r.peak_states, 0u);
+}
+
+TEST(Memory, LomoHoldsEmbeddingPlusOneGradientTied) {
+  // Tied (design §2 rule 4): the embedding's gradient is held from the LM head (first in
+  // backward) to the lookup (last), beside one buffer for every other tensor:
+  // peak = bytes(embedding) + max over the other tensors of their bytes.
+  const StepMemory r = train_one_step("smollm_tied", OptimizerKind::Lomo);
+  std::printf("  lomo, tied: peak gradients %zu B = embedding %zu B + largest other %zu B\n",
+              r.peak_gradients, r.embed_bytes, r.largest_bytes);
+  EXPECT_EQ(r.peak_gradients, r.embed_bytes + r.largest_bytes);
+  EXPECT_LT(r.peak_gradients, r.param_bytes);
+}
+
+TEST(Memory, SgdStoresAllGradients) {
+  for (const char* f : {"llama_gqa", "smollm_tied"}) {
+    const StepMemory r = train_one_step(f, OptimizerKind::Sgd);
+    EXPECT_EQ(r.peak_gradients, r.param_bytes) << f;
+    EXPECT_EQ(r.peak_states, 0u) << f;
+  }
+}
+
+TEST(Memory, AdamWKeepsTwoFp32States) {
+  const StepMemory r = train_one_step("qwen2_bias", OptimizerKind::AdamW);
+  EXPECT_EQ(r.peak_gradients, r.param_bytes);
+  EXPECT_EQ(r.peak_states, 2 * r.param_bytes);
+}
+
+TEST(Memory, CheckpointingSameGradientsLessActivation) {
+  ModelConfig c = parse_config(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                                              {"hidden_size", 64},
+                                              {"intermediate_size", 160},
+                                              {"num_hidden_layers", 8},
+                                              {"num_attention_heads", 4},
+                                              {"num_key_value_heads", 2},
+                                              {"vocab_size", 256},
+                                              {"max_position_embeddings", 64}},
+                               "test");
+  std::vector<Sequence> seqs(4);
+  for (int b = 0; b < 4; ++b) {
+    for (int t = 0; t < 48 - 7 * b; ++t) seqs[b].ids.push_back((b * 31 + t * 7) % 256);
+  }
+  const Batch batch = make_batch(seqs);
+  std::vector<std::vector<float>> grads[2];
+  size_t act_peak[2];
+  for (int i = 0; i < 2; ++i) {
+    MemoryTracker tracker;
+    ModelParams params(c, tracker);
+    init_params(c, params, 7);
+    LlamaModel net(c, params, tracker);
+    StoredGradients store(params, tracker);
+    StoreSink sink(store);
+    net.forward_backward(batch, sink, i == 0 ? Checkpointing::On : Checkpointing::Off);
+    act_peak[i] = tracker.peak(MemCategory::Activations);
+    for (auto& p : params.all()) {
+      grads[i].emplace_back(store.buffer_for(p), store.buffer_for(p) + p.numel());
+    }
+  }
+  std::printf("  activation peak: checkpointing on %s, off %s (8 layers, batch 4 x 48)\n",
+              format_bytes(act_peak[0]).c_str(), format_bytes(act_peak[1]).c_str());
+  EXPECT_LT(act_peak[0] * 2, act_peak[1]) << "checkpointing should at least halve activations here";
+  for (size_t p = 0; p < grads[0].size(); ++p) {
+    // Recomputation repeats the same fp32 operations in the same order: identical results.
+    ASSERT_EQ(grads[0][p], grads[1][p]) << "gradient " << p << " differs with checkpointing";
+  }
+}
+
+}  // namespace
+}  // namespace lomo
