@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -108,8 +109,9 @@ double Args::number(const std::string& name, double min, double max) const {
     throw Error("--" + name + ": expected a number, got \"" + v + "\"");
   }
   if (x < min || x > max) {
-    throw Error("--" + name + ": " + v + " is out of range [" + std::to_string(min) + ", " +
-                std::to_string(max) + "]");
+    char range[96];
+    std::snprintf(range, sizeof range, "[%g, %g]", min, max);
+    throw Error("--" + name + ": " + v + " is out of range " + range);
   }
   return x;
 }

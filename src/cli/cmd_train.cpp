@@ -68,7 +68,7 @@ int cmd_train(int argc, char** argv) {
   if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   TrainOptions opts;
   opts.optimizer = parse_optimizer(args.str("optimizer"));
-  const double lr = args.given("lr") ? args.number("lr", 0, 1e3)
+  const double lr = args.given("lr") ? args.number("lr", 0, 1e6)
                                      : (opts.optimizer == OptimizerKind::AdamW ? 1e-5 : 0.03);
   opts.weight_decay = static_cast<float>(args.number("weight-decay", 0, 1e3));
   opts.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));

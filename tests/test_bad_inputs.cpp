@@ -1,0 +1,237 @@
+// Broken model folders, data files and flags, fed to the real `lomo train` binary: each must exit
+// non-zero with a message naming the problem, and leave no output folder (not even a partial one).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace lomo {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(LOMO_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void spit(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary);
+  out << s;
+}
+
+class BadInputs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lomo_bad_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    model_ = dir_ / "model";
+    fs::copy(test::fixture_dir("llama_gqa") + "/model", model_);
+    data_ = dir_ / "data.jsonl";
+    spit(data_, "{\"input_ids\": [1, 2, 3, 4, 5]}\n{\"input_ids\": [7, 8, 9]}\n");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs train and checks: non-zero exit, `needle` in the message, no output, no staging folder.
+  void expect_failure(const std::string& needle, const std::string& extra = "",
+                      const std::string& steps = "--steps 1") {
+    const fs::path out = dir_ / "out";
+    const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
+                         " --out " + out.string() + " --threads 1 " + steps + " " + extra);
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos)
+        << "expected the message to mention \"" << needle << "\", got:\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << "output folder was written";
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      EXPECT_EQ(e.path().filename().string().find("out.partial"), std::string::npos)
+          << "staging folder left behind: " << e.path();
+    }
+  }
+
+  // Rewrites model.safetensors with a new header (data block kept).
+  void rewrite_header(const std::function<void(nlohmann::json&)>& edit, int64_t data_cut = 0) {
+    const std::string bytes = slurp(model_ / "model.safetensors");
+    uint64_t len;
+    std::memcpy(&len, bytes.data(), 8);
+    nlohmann::json h = nlohmann::json::parse(bytes.substr(8, len));
+    edit(h);
+    std::string hs = h.dump();
+    const uint64_t nl = hs.size();
+    std::string data = bytes.substr(8 + len);
+    data.resize(data.size() - data_cut);
+    spit(model_ / "model.safetensors", std::string(reinterpret_cast<const char*>(&nl), 8) + hs + data);
+  }
+
+  void edit_config(const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json c = nlohmann::json::parse(slurp(model_ / "config.json"));
+    edit(c);
+    spit(model_ / "config.json", c.dump());
+  }
+
+  fs::path dir_, model_, data_;
+};
+
+TEST_F(BadInputs, GoodInputsTrain) {
+  // The control: the same folder and data, untouched, train and write the output.
+  const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
+                       " --out " + (dir_ / "out").string() + " --steps 1 --threads 1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "memory.json"));
+}
+
+TEST_F(BadInputs, TruncatedSafetensors) {
+  const std::string b = slurp(model_ / "model.safetensors");
+  spit(model_ / "model.safetensors", b.substr(0, b.size() / 2));
+  expect_failure("truncated");
+}
+
+TEST_F(BadInputs, FileShorterThanHeaderLength) {
+  spit(model_ / "model.safetensors", "abc");
+  expect_failure("shorter than the 8-byte header length");
+}
+
+TEST_F(BadInputs, HeaderLengthBeyondFile) {
+  std::string b = slurp(model_ / "model.safetensors");
+  const uint64_t huge = 1ull << 50;
+  std::memcpy(b.data(), &huge, 8);
+  spit(model_ / "model.safetensors", b);
+  expect_failure("exceeds the file size");
+}
+
+TEST_F(BadInputs, HeaderNotJson) {
+  std::string b = slurp(model_ / "model.safetensors");
+  b[8] = '#';
+  spit(model_ / "model.safetensors", b);
+  expect_failure("invalid JSON");
+}
+
+TEST_F(BadInputs, UnknownDtype) {
+  rewrite_header([](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "I64"; });
+  expect_failure("unsupported dtype \"I64\"");
+}
+
+TEST_F(BadInputs, OverlappingOffsets) {
+  rewrite_header([](nlohmann::json& h) {
+    auto a = h["model.norm.weight"]["data_offsets"];
+    h["model.layers.0.input_layernorm.weight"]["data_offsets"] = a;
+  });
+  expect_failure("overlap");
+}
+
+TEST_F(BadInputs, MissingTensor) {
+  rewrite_header([](nlohmann::json& h) { h.erase("model.layers.1.mlp.up_proj.weight"); });
+  expect_failure("\"model.layers.1.mlp.up_proj.weight\" is missing");
+}
+
+TEST_F(BadInputs, ExtraTensor) {
+  rewrite_header([](nlohmann::json& h) { h["model.layers.9.extra.weight"] = h["model.norm.weight"]; });
+  // Sharing the offsets of another tensor also overlaps; either message names the tensor.
+  expect_failure("model.layers.9.extra.weight");
+}
+
+TEST_F(BadInputs, ShapeMismatch) {
+  edit_config([](nlohmann::json& c) { c["intermediate_size"] = 48; });
+  expect_failure("model.layers.0.mlp.gate_proj.weight\": expected [48, 32] from config.json, file has [64, 32]");
+}
+
+TEST_F(BadInputs, MalformedConfig) {
+  spit(model_ / "config.json", "{\"hidden_size\": 32,");
+  expect_failure("config.json: invalid JSON");
+}
+
+TEST_F(BadInputs, UnsupportedArchitecture) {
+  edit_config([](nlohmann::json& c) { c["architectures"] = {"GPT2LMHeadModel"}; });
+  expect_failure("\"GPT2LMHeadModel\" is not supported");
+}
+
+TEST_F(BadInputs, UnsupportedActivation) {
+  edit_config([](nlohmann::json& c) { c["hidden_act"] = "gelu"; });
+  expect_failure("hidden_act");
+}
+
+TEST_F(BadInputs, MissingModelFolder) {
+  model_ = dir_ / "nowhere";
+  expect_failure("not a model folder");
+}
+
+TEST_F(BadInputs, EmptyDataFile) {
+  spit(data_, "\n\n");
+  expect_failure("holds no examples");
+}
+
+TEST_F(BadInputs, TokenIdBeyondVocab) {
+  spit(data_, "{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 128]}\n");
+  expect_failure("data.jsonl:2: input_ids[1] = 128 is outside the vocabulary [0, 128)");
+}
+
+TEST_F(BadInputs, SequenceLongerThanContext) {
+  std::string ids;
+  for (int i = 0; i < 65; ++i) ids += (i ? "," : "") + std::to_string(i);
+  spit(data_, "{\"input_ids\": [" + ids + "]}\n");
+  expect_failure("65 tokens exceed the model's context (max_position_embeddings = 64)");
+}
+
+TEST_F(BadInputs, DataLineNotJson) {
+  spit(data_, "{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2\n");
+  expect_failure("data.jsonl:2: invalid JSON");
+}
+
+TEST_F(BadInputs, SingleTokenSequence) {
+  spit(data_, "{\"input_ids\": [5]}\n");
+  expect_failure("at least 2 tokens");
+}
+
+TEST_F(BadInputs, BadFlagValue) { expect_failure("--lr: expected a number, got \"fast\"", "--lr fast"); }
+
+TEST_F(BadInputs, UnknownFlag) { expect_failure("unknown flag --learning-rate", "--learning-rate 1"); }
+
+TEST_F(BadInputs, SeqLenBeyondContext) {
+  expect_failure("--seq-len: 100 is out of range [2, 64]", "--seq-len 100");
+}
+
+TEST_F(BadInputs, OutputFolderNotEmpty) {
+  fs::create_directories(dir_ / "out");
+  spit(dir_ / "out" / "keep.txt", "user data");
+  const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
+                       " --out " + (dir_ / "out").string() + " --steps 1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("not an empty folder"), std::string::npos) << r.output;
+  EXPECT_EQ(slurp(dir_ / "out" / "keep.txt"), "user data");
+}
+
+TEST_F(BadInputs, DivergenceStopsWithoutOutput) {
+  // A learning rate this large overflows within a few steps: the run must stop naming the step
+  // and the tensor, and write nothing.
+  spit(data_, "{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 8]}\n");
+  expect_failure("inf or NaN", "--lr 1e6 --lr-schedule constant", "--steps 5");
+}
+
+}  // namespace
+}  // namespace lomo
