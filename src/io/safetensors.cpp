@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -89,14 +90,14 @@ void convert(const uint8_t* src, DType dtype, int64_t n, Dst* dst) {
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(std::make_unique<MappedFile>(path)) {
+    : file_(std::make_unique<InputFile>(path)) {
   const uint64_t size = file_->size();
   if (size < 8) {
     throw Error(path + ": not a safetensors file (" + std::to_string(size) +
                 " bytes, shorter than the 8-byte header length)");
   }
   uint64_t header_len = 0;
-  std::memcpy(&header_len, file_->data(), 8);
+  file_->read_at(0, &header_len, 8);
   if (header_len > size - 8) {
     throw Error(path + ": corrupt safetensors header: header length " +
                 std::to_string(header_len) + " exceeds the file size " + std::to_string(size) +
@@ -104,10 +105,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   }
   data_start_ = 8 + header_len;
   const uint64_t data_size = size - data_start_;
-  const char* hdr = reinterpret_cast<const char*>(file_->data() + 8);
+  std::string hdr(header_len, '\0');
+  file_->read_at(8, hdr.data(), header_len);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(hdr, hdr + header_len);
+    j = nlohmann::json::parse(hdr);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": corrupt safetensors header: invalid JSON (" + e.what() + ")");
   }
@@ -176,12 +178,35 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+
+// Reads a tensor in chunks through a small staging buffer, converting as it goes.
+template <class Dst>
+void read_converted(const InputFile& f, uint64_t offset, DType dtype, int64_t numel, Dst* dst) {
+  const size_t esize = dtype_size(dtype);
+  if constexpr (std::is_same_v<Dst, float>) {
+    if (dtype == DType::F32) {
+      f.read_at(offset, dst, static_cast<size_t>(numel) * 4);
+      return;
+    }
+  }
+  constexpr int64_t kChunk = 1 << 18;  // elements
+  std::vector<uint8_t> staging(static_cast<size_t>(std::min(numel, kChunk)) * esize);
+  for (int64_t i = 0; i < numel; i += kChunk) {
+    const int64_t n = std::min(kChunk, numel - i);
+    f.read_at(offset + static_cast<uint64_t>(i) * esize, staging.data(), static_cast<size_t>(n) * esize);
+    convert(staging.data(), dtype, n, dst + i);
+  }
+}
+
+}  // namespace
+
 void SafetensorsFile::read(const TensorInfo& t, float* dst) const {
-  convert(file_->data() + data_start_ + t.begin, t.dtype, t.numel(), dst);
+  read_converted(*file_, data_start_ + t.begin, t.dtype, t.numel(), dst);
 }
 
 void SafetensorsFile::read(const TensorInfo& t, double* dst) const {
-  convert(file_->data() + data_start_ + t.begin, t.dtype, t.numel(), dst);
+  read_converted(*file_, data_start_ + t.begin, t.dtype, t.numel(), dst);
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
@@ -197,17 +222,17 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   }
   std::string hdr = header.dump();
   while ((hdr.size() + 8) % 8 != 0) hdr.push_back(' ');  // keeps the data block 8-byte aligned
-  std::string bytes;
-  bytes.reserve(8 + hdr.size() + offset);
-  const uint64_t len = hdr.size();
-  bytes.append(reinterpret_cast<const char*>(&len), 8);
-  bytes += hdr;
-  for (const auto& t : tensors) {
-    uint64_t n = 1;
-    for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-    bytes.append(reinterpret_cast<const char*>(t.data), 4 * n);
-  }
-  write_file_atomic(path, bytes);
+  // Streamed tensor by tensor: saving never holds a second copy of the model in memory.
+  write_file_atomic(path, [&](const ByteSink& sink) {
+    const uint64_t len = hdr.size();
+    sink(&len, 8);
+    sink(hdr.data(), hdr.size());
+    for (const auto& t : tensors) {
+      uint64_t n = 1;
+      for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
+      sink(t.data, 4 * n);
+    }
+  });
 }
 
 }  // namespace lomo

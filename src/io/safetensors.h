@@ -45,7 +45,7 @@ class SafetensorsFile {
   void read(const TensorInfo& t, double* dst) const;
 
  private:
-  std::unique_ptr<MappedFile> file_;
+  std::unique_ptr<InputFile> file_;
   uint64_t data_start_ = 0;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
