@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
     if (r > 0) rates.push_back(2.0 * n * n * n / s / 1e9);  // first call warms up
   }
   std::sort(rates.begin(), rates.end());
-  std::printf("{\"gemm\": \"oneDNN sgemm\", \"size\": %lld, \"threads\": %d, \"gflops_median\": %.1f}\n",
-              static_cast<long long>(n), omp_get_max_threads(), rates[rates.size() / 2]);
+  std::printf(
+      "{\"gemm\": \"oneDNN sgemm\", \"size\": %lld, \"threads\": %d, \"gflops_median\": %.1f}\n",
+      static_cast<long long>(n), omp_get_max_threads(), rates[rates.size() / 2]);
   return 0;
 }

@@ -66,7 +66,8 @@ class BadInputs : public ::testing::Test {
                          " --out " + out.string() + " --threads 1 " + steps + " " + extra);
     EXPECT_NE(r.status, 0) << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos)
-        << "expected the message to mention \"" << needle << "\", got:\n" << r.output;
+        << "expected the message to mention \"" << needle << "\", got:\n"
+        << r.output;
     EXPECT_FALSE(fs::exists(out)) << "output folder was written";
     for (const auto& e : fs::directory_iterator(dir_)) {
       EXPECT_EQ(e.path().filename().string().find("out.partial"), std::string::npos)
@@ -85,7 +86,8 @@ class BadInputs : public ::testing::Test {
     const uint64_t nl = hs.size();
     std::string data = bytes.substr(8 + len);
     data.resize(data.size() - data_cut);
-    spit(model_ / "model.safetensors", std::string(reinterpret_cast<const char*>(&nl), 8) + hs + data);
+    spit(model_ / "model.safetensors",
+         std::string(reinterpret_cast<const char*>(&nl), 8) + hs + data);
   }
 
   void edit_config(const std::function<void(nlohmann::json&)>& edit) {
@@ -151,14 +153,17 @@ TEST_F(BadInputs, MissingTensor) {
 }
 
 TEST_F(BadInputs, ExtraTensor) {
-  rewrite_header([](nlohmann::json& h) { h["model.layers.9.extra.weight"] = h["model.norm.weight"]; });
+  rewrite_header(
+      [](nlohmann::json& h) { h["model.layers.9.extra.weight"] = h["model.norm.weight"]; });
   // Sharing the offsets of another tensor also overlaps; either message names the tensor.
   expect_failure("model.layers.9.extra.weight");
 }
 
 TEST_F(BadInputs, ShapeMismatch) {
   edit_config([](nlohmann::json& c) { c["intermediate_size"] = 48; });
-  expect_failure("model.layers.0.mlp.gate_proj.weight\": expected [48, 32] from config.json, file has [64, 32]");
+  expect_failure(
+      "model.layers.0.mlp.gate_proj.weight\": expected [48, 32] from config.json, file has [64, "
+      "32]");
 }
 
 TEST_F(BadInputs, MalformedConfig) {
@@ -208,9 +213,13 @@ TEST_F(BadInputs, SingleTokenSequence) {
   expect_failure("at least 2 tokens");
 }
 
-TEST_F(BadInputs, BadFlagValue) { expect_failure("--lr: expected a number, got \"fast\"", "--lr fast"); }
+TEST_F(BadInputs, BadFlagValue) {
+  expect_failure("--lr: expected a number, got \"fast\"", "--lr fast");
+}
 
-TEST_F(BadInputs, UnknownFlag) { expect_failure("unknown flag --learning-rate", "--learning-rate 1"); }
+TEST_F(BadInputs, UnknownFlag) {
+  expect_failure("unknown flag --learning-rate", "--learning-rate 1");
+}
 
 TEST_F(BadInputs, SeqLenBeyondContext) {
   expect_failure("--seq-len: 100 is out of range [2, 64]", "--seq-len 100");

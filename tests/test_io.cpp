@@ -81,12 +81,13 @@ TEST(ModelFolder, ShardedCheckpointLoads) {
   Model a = load_model(test::fixture_dir("llama_gqa") + "/model", t);
   // Split the tensors over two shards and write the index transformers would.
   std::vector<TensorView> s1, s2;
-  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}},
+                          {"weight_map", nlohmann::json::object()}};
   for (const auto& p : a.params.all()) {
     const bool first = p.id % 2 == 0;
     (first ? s1 : s2).push_back({p.name, p.shape, p.f()});
-    index["weight_map"][p.name] = first ? "model-00001-of-00002.safetensors"
-                                        : "model-00002-of-00002.safetensors";
+    index["weight_map"][p.name] =
+        first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   write_safetensors((d / "model-00001-of-00002.safetensors").string(), s1, {{"format", "pt"}});
   write_safetensors((d / "model-00002-of-00002.safetensors").string(), s2, {{"format", "pt"}});
@@ -101,9 +102,12 @@ TEST(ModelFolder, ShardedCheckpointLoads) {
 }
 
 TEST(Config, RefusesUnsupportedFieldsByName) {
-  auto base = nlohmann::json{{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 32},
-                             {"intermediate_size", 64},  {"num_hidden_layers", 1},
-                             {"num_attention_heads", 4}, {"vocab_size", 10}};
+  auto base = nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                             {"hidden_size", 32},
+                             {"intermediate_size", 64},
+                             {"num_hidden_layers", 1},
+                             {"num_attention_heads", 4},
+                             {"vocab_size", 10}};
   EXPECT_NO_THROW(parse_config(base, "c"));
   auto expect_field = [&](nlohmann::json j, const std::string& field) {
     try {

@@ -117,7 +117,8 @@ TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
   Vec q = randn(nq, 1), k = randn(nk, 2), v = randn(nk, 3), R = randn(nq, 4);
   // Padding rows carry no gradient (their dout is zero in the model); zero R there too.
   for (int64_t t = lengths[1]; t < d.T; ++t) {
-    for (int64_t j = 0; j < d.n_head * d.head_dim; ++j) R[((1 * d.T) + t) * d.n_head * d.head_dim + j] = 0;
+    for (int64_t j = 0; j < d.n_head * d.head_dim; ++j)
+      R[((1 * d.T) + t) * d.n_head * d.head_dim + j] = 0;
   }
   Vec out(nq), probs(d.B * d.n_head * d.T * d.T);
   auto f = [&] {
@@ -126,8 +127,8 @@ TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
   };
   f();
   Vec dq(nq), dk(nk), dv(nk), work(attention_work_elems(d));
-  attention_backward(dq.data(), dk.data(), dv.data(), work.data(), R.data(), probs.data(),
-                     q.data(), k.data(), v.data(), lengths.data(), d);
+  attention_backward(dq.data(), dk.data(), dv.data(), work.data(), R.data(), probs.data(), q.data(),
+                     k.data(), v.data(), lengths.data(), d);
   expect_fd("dq", q, dq, f);
   expect_fd("dk", k, dk, f);
   expect_fd("dv", v, dv, f);

@@ -30,8 +30,8 @@ void Args::parse(int argc, char** argv, int first) {
       continue;
     }
     if (a.rfind("--", 0) != 0) {
-      throw Error("lomo " + command_ + ": unexpected argument \"" + a + "\" (flags start with --; see lomo " +
-                  command_ + " --help)");
+      throw Error("unexpected argument \"" + a + "\" (flags start with --; see lomo " + command_ +
+                  " --help)");
     }
     std::string name = a.substr(2), value;
     bool has_value = false;
@@ -45,21 +45,19 @@ void Args::parse(int argc, char** argv, int first) {
       if (x.name == name) f = &x;
     }
     if (f == nullptr) {
-      throw Error("lomo " + command_ + ": unknown flag --" + name + " (see lomo " + command_ +
-                  " --help)");
+      throw Error("unknown flag --" + name + " (see lomo " + command_ + " --help)");
     }
     if (!has_value) {
-      if (i + 1 >= argc) throw Error("lomo " + command_ + ": --" + name + " needs a value (" + f->value_name + ")");
+      if (i + 1 >= argc) throw Error("--" + name + " needs a value (" + f->value_name + ")");
       value = argv[++i];
     }
-    if (values_.count(name)) throw Error("lomo " + command_ + ": --" + name + " given twice");
+    if (values_.count(name)) throw Error("--" + name + " given twice");
     values_[name] = value;
   }
   if (help_) return;
   for (const auto& f : flags_) {
     if (f.required && !values_.count(f.name)) {
-      throw Error("lomo " + command_ + ": --" + f.name + " " + f.value_name +
-                  " is required (" + f.help + ")");
+      throw Error("--" + f.name + " " + f.value_name + " is required (" + f.help + ")");
     }
   }
 }
@@ -68,18 +66,24 @@ std::string Args::help() const {
   std::string s = "usage: " + usage_ + "\n\n" + summary_ + "\n\nflags:\n";
   for (const auto& f : flags_) {
     std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
-    if (left.size() < 28) left.resize(28, ' ');
-    else left += "\n" + std::string(28, ' ');
+    if (left.size() < 28)
+      left.resize(28, ' ');
+    else
+      left += "\n" + std::string(28, ' ');
     s += left + f.help;
-    if (f.required) s += " (required)";
-    else if (!f.default_value.empty()) s += " [default: " + f.default_value + "]";
+    if (f.required)
+      s += " (required)";
+    else if (!f.default_value.empty())
+      s += " [default: " + f.default_value + "]";
     s += "\n";
   }
   s += "  --help                    show this help\n";
   return s;
 }
 
-bool Args::given(const std::string& name) const { return values_.count(name) > 0; }
+bool Args::given(const std::string& name) const {
+  return values_.count(name) > 0;
+}
 
 std::string Args::str(const std::string& name) const {
   const Flag& f = spec(name);

@@ -23,7 +23,8 @@ int cmd_score(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  if (args.given("threads"))
+    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
   Model model = load_model(args.str("model"), tracker);

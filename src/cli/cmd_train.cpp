@@ -33,14 +33,17 @@ std::vector<Flag> train_flags() {
       {"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"},
       {"batch-size", "N", "sequences per step", "4"},
       {"seq-len", "N", "longer sequences are truncated (and counted)", "min(1024, context)"},
-      {"clip-grad-norm", "F", "clip the global gradient norm to F (two backward passes); 0 = off", "0"},
+      {"clip-grad-norm", "F", "clip the global gradient norm to F (two backward passes); 0 = off",
+       "0"},
       {"clip-grad-value", "F", "clamp every gradient element to [-F, F]; 0 = off", "0"},
       {"weight-decay", "F", "p <- p(1 - lr*wd) - lr*g", "0"},
       {"decay-norms-biases", "on|off", "apply weight decay to norm weights and biases too", "on"},
       {"lr-schedule", "S", "constant, linear (warm-up then linear to 0) or cosine", "linear"},
       {"warmup-ratio", "F", "fraction of the steps spent warming up", "0.1"},
-      {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations", "on"},
-      {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)", "on"},
+      {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
+       "on"},
+      {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
+       "on"},
       {"seed", "N", "seed for shuffling", "0"},
       {"threads", "N", "CPU threads", "all cores"},
       {"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""},
@@ -65,7 +68,8 @@ int cmd_train(int argc, char** argv) {
   if (args.given("steps") && args.given("epochs")) {
     throw Error("give --steps or --epochs, not both");
   }
-  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  if (args.given("threads"))
+    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   TrainOptions opts;
   opts.optimizer = parse_optimizer(args.str("optimizer"));
   const double lr = args.given("lr") ? args.number("lr", 0, 1e6)
@@ -93,12 +97,12 @@ int cmd_train(int argc, char** argv) {
   MemoryTracker tracker;
   Model model = load_model(args.str("model"), tracker);
   const ModelConfig& cfg = model.config;
-  const int64_t seq_len = args.given("seq-len")
-                              ? args.integer("seq-len", 2, cfg.max_position)
-                              : std::min<int64_t>(1024, cfg.max_position);
+  const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, cfg.max_position)
+                                                : std::min<int64_t>(1024, cfg.max_position);
   if (cfg.sliding_window > 0 && seq_len > cfg.sliding_window) {
     throw Error("--seq-len " + std::to_string(seq_len) + " exceeds the model's sliding_window " +
-                std::to_string(cfg.sliding_window) + " (sliding-window attention is not supported)");
+                std::to_string(cfg.sliding_window) +
+                " (sliding-window attention is not supported)");
   }
   const Dataset data = load_jsonl_ids(args.str("data"), cfg, seq_len);
   const int64_t n = static_cast<int64_t>(data.examples.size());
@@ -115,14 +119,16 @@ int cmd_train(int argc, char** argv) {
               cfg.tied_embeddings ? ", tied embeddings" : "");
   std::printf("data    %s: %lld sequences%s\n", args.str("data").c_str(), static_cast<long long>(n),
               data.truncated ? (", " + std::to_string(data.truncated) + " truncated to " +
-                                std::to_string(seq_len) + " tokens").c_str()
+                                std::to_string(seq_len) + " tokens")
+                                   .c_str()
                              : "");
-  std::printf("train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
-              "checkpointing %s, %d threads\n",
-              optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
-              static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
-              static_cast<long long>(batch_size),
-              opts.checkpointing == Checkpointing::On ? "on" : "off", omp_get_max_threads());
+  std::printf(
+      "train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
+      "checkpointing %s, %d threads\n",
+      optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
+      static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
+      static_cast<long long>(batch_size), opts.checkpointing == Checkpointing::On ? "on" : "off",
+      omp_get_max_threads());
   std::fflush(stdout);
 
   LlamaModel net(cfg, model.params, tracker);

@@ -16,8 +16,9 @@ OutputDir::OutputDir(std::string final_path) : final_(std::move(final_path)) {
   std::error_code ec;
   if (fs::exists(final_, ec)) {
     if (!fs::is_directory(final_) || !fs::is_empty(final_)) {
-      throw Error(final_ + ": output already exists and is not an empty folder; choose a new "
-                           "--out or remove it");
+      throw Error(final_ +
+                  ": output already exists and is not an empty folder; choose a new "
+                  "--out or remove it");
     }
   }
   fs::path parent = fs::absolute(final_).parent_path();

@@ -18,7 +18,7 @@ class Error : public std::runtime_error {
 
 }  // namespace lomo
 
-#define LOMO_ASSERT(cond, msg)                                      \
-  do {                                                              \
+#define LOMO_ASSERT(cond, msg)                                          \
+  do {                                                                  \
     if (!(cond)) ::lomo::assert_fail(#cond, __FILE__, __LINE__, (msg)); \
   } while (0)

@@ -14,11 +14,16 @@ namespace lomo {
 
 const char* category_name(MemCategory c) {
   switch (c) {
-    case MemCategory::Parameters: return "parameters";
-    case MemCategory::Gradients: return "gradients";
-    case MemCategory::OptimizerStates: return "optimizer_states";
-    case MemCategory::Activations: return "activations";
-    case MemCategory::Workspace: return "workspace";
+    case MemCategory::Parameters:
+      return "parameters";
+    case MemCategory::Gradients:
+      return "gradients";
+    case MemCategory::OptimizerStates:
+      return "optimizer_states";
+    case MemCategory::Activations:
+      return "activations";
+    case MemCategory::Workspace:
+      return "workspace";
   }
   return "?";
 }
@@ -73,7 +78,9 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   return *this;
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+  release();
+}
 
 void Buffer::release() {
   if (ptr_ != nullptr) {

@@ -51,7 +51,8 @@ using ByteSink = std::function<void(const void* data, size_t n)>;
 // Writes a file atomically: `produce` streams its contents into a temporary file beside `path`,
 // which is then fsynced and renamed into place. On any failure the temporary file is removed
 // and `path` is untouched.
-void write_file_atomic(const std::string& path, const std::function<void(const ByteSink&)>& produce);
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const ByteSink&)>& produce);
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace lomo

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -13,20 +13,28 @@ namespace lomo {
 
 const char* dtype_name(DType d) {
   switch (d) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::F64: return "F64";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::F64:
+      return "F64";
   }
   return "?";
 }
 
 size_t dtype_size(DType d) {
   switch (d) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
-    case DType::F64: return 8;
+    case DType::F32:
+      return 4;
+    case DType::F16:
+      return 2;
+    case DType::BF16:
+      return 2;
+    case DType::F64:
+      return 8;
   }
   return 0;
 }
@@ -99,9 +107,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   uint64_t header_len = 0;
   file_->read_at(0, &header_len, 8);
   if (header_len > size - 8) {
-    throw Error(path + ": corrupt safetensors header: header length " +
-                std::to_string(header_len) + " exceeds the file size " + std::to_string(size) +
-                " (truncated file?)");
+    throw Error(path + ": corrupt safetensors header: header length " + std::to_string(header_len) +
+                " exceeds the file size " + std::to_string(size) + " (truncated file?)");
   }
   data_start_ = 8 + header_len;
   const uint64_t data_size = size - data_start_;
@@ -134,7 +141,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     info.dtype = parse_dtype(t["dtype"].get<std::string>(), where);
     uint64_t numel = 1;
     for (const auto& s : t["shape"]) {
-      if (!s.is_number_unsigned()) throw Error(where + ": shape entries must be non-negative integers");
+      if (!s.is_number_unsigned())
+        throw Error(where + ": shape entries must be non-negative integers");
       const uint64_t d = s.get<uint64_t>();
       if (d != 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / d) {
         throw Error(where + ": shape " + t["shape"].dump() + " is impossibly large");
@@ -143,7 +151,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
       info.shape.push_back(static_cast<int64_t>(d));
     }
     for (const auto& o : t["data_offsets"]) {
-      if (!o.is_number_unsigned()) throw Error(where + ": data_offsets must be non-negative integers");
+      if (!o.is_number_unsigned())
+        throw Error(where + ": data_offsets must be non-negative integers");
     }
     info.begin = t["data_offsets"][0].get<uint64_t>();
     info.end = t["data_offsets"][1].get<uint64_t>();
@@ -194,7 +203,8 @@ void read_converted(const InputFile& f, uint64_t offset, DType dtype, int64_t nu
   std::vector<uint8_t> staging(static_cast<size_t>(std::min(numel, kChunk)) * esize);
   for (int64_t i = 0; i < numel; i += kChunk) {
     const int64_t n = std::min(kChunk, numel - i);
-    f.read_at(offset + static_cast<uint64_t>(i) * esize, staging.data(), static_cast<size_t>(n) * esize);
+    f.read_at(offset + static_cast<uint64_t>(i) * esize, staging.data(),
+              static_cast<size_t>(n) * esize);
     convert(staging.data(), dtype, n, dst + i);
   }
 }
@@ -217,7 +227,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   for (const auto& t : tensors) {
     uint64_t n = 1;
     for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
     offset += 4 * n;
   }
   std::string hdr = header.dump();

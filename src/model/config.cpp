@@ -8,9 +8,12 @@ namespace lomo {
 
 const char* arch_name(Arch a) {
   switch (a) {
-    case Arch::Llama: return "LlamaForCausalLM";
-    case Arch::Mistral: return "MistralForCausalLM";
-    case Arch::Qwen2: return "Qwen2ForCausalLM";
+    case Arch::Llama:
+      return "LlamaForCausalLM";
+    case Arch::Mistral:
+      return "MistralForCausalLM";
+    case Arch::Qwen2:
+      return "Qwen2ForCausalLM";
   }
   return "?";
 }
@@ -19,9 +22,12 @@ namespace {
 
 const char* model_type(Arch a) {
   switch (a) {
-    case Arch::Llama: return "llama";
-    case Arch::Mistral: return "mistral";
-    case Arch::Qwen2: return "qwen2";
+    case Arch::Llama:
+      return "llama";
+    case Arch::Mistral:
+      return "mistral";
+    case Arch::Qwen2:
+      return "qwen2";
   }
   return "?";
 }
@@ -67,7 +73,8 @@ class Reader {
 int64_t token_id_or(const nlohmann::json& j, const std::string& k) {
   if (!j.contains(k) || j[k].is_null()) return -1;
   if (j[k].is_number_integer()) return j[k].get<int64_t>();
-  if (j[k].is_array() && !j[k].empty() && j[k][0].is_number_integer()) return j[k][0].get<int64_t>();
+  if (j[k].is_array() && !j[k].empty() && j[k][0].is_number_integer())
+    return j[k][0].get<int64_t>();
   return -1;
 }
 
@@ -88,8 +95,10 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     arch = j["architectures"][0].get<std::string>();
   } else if (r.has("model_type") && j["model_type"].is_string()) {
     const std::string mt = j["model_type"].get<std::string>();
-    arch = mt == "llama" ? "LlamaForCausalLM" : mt == "mistral" ? "MistralForCausalLM"
-         : mt == "qwen2" ? "Qwen2ForCausalLM" : mt;
+    arch = mt == "llama"     ? "LlamaForCausalLM"
+           : mt == "mistral" ? "MistralForCausalLM"
+           : mt == "qwen2"   ? "Qwen2ForCausalLM"
+                             : mt;
   } else {
     r.fail("architectures", "missing (and no \"model_type\" to fall back on)");
   }
@@ -222,7 +231,8 @@ nlohmann::json config_to_json(const ModelConfig& c) {
   j["num_hidden_layers"] = c.n_layer;
   j["num_attention_heads"] = c.n_head;
   j["num_key_value_heads"] = c.n_kv;
-  if (c.original.contains("head_dim") || c.head_dim * c.n_head != c.d_model) j["head_dim"] = c.head_dim;
+  if (c.original.contains("head_dim") || c.head_dim * c.n_head != c.d_model)
+    j["head_dim"] = c.head_dim;
   j["intermediate_size"] = c.d_ff;
   j["vocab_size"] = c.vocab;
   j["max_position_embeddings"] = c.max_position;

@@ -15,8 +15,8 @@ struct RopeConfig {
   double theta = 10000.0;
   RopeScaling scaling = RopeScaling::None;
   double factor = 1.0;
-  double low_freq_factor = 1.0;     // llama3
-  double high_freq_factor = 4.0;    // llama3
+  double low_freq_factor = 1.0;          // llama3
+  double high_freq_factor = 4.0;         // llama3
   int64_t original_max_position = 8192;  // llama3
 };
 

@@ -17,8 +17,9 @@ void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed) {
     } else {
 #pragma omp parallel for
       for (int64_t i = 0; i < n; ++i) {
-        w[i] = static_cast<float>(c.initializer_range *
-                                  counter_normal(seed, static_cast<uint64_t>(p.id), static_cast<uint64_t>(i)));
+        w[i] = static_cast<float>(c.initializer_range * counter_normal(seed,
+                                                                       static_cast<uint64_t>(p.id),
+                                                                       static_cast<uint64_t>(i)));
       }
     }
   }

@@ -205,8 +205,8 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   // In the forward pass this was: xnf = rmsnorm(h_L).
   std::memset(grads_.dh, 0, sizeof(float) * N * d);
   float* dw = sink.gradient_buffer(*params_.final_norm);
-  rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
-                   params_.final_norm->f(), N, d);
+  rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_, params_.final_norm->f(),
+                   N, d);
   sink.consume(*params_.final_norm, dw);
 
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {

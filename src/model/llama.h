@@ -40,31 +40,31 @@ class LlamaModel {
   ModelParams& params() { return params_; }
 
  private:
-  struct LayerActs {            // everything block backward reads; N = B·T rows
-    float* xn1;                 // (N, d_model)   input_layernorm output
-    float* rstd1;               // (N)
-    float* q;                   // (N, n_head·head_dim) after RoPE
-    float* k;                   // (N, n_kv·head_dim)   after RoPE
-    float* v;                   // (N, n_kv·head_dim)
-    float* probs;               // (B, n_head, T, T)
-    float* attn;                // (N, n_head·head_dim) attention output
-    float* h_mid;               // (N, d_model)   residual after attention
-    float* xn2;                 // (N, d_model)   post_attention_layernorm output
-    float* rstd2;               // (N)
-    float* gate;                // (N, d_ff)
-    float* up;                  // (N, d_ff)
-    float* m;                   // (N, d_ff)      silu(gate) ⊙ up
+  struct LayerActs {  // everything block backward reads; N = B·T rows
+    float* xn1;       // (N, d_model)   input_layernorm output
+    float* rstd1;     // (N)
+    float* q;         // (N, n_head·head_dim) after RoPE
+    float* k;         // (N, n_kv·head_dim)   after RoPE
+    float* v;         // (N, n_kv·head_dim)
+    float* probs;     // (B, n_head, T, T)
+    float* attn;      // (N, n_head·head_dim) attention output
+    float* h_mid;     // (N, d_model)   residual after attention
+    float* xn2;       // (N, d_model)   post_attention_layernorm output
+    float* rstd2;     // (N)
+    float* gate;      // (N, d_ff)
+    float* up;        // (N, d_ff)
+    float* m;         // (N, d_ff)      silu(gate) ⊙ up
   };
-  struct Grads {                // backward temporaries (workspace)
-    float* dh;                  // (N, d_model)   gradient of the residual stream
-    float* dxn;                 // (N, d_model)
-    float* dm;                  // (N, max(d_ff, n_head·head_dim))
-    float* dg;                  // (N, d_ff)
-    float* du;                  // (N, d_ff)
-    float* dq;                  // (N, n_head·head_dim)
-    float* dk;                  // (N, n_kv·head_dim)
-    float* dv;                  // (N, n_kv·head_dim)
-    float* attn_work;           // (B, n_kv, T, T)
+  struct Grads {       // backward temporaries (workspace)
+    float* dh;         // (N, d_model)   gradient of the residual stream
+    float* dxn;        // (N, d_model)
+    float* dm;         // (N, max(d_ff, n_head·head_dim))
+    float* dg;         // (N, d_ff)
+    float* du;         // (N, d_ff)
+    float* dq;         // (N, n_head·head_dim)
+    float* dk;         // (N, n_kv·head_dim)
+    float* dv;         // (N, n_kv·head_dim)
+    float* attn_work;  // (B, n_kv, T, T)
   };
 
   void plan(const Batch& batch, Checkpointing ckpt, bool backward);
@@ -82,12 +82,12 @@ class LlamaModel {
   RopeTable rope_;
 
   // Planned blocks, reused across steps while the batch shape allows.
-  Buffer act_buf_;    // activations: block inputs, layer activations, final norm, logits
-  Buffer work_buf_;   // workspace: backward temporaries, per-token NLL
+  Buffer act_buf_;   // activations: block inputs, layer activations, final norm, logits
+  Buffer work_buf_;  // workspace: backward temporaries, per-token NLL
   int64_t planned_B_ = -1, planned_T_ = -1;
   Checkpointing planned_ckpt_ = Checkpointing::On;
   bool planned_backward_ = false;
-  std::vector<float*> block_in_;      // n_layer + 1 of (N, d_model); [n_layer] = last block output
+  std::vector<float*> block_in_;       // n_layer + 1 of (N, d_model); [n_layer] = last block output
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)

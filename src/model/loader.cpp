@@ -36,7 +36,8 @@ std::vector<std::string> weight_files(const fs::path& dir) {
   }
   std::set<std::string> files;
   for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-    if (!it->is_string()) throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is not a file name");
+    if (!it->is_string())
+      throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is not a file name");
     const std::string f = it->get<std::string>();
     if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
       throw Error(index.string() + ": shard name \"" + f + "\" must be a plain file name");
@@ -76,9 +77,10 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
     expected_names.insert(s.name);
     auto it = found.find(s.name);
     if (it == found.end()) {
-      throw Error(dir_str + ": tensor \"" + s.name + "\" is missing (the config implies it" +
-                  (s.name == "lm_head.weight" ? "; set tie_word_embeddings if the head is tied" : "") +
-                  ")");
+      throw Error(
+          dir_str + ": tensor \"" + s.name + "\" is missing (the config implies it" +
+          (s.name == "lm_head.weight" ? "; set tie_word_embeddings if the head is tied" : "") +
+          ")");
     }
     if (it->second.second->shape != s.shape) {
       throw Error(it->second.first->path() + ": tensor \"" + s.name + "\": expected " +
@@ -89,8 +91,8 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
   for (const auto& [name, where] : found) {
     if (expected_names.count(name)) continue;
     if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed
-    throw Error(where.first->path() + ": unexpected tensor \"" + name +
-                "\" (not part of a " + arch_name(config.arch) + " with this config" +
+    throw Error(where.first->path() + ": unexpected tensor \"" + name + "\" (not part of a " +
+                arch_name(config.arch) + " with this config" +
                 (name == "lm_head.weight" ? "; tie_word_embeddings is true" : "") + ")");
   }
 
@@ -106,7 +108,8 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
-  write_file_atomic((fs::path(dir) / "config.json").string(), config_to_json(config).dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "config.json").string(),
+                    config_to_json(config).dump(2) + "\n");
   std::vector<TensorView> views;
   for (const auto& p : params.all()) views.push_back({p.name, p.shape, p.f()});
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});

@@ -32,19 +32,19 @@ struct Param {
 };
 
 struct LayerParams {
-  Param* attn_norm;            // (d_model)
-  Param* wq;                   // (n_head*head_dim, d_model)
-  Param* wk;                   // (n_kv*head_dim, d_model)
-  Param* wv;                   // (n_kv*head_dim, d_model)
-  Param* wo;                   // (d_model, n_head*head_dim)
-  Param* bq = nullptr;         // (n_head*head_dim), Qwen2 / attention_bias
-  Param* bk = nullptr;         // (n_kv*head_dim)
-  Param* bv = nullptr;         // (n_kv*head_dim)
-  Param* bo = nullptr;         // (d_model), LLaMA attention_bias only
-  Param* mlp_norm;             // (d_model)
-  Param* w_gate;               // (d_ff, d_model)
-  Param* w_up;                 // (d_ff, d_model)
-  Param* w_down;               // (d_model, d_ff)
+  Param* attn_norm;     // (d_model)
+  Param* wq;            // (n_head*head_dim, d_model)
+  Param* wk;            // (n_kv*head_dim, d_model)
+  Param* wv;            // (n_kv*head_dim, d_model)
+  Param* wo;            // (d_model, n_head*head_dim)
+  Param* bq = nullptr;  // (n_head*head_dim), Qwen2 / attention_bias
+  Param* bk = nullptr;  // (n_kv*head_dim)
+  Param* bv = nullptr;  // (n_kv*head_dim)
+  Param* bo = nullptr;  // (d_model), LLaMA attention_bias only
+  Param* mlp_norm;      // (d_model)
+  Param* w_gate;        // (d_ff, d_model)
+  Param* w_up;          // (d_ff, d_model)
+  Param* w_down;        // (d_model, d_ff)
 };
 
 class ModelParams {
@@ -57,7 +57,7 @@ class ModelParams {
   const std::vector<Param>& all() const { return all_; }
   Param* find(const std::string& name);
 
-  Param* embed = nullptr;       // (V, d_model)
+  Param* embed = nullptr;  // (V, d_model)
   std::vector<LayerParams> layers;
   Param* final_norm = nullptr;  // (d_model)
   Param* lm_head = nullptr;     // (V, d_model); nullptr when tied to embed

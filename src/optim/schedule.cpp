@@ -20,13 +20,17 @@ int64_t Schedule::warmup_steps() const {
 
 double Schedule::at(int64_t step) const {
   const int64_t w = warmup_steps();
-  if (step < w) return lr * static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, w));
+  if (step < w)
+    return lr * static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, w));
   const double span = static_cast<double>(std::max<int64_t>(1, total_steps - w));
   const double progress = static_cast<double>(step - w) / span;
   switch (kind) {
-    case LrSchedule::Constant: return lr;
-    case LrSchedule::Linear: return lr * std::max(0.0, 1.0 - progress);
-    case LrSchedule::Cosine: return lr * std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));
+    case LrSchedule::Constant:
+      return lr;
+    case LrSchedule::Linear:
+      return lr * std::max(0.0, 1.0 - progress);
+    case LrSchedule::Cosine:
+      return lr * std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));
   }
   return lr;
 }

@@ -1,6 +1,7 @@
 // Learning-rate schedules, as transformers' get_*_schedule_with_warmup (step counted from 0):
 //   warm-up:  lr·s/W for s < W, W = ceil(warmup_ratio · total)
-//   constant: lr;  linear: lr·(total − s)/(total − W);  cosine: lr·½(1 + cos(π·(s − W)/(total − W)))
+//   constant: lr;  linear: lr·(total − s)/(total − W);  cosine: lr·½(1 + cos(π·(s − W)/(total −
+//   W)))
 #pragma once
 
 #include <cstdint>

@@ -7,8 +7,7 @@
 
 namespace lomo {
 
-ReusableGradients::ReusableGradients(const ModelParams& params, int held_id,
-                                     MemoryTracker& tracker)
+ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker)
     : held_id_(held_id) {
   int64_t largest_other = 0;
   for (const auto& p : params.all()) {
@@ -79,7 +78,9 @@ void NormSink::consume(Param& p, float* grad) {
   sumsq_ += s;
 }
 
-double NormSink::norm() const { return std::sqrt(sumsq_); }
+double NormSink::norm() const {
+  return std::sqrt(sumsq_);
+}
 
 double global_norm(ModelParams& params, StoredGradients& grads) {
   double s = 0;

@@ -57,7 +57,7 @@ struct LomoUpdate {
   float clip_value = 0;    // ≤ 0: off
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
-  int64_t step = 0;        // for messages
+  int64_t step = 0;  // for messages
 };
 
 class LomoSink : public GradSink {

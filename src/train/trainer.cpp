@@ -16,9 +16,12 @@ OptimizerKind parse_optimizer(const std::string& s) {
 
 const char* optimizer_name(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::Lomo: return "lomo";
-    case OptimizerKind::Sgd: return "sgd";
-    case OptimizerKind::AdamW: return "adamw";
+    case OptimizerKind::Lomo:
+      return "lomo";
+    case OptimizerKind::Sgd:
+      return "sgd";
+    case OptimizerKind::AdamW:
+      return "adamw";
   }
   return "?";
 }
@@ -41,8 +44,7 @@ namespace {
 
 void check_loss(double loss, int64_t step) {
   if (!std::isfinite(loss)) {
-    throw Error("step " + std::to_string(step) +
-                ": the loss is " + std::to_string(loss) +
+    throw Error("step " + std::to_string(step) + ": the loss is " + std::to_string(loss) +
                 "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
   }
 }

@@ -8,8 +8,8 @@
 namespace lomo {
 
 template <class T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
-                       const int32_t* lengths, const AttnDims& d) {
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const int32_t* lengths,
+                       const AttnDims& d) {
   const int64_t group = d.n_head / d.n_kv;
   const int64_t ldq = d.n_head * d.head_dim, ldk = d.n_kv * d.head_dim;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
@@ -22,7 +22,7 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
       const T* kb = k + b * d.T * ldk + g * d.head_dim;  // (L, hd) with row stride ldk
       const T* vb = v + b * d.T * ldk + g * d.head_dim;
       T* ob = out + b * d.T * ldq + h * d.head_dim;
-      T* P = probs + (b * d.n_head + h) * d.T * d.T;     // (T, T)
+      T* P = probs + (b * d.n_head + h) * d.T * d.T;  // (T, T)
       std::memset(P, 0, sizeof(T) * d.T * d.T);
       // S(L, L) = scale · q kᵀ, then row-wise causal softmax in place.
       gemm(Trans::No, Trans::Yes, L, L, d.head_dim, scale, qb, ldq, kb, ldk, T(0), P, d.T);
@@ -57,7 +57,7 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* pr
   for (int64_t b = 0; b < d.B; ++b) {
     for (int64_t g = 0; g < d.n_kv; ++g) {
       const int64_t L = lengths[b];
-      T* dS = work + (b * d.n_kv + g) * d.T * d.T;       // (L, L), row stride T
+      T* dS = work + (b * d.n_kv + g) * d.T * d.T;  // (L, L), row stride T
       const T* kb = k + b * d.T * ldk + g * d.head_dim;
       const T* vb = v + b * d.T * ldk + g * d.head_dim;
       T* dkb = dk + b * d.T * ldk + g * d.head_dim;
@@ -104,7 +104,7 @@ template void attention_backward<float>(float*, float*, float*, float*, const fl
                                         const float*, const float*, const float*, const int32_t*,
                                         const AttnDims&);
 template void attention_backward<double>(double*, double*, double*, double*, const double*,
-                                         const double*, const double*, const double*,
-                                         const double*, const int32_t*, const AttnDims&);
+                                         const double*, const double*, const double*, const double*,
+                                         const int32_t*, const AttnDims&);
 
 }  // namespace lomo

@@ -16,8 +16,8 @@ struct AttnDims {
 // k(B, T, n_kv, head_dim), v(B, T, n_kv, head_dim), lengths(B).
 // probs = softmax(q·kᵀ/√head_dim) over keys j ≤ i; out = probs · v.
 template <class T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
-                       const int32_t* lengths, const AttnDims& dims);
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const int32_t* lengths,
+                       const AttnDims& dims);
 
 // Scratch `work` holds one (T, T) block per (b, kv head) pair: B·n_kv·T·T elements.
 // dP = dO·vᵀ; dv = Pᵀ·dO; dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √hd; dq = dS·k; dk = dSᵀ·q.
@@ -25,6 +25,8 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* probs, const T* q,
                         const T* k, const T* v, const int32_t* lengths, const AttnDims& dims);
 
-inline int64_t attention_work_elems(const AttnDims& d) { return d.B * d.n_kv * d.T * d.T; }
+inline int64_t attention_work_elems(const AttnDims& d) {
+  return d.B * d.n_kv * d.T * d.T;
+}
 
 }  // namespace lomo

@@ -50,7 +50,8 @@ void cross_entropy_backward(T* dlogits, const T* logits, const int32_t* targets,
 }
 
 template void cross_entropy_forward<float>(float*, const float*, const int32_t*, int64_t, int64_t);
-template void cross_entropy_forward<double>(double*, const double*, const int32_t*, int64_t, int64_t);
+template void cross_entropy_forward<double>(double*, const double*, const int32_t*, int64_t,
+                                            int64_t);
 template void cross_entropy_backward<float>(float*, const float*, const int32_t*, int64_t, int64_t,
                                             float);
 template void cross_entropy_backward<double>(double*, const double*, const int32_t*, int64_t,

@@ -43,17 +43,20 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* rstd, cons
     double acc[kBlock] = {};
     for (int64_t n = 0; n < N; ++n) {
       const double r = rstd[n];
-      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += static_cast<double>(dy[n * d + j]) * x[n * d + j] * r;
+      for (int64_t j = j0; j < j1; ++j)
+        acc[j - j0] += static_cast<double>(dy[n * d + j]) * x[n * d + j] * r;
     }
     for (int64_t j = j0; j < j1; ++j) dw[j] = static_cast<T>(acc[j - j0]);
   }
 }
 
-template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, double);
-template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, double);
+template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t,
+                                     double);
+template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t,
+                                      int64_t, double);
 template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*,
                                       const float*, int64_t, int64_t);
-template void rmsnorm_backward<double>(double*, double*, const double*, const double*, const double*,
-                                       const double*, int64_t, int64_t);
+template void rmsnorm_backward<double>(double*, double*, const double*, const double*,
+                                       const double*, const double*, int64_t, int64_t);
 
 }  // namespace lomo
