@@ -10,7 +10,7 @@
 #include "cli/commands.h"
 #include "cli/output_dir.h"
 #include "core/error.h"
-#include "io/mapped_file.h"
+#include "io/file.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "optim/schedule.h"

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "io/mapped_file.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 
 namespace lomo {

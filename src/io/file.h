@@ -1,4 +1,4 @@
-// Read-only memory map of a whole file (RAII).
+// Files in and out: whole-file reads by pread, writes that land atomically.
 #pragma once
 
 #include <cstddef>
@@ -7,23 +7,6 @@
 #include <string>
 
 namespace lomo {
-
-class MappedFile {
- public:
-  explicit MappedFile(const std::string& path);  // throws lomo::Error naming the path
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile();
-
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 // A file read with pread (RAII). Unlike a memory map, the bytes read do not stay resident and
 // counted in the process's RSS after they have been copied out.
