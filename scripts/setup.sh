@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what lomo needs to build and test, from Debian only. Idempotent.
 set -euo pipefail
-pkgs=(build-essential cmake libdnnl-dev nlohmann-json3-dev libgtest-dev python3)
+pkgs=(build-essential cmake libdnnl-dev nlohmann-json3-dev libgtest-dev libicu-dev
+  libsentencepiece-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

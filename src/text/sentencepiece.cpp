@@ -1,0 +1,50 @@
+#include "text/sentencepiece.h"
+
+#include <sentencepiece_processor.h>
+
+#include "core/error.h"
+
+namespace lomo::text {
+
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
+    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  const auto st = sp_->Load(model_path);
+  if (!st.ok()) throw Error(model_path + ": not a SentencePiece model (" + st.ToString() + ")");
+  bos_id = sp_->bos_id();
+  eos_id = sp_->eos_id();
+  add_bos = bos_id >= 0;  // LlamaTokenizer's default (add_bos_token = true)
+}
+
+SentencePieceTokenizer::~SentencePieceTokenizer() = default;
+
+std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
+  std::vector<int> ids;
+  const auto st = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
+  if (!st.ok()) throw Error("SentencePiece encode failed: " + st.ToString());
+  return {ids.begin(), ids.end()};
+}
+
+std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  const std::vector<int> v(ids.begin(), ids.end());
+  for (int id : v) {
+    if (id < 0 || id >= sp_->GetPieceSize()) {
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                  std::to_string(sp_->GetPieceSize()) + ")");
+    }
+  }
+  const auto st = sp_->Decode(v, &out);
+  if (!st.ok()) throw Error("SentencePiece decode failed: " + st.ToString());
+  return out;
+}
+
+int32_t SentencePieceTokenizer::token_id(const std::string& token) const {
+  const int id = sp_->PieceToId(token);
+  return (id == sp_->unk_id() && token != sp_->IdToPiece(id)) ? -1 : id;
+}
+
+int64_t SentencePieceTokenizer::vocab_size() const {
+  return sp_->GetPieceSize();
+}
+
+}  // namespace lomo::text
