@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "optim/schedule.h"
-#include "train/data.h"
+#include "train/batch_order.h"
 
 namespace lomo {
 namespace {

@@ -1,21 +1,24 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "data/dataset.h"
 #include "model/llama.h"
 #include "model/loader.h"
-#include "train/data.h"
+#include "text/tokenizer.h"
 
 namespace lomo::cli {
 
 int cmd_score(int argc, char** argv) {
   Args args("score", "lomo score --model DIR --data FILE.jsonl [--batch-size N] [--threads N]",
-            "Prints one JSON object per input line on stdout: {\"loss\": mean next-token NLL of\n"
-            "that sequence, \"tokens\": number of predicted tokens}.",
+            "Prints one JSON object per input line on stdout: {\"loss\": mean NLL over that line's\n"
+            "loss-bearing tokens, \"tokens\": how many}. Lines are {\"text\"} (every token after\n"
+            "the first), {\"prompt\", \"completion\"} (completion + EOS) or {\"input_ids\"}.",
             {{"model", "DIR", "Hugging Face model folder", "", true},
-             {"data", "FILE", "JSONL lines {\"input_ids\": [...]}", "", true},
+             {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
              {"batch-size", "N", "sequences per forward pass", "4"},
              {"threads", "N", "CPU threads", "all cores"}});
   args.parse(argc, argv, 2);
@@ -23,12 +26,13 @@ int cmd_score(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  if (args.given("threads"))
-    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
   Model model = load_model(args.str("model"), tracker);
-  const Dataset data = load_jsonl_ids(args.str("data"), model.config, model.config.max_position);
+  const auto tok = text::load_tokenizer(args.str("model"));
+  const data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
+  const data::Dataset data = data::load_dataset(args.str("data"), dopts);
   LlamaModel net(model.config, model.params, tracker);
   const int64_t n = static_cast<int64_t>(data.examples.size());
   for (int64_t start = 0; start < n; start += batch_size) {

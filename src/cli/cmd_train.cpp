@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -14,7 +16,10 @@
 #include "model/llama.h"
 #include "model/loader.h"
 #include "optim/schedule.h"
-#include "train/data.h"
+#include "data/dataset.h"
+#include "text/tokenizer.h"
+#include "train/batch_order.h"
+#include "train/evaluate.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -25,8 +30,12 @@ namespace {
 std::vector<Flag> train_flags() {
   return {
       {"model", "DIR", "Hugging Face model folder (config.json + safetensors)", "", true},
-      {"data", "FILE", "training data, JSONL lines {\"input_ids\": [...]}", "", true},
+      {"data", "FILE", "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a task's fields", "", true},
       {"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true},
+      {"task", "NAME", "read --data (and --eval-data) as boolq, rte, wic, wsc, multirc, copa or choice; train on prompt + the labelled answer", ""},
+      {"eval-data", "FILE", "evaluate on FILE: accuracy with --task, else mean loss", ""},
+      {"eval-every", "N", "evaluate every N steps (and before the first and after the last)", "once per epoch"},
+      {"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count", "none"},
       {"optimizer", "NAME", "lomo (fused update), sgd or adamw (classic baselines)", "lomo"},
       {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 1e-5 for adamw"},
       {"steps", "N", "number of optimisation steps (instead of --epochs)", ""},
@@ -104,12 +113,31 @@ int cmd_train(int argc, char** argv) {
                 std::to_string(cfg.sliding_window) +
                 " (sliding-window attention is not supported)");
   }
-  const Dataset data = load_jsonl_ids(args.str("data"), cfg, seq_len);
+  const std::unique_ptr<text::Tokenizer> tok = text::load_tokenizer(args.str("model"));
+  std::optional<data::Task> task;
+  if (args.given("task")) task = data::parse_task(args.str("task"));
+  const data::DataOptions dopts{seq_len, &cfg, tok.get(), task};
+  const data::Dataset data = data::load_dataset(args.str("data"), dopts);
+  const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens" ? Normalize::Tokens : Normalize::None;
+  // Evaluation data: multiple-choice accuracy with --task, otherwise mean loss.
+  std::vector<data::ChoiceExample> eval_choices;
+  data::Dataset eval_set;
+  const bool eval_on = args.given("eval-data");
+  if (eval_on) {
+    if (task) {
+      if (!tok) throw Error("--task needs a tokenizer in the model folder");
+      eval_choices = data::load_choice_examples(args.str("eval-data"), *task);
+    } else {
+      eval_set = data::load_dataset(args.str("eval-data"), dopts);
+    }
+  }
   const int64_t n = static_cast<int64_t>(data.examples.size());
   const BatchOrder order(n, batch_size, shuffle, seed);
   const int64_t total_steps =
       args.given("steps") ? args.integer("steps", 1, INT64_MAX / batch_size)
                           : (args.integer("epochs", 1, 1 << 20) * n + batch_size - 1) / batch_size;
+  const int64_t eval_every = args.given("eval-every") ? args.integer("eval-every", 1, INT64_MAX)
+                                                      : order.steps_per_epoch();
   sched.total_steps = total_steps;
 
   std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
@@ -117,11 +145,12 @@ int cmd_train(int argc, char** argv) {
               static_cast<long long>(cfg.d_model),
               static_cast<long long>(model.params.total_numel()),
               cfg.tied_embeddings ? ", tied embeddings" : "");
-  std::printf("data    %s: %lld sequences%s\n", args.str("data").c_str(), static_cast<long long>(n),
-              data.truncated ? (", " + std::to_string(data.truncated) + " truncated to " +
-                                std::to_string(seq_len) + " tokens")
-                                   .c_str()
-                             : "");
+  std::printf("data    %s: %lld sequences (%s)", args.str("data").c_str(), static_cast<long long>(n),
+              task ? data::task_name(*task) : data::format_name(data.format));
+  if (data.truncated) std::printf(", %lld truncated to %lld tokens", static_cast<long long>(data.truncated), static_cast<long long>(seq_len));
+  if (data.dropped) std::printf(", %lld dropped (no loss token left after truncation)", static_cast<long long>(data.dropped));
+  std::printf("\n");
+  if (tok) std::printf("tokens  %s, vocabulary %lld\n", tok->kind().c_str(), static_cast<long long>(tok->vocab_size()));
   std::printf(
       "train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
       "checkpointing %s, %d threads\n",
@@ -133,6 +162,37 @@ int cmd_train(int argc, char** argv) {
 
   LlamaModel net(cfg, model.params, tracker);
   Trainer trainer(net, opts, tracker);
+  // Evaluation: higher accuracy or lower loss is better; the best and last are reported.
+  double best = NAN, last_eval = NAN;
+  int64_t best_step = -1;
+  auto evaluate = [&](int64_t step) {
+    if (!eval_on) return;
+    nlohmann::ordered_json j;
+    j["step"] = step;
+    double v;
+    bool better;
+    if (task) {
+      const ChoiceAccuracy a = evaluate_choices(net, *tok, eval_choices, norm, seq_len);
+      v = a.accuracy();
+      better = std::isnan(best) || v > best;
+      std::printf("eval    step %lld: accuracy %.4f (%lld/%lld)\n", static_cast<long long>(step), v,
+                  static_cast<long long>(a.correct), static_cast<long long>(a.labelled));
+      j["eval_accuracy"] = v;
+    } else {
+      v = mean_loss(net, eval_set.examples, batch_size);
+      better = std::isnan(best) || v < best;
+      std::printf("eval    step %lld: loss %.4f\n", static_cast<long long>(step), v);
+      j["eval_loss"] = v;
+    }
+    std::fflush(stdout);
+    if (better) {
+      best = v;
+      best_step = step;
+    }
+    last_eval = v;
+    if (log.is_open()) log << j.dump() << "\n" << std::flush;
+  };
+  evaluate(0);
   double first_loss = NAN, last_loss = NAN;
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
@@ -167,10 +227,15 @@ int cmd_train(int argc, char** argv) {
       log << j.dump() << "\n";
       log.flush();
     }
+    if ((step + 1) % eval_every == 0 || step + 1 == total_steps) evaluate(step + 1);
   }
   const double total_secs = std::chrono::duration<double>(clock::now() - t_start).count();
   std::printf("done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", first_loss, last_loss,
               total_secs, total_tokens / std::max(total_secs, 1e-9));
+  if (eval_on) {
+    std::printf("eval    last %.4f, best %.4f at step %lld (%s)\n", last_eval, best,
+                static_cast<long long>(best_step), task ? "accuracy" : "loss");
+  }
   std::printf("%s", memory_table(tracker).c_str());
 
   out.create();

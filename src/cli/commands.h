@@ -7,5 +7,7 @@ namespace lomo::cli {
 int cmd_train(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_init(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
 
 }  // namespace lomo::cli

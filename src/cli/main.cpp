@@ -18,7 +18,9 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train   fine-tune a model folder on a JSONL file and save the result\n"
+    "  eval    multiple-choice accuracy (SuperGLUE tasks, generic choices) by log-likelihood\n"
     "  score   print the mean next-token loss of each line of a JSONL file\n"
+    "  tokenize  text to token ids and back, with the model's own tokenizer\n"
     "  init    write a randomly initialised model for a config.json\n"
     "\n"
     "Run 'lomo <command> --help' for the flags of a command.\n";
@@ -36,6 +38,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") return lomo::cli::cmd_train(argc, argv);
     if (cmd == "score") return lomo::cli::cmd_score(argc, argv);
     if (cmd == "init") return lomo::cli::cmd_init(argc, argv);
+    if (cmd == "eval") return lomo::cli::cmd_eval(argc, argv);
+    if (cmd == "tokenize") return lomo::cli::cmd_tokenize(argc, argv);
     std::fprintf(stderr, "lomo: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lomo::Error& e) {

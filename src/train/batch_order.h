@@ -1,25 +1,12 @@
-// Training data: JSONL, one {"input_ids": [...]} object a line (text formats come later), and
-// the order in which steps read it.
+// The order in which training steps read the examples.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "model/batch.h"
-#include "model/config.h"
 
 namespace lomo {
-
-struct Dataset {
-  std::vector<Sequence> examples;
-  int64_t truncated = 0;  // examples cut to seq_len
-};
-
-// Validates every line against the model (ids in [0, V), at least 2 tokens, no longer than
-// max_position_embeddings) before training starts; errors name the file and line. Sequences
-// longer than seq_len are cut to seq_len and counted.
-Dataset load_jsonl_ids(const std::string& path, const ModelConfig& config, int64_t seq_len);
 
 enum class Shuffle { On, Off };
 
