@@ -16,41 +16,49 @@
 namespace lomo::cli {
 
 int cmd_eval(int argc, char** argv) {
-  Args args("eval", "lomo eval --model DIR --data FILE.jsonl [--task T] [--normalize none|tokens] [--out FILE]",
-            "Multiple-choice accuracy by log-likelihood, as the LOMO paper evaluates: each candidate\n"
-            "answer is scored by the summed NLL of its tokens plus EOS after the prompt; the lowest\n"
-            "wins. --task reads a SuperGLUE task's official JSONL fields and builds the paper's\n"
-            "prompts; 'choice' reads {\"prompt\", \"choices\": [...], \"label\"}.",
-            {{"model", "DIR", "Hugging Face model folder with a tokenizer", "", true},
-             {"data", "FILE", "JSONL examples", "", true},
-             {"task", "NAME", "boolq, rte, wic, wsc, multirc, copa or choice", "choice"},
-             {"normalize", "none|tokens", "divide each candidate's NLL by its token count", "none"},
-             {"out", "FILE", "write one JSON object per example: scores, prediction, label", ""},
-             {"seq-len", "N", "longer prompts lose tokens from their start", "min(1024, context)"},
-             {"threads", "N", "CPU threads", "all cores"}});
+  Args args(
+      "eval",
+      "lomo eval --model DIR --data FILE.jsonl [--task T] [--normalize none|tokens] [--out FILE]",
+      "Multiple-choice accuracy by log-likelihood, as the LOMO paper evaluates: each candidate\n"
+      "answer is scored by the summed NLL of its tokens plus EOS after the prompt; the lowest\n"
+      "wins. --task reads a SuperGLUE task's official JSONL fields and builds the paper's\n"
+      "prompts; 'choice' reads {\"prompt\", \"choices\": [...], \"label\"}.",
+      {{"model", "DIR", "Hugging Face model folder with a tokenizer", "", true},
+       {"data", "FILE", "JSONL examples", "", true},
+       {"task", "NAME", "boolq, rte, wic, wsc, multirc, copa or choice", "choice"},
+       {"normalize", "none|tokens", "divide each candidate's NLL by its token count", "none"},
+       {"out", "FILE", "write one JSON object per example: scores, prediction, label", ""},
+       {"seq-len", "N", "longer prompts lose tokens from their start", "min(1024, context)"},
+       {"threads", "N", "CPU threads", "all cores"}});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  if (args.given("threads"))
+    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const data::Task task = data::parse_task(args.str("task"));
-  const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens" ? Normalize::Tokens : Normalize::None;
+  const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens"
+                             ? Normalize::Tokens
+                             : Normalize::None;
   const auto examples = data::load_choice_examples(args.str("data"), task);
   MemoryTracker tracker;
   Model model = load_model(args.str("model"), tracker);
   const auto tok = text::load_tokenizer(args.str("model"));
-  if (!tok) throw Error(args.str("model") + ": evaluation needs a tokenizer (tokenizer.json or tokenizer.model)");
-  const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, model.config.max_position)
-                                                : std::min<int64_t>(1024, model.config.max_position);
+  if (!tok)
+    throw Error(args.str("model") +
+                ": evaluation needs a tokenizer (tokenizer.json or tokenizer.model)");
+  const int64_t seq_len = args.given("seq-len")
+                              ? args.integer("seq-len", 2, model.config.max_position)
+                              : std::min<int64_t>(1024, model.config.max_position);
   LlamaModel net(model.config, model.params, tracker);
   std::vector<ChoicePrediction> preds;
   const ChoiceAccuracy acc = evaluate_choices(net, *tok, examples, norm, seq_len, &preds);
   int64_t truncated = 0;
   for (const auto& p : preds) truncated += p.truncated;
   std::printf("%s: accuracy %.4f (%lld/%lld labelled, %lld examples%s)\n", data::task_name(task),
-              acc.accuracy(), static_cast<long long>(acc.correct), static_cast<long long>(acc.labelled),
-              static_cast<long long>(acc.examples),
+              acc.accuracy(), static_cast<long long>(acc.correct),
+              static_cast<long long>(acc.labelled), static_cast<long long>(acc.examples),
               truncated ? (", " + std::to_string(truncated) + " prompts truncated").c_str() : "");
   if (args.given("out")) {
     std::string out;

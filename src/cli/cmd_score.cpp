@@ -13,20 +13,22 @@
 namespace lomo::cli {
 
 int cmd_score(int argc, char** argv) {
-  Args args("score", "lomo score --model DIR --data FILE.jsonl [--batch-size N] [--threads N]",
-            "Prints one JSON object per input line on stdout: {\"loss\": mean NLL over that line's\n"
-            "loss-bearing tokens, \"tokens\": how many}. Lines are {\"text\"} (every token after\n"
-            "the first), {\"prompt\", \"completion\"} (completion + EOS) or {\"input_ids\"}.",
-            {{"model", "DIR", "Hugging Face model folder", "", true},
-             {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
-             {"batch-size", "N", "sequences per forward pass", "4"},
-             {"threads", "N", "CPU threads", "all cores"}});
+  Args args(
+      "score", "lomo score --model DIR --data FILE.jsonl [--batch-size N] [--threads N]",
+      "Prints one JSON object per input line on stdout: {\"loss\": mean NLL over that line's\n"
+      "loss-bearing tokens, \"tokens\": how many}. Lines are {\"text\"} (every token after\n"
+      "the first), {\"prompt\", \"completion\"} (completion + EOS) or {\"input_ids\"}.",
+      {{"model", "DIR", "Hugging Face model folder", "", true},
+       {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
+       {"batch-size", "N", "sequences per forward pass", "4"},
+       {"threads", "N", "CPU threads", "all cores"}});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  if (args.given("threads")) omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  if (args.given("threads"))
+    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
   Model model = load_model(args.str("model"), tracker);

@@ -10,7 +10,8 @@
 namespace lomo::cli {
 
 int cmd_tokenize(int argc, char** argv) {
-  Args args("tokenize", "lomo tokenize --model DIR (--text STR | --file F) [--decode] [--special on|off]",
+  Args args("tokenize",
+            "lomo tokenize --model DIR (--text STR | --file F) [--decode] [--special on|off]",
             "Prints the token ids of the text as a JSON array (one per line of --file), or with\n"
             "--decode reads JSON arrays of ids and prints the text as a JSON string, so that\n"
             "spaces and newlines are visible.",
@@ -35,7 +36,8 @@ int cmd_tokenize(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  if (args.given("text") == args.given("file")) throw Error("give exactly one of --text and --file");
+  if (args.given("text") == args.given("file"))
+    throw Error("give exactly one of --text and --file");
   const auto tok = text::load_tokenizer(args.str("model"));
   if (!tok) throw Error(args.str("model") + ": no tokenizer.json or tokenizer.model in the folder");
   const bool special = args.on_off("special");
@@ -53,7 +55,8 @@ int cmd_tokenize(int argc, char** argv) {
       try {
         ids = nlohmann::json::parse(inputs[i]).get<std::vector<int32_t>>();
       } catch (const nlohmann::json::exception&) {
-        throw Error("input " + std::to_string(i + 1) + ": --decode expects a JSON array of token ids");
+        throw Error("input " + std::to_string(i + 1) +
+                    ": --decode expects a JSON array of token ids");
       }
       std::printf("%s\n", nlohmann::json(tok->decode(ids)).dump().c_str());
     } else {

@@ -12,11 +12,11 @@
 #include "cli/commands.h"
 #include "cli/output_dir.h"
 #include "core/error.h"
+#include "data/dataset.h"
 #include "io/file.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "optim/schedule.h"
-#include "data/dataset.h"
 #include "text/tokenizer.h"
 #include "train/batch_order.h"
 #include "train/evaluate.h"
@@ -30,12 +30,20 @@ namespace {
 std::vector<Flag> train_flags() {
   return {
       {"model", "DIR", "Hugging Face model folder (config.json + safetensors)", "", true},
-      {"data", "FILE", "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a task's fields", "", true},
+      {"data", "FILE",
+       "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a "
+       "task's fields",
+       "", true},
       {"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true},
-      {"task", "NAME", "read --data (and --eval-data) as boolq, rte, wic, wsc, multirc, copa or choice; train on prompt + the labelled answer", ""},
+      {"task", "NAME",
+       "read --data (and --eval-data) as boolq, rte, wic, wsc, multirc, copa or choice; train on "
+       "prompt + the labelled answer",
+       ""},
       {"eval-data", "FILE", "evaluate on FILE: accuracy with --task, else mean loss", ""},
-      {"eval-every", "N", "evaluate every N steps (and before the first and after the last)", "once per epoch"},
-      {"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count", "none"},
+      {"eval-every", "N", "evaluate every N steps (and before the first and after the last)",
+       "once per epoch"},
+      {"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count",
+       "none"},
       {"optimizer", "NAME", "lomo (fused update), sgd or adamw (classic baselines)", "lomo"},
       {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 1e-5 for adamw"},
       {"steps", "N", "number of optimisation steps (instead of --epochs)", ""},
@@ -118,7 +126,9 @@ int cmd_train(int argc, char** argv) {
   if (args.given("task")) task = data::parse_task(args.str("task"));
   const data::DataOptions dopts{seq_len, &cfg, tok.get(), task};
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
-  const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens" ? Normalize::Tokens : Normalize::None;
+  const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens"
+                             ? Normalize::Tokens
+                             : Normalize::None;
   // Evaluation data: multiple-choice accuracy with --task, otherwise mean loss.
   std::vector<data::ChoiceExample> eval_choices;
   data::Dataset eval_set;
@@ -136,8 +146,8 @@ int cmd_train(int argc, char** argv) {
   const int64_t total_steps =
       args.given("steps") ? args.integer("steps", 1, INT64_MAX / batch_size)
                           : (args.integer("epochs", 1, 1 << 20) * n + batch_size - 1) / batch_size;
-  const int64_t eval_every = args.given("eval-every") ? args.integer("eval-every", 1, INT64_MAX)
-                                                      : order.steps_per_epoch();
+  const int64_t eval_every =
+      args.given("eval-every") ? args.integer("eval-every", 1, INT64_MAX) : order.steps_per_epoch();
   sched.total_steps = total_steps;
 
   std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
@@ -145,12 +155,19 @@ int cmd_train(int argc, char** argv) {
               static_cast<long long>(cfg.d_model),
               static_cast<long long>(model.params.total_numel()),
               cfg.tied_embeddings ? ", tied embeddings" : "");
-  std::printf("data    %s: %lld sequences (%s)", args.str("data").c_str(), static_cast<long long>(n),
+  std::printf("data    %s: %lld sequences (%s)", args.str("data").c_str(),
+              static_cast<long long>(n),
               task ? data::task_name(*task) : data::format_name(data.format));
-  if (data.truncated) std::printf(", %lld truncated to %lld tokens", static_cast<long long>(data.truncated), static_cast<long long>(seq_len));
-  if (data.dropped) std::printf(", %lld dropped (no loss token left after truncation)", static_cast<long long>(data.dropped));
+  if (data.truncated)
+    std::printf(", %lld truncated to %lld tokens", static_cast<long long>(data.truncated),
+                static_cast<long long>(seq_len));
+  if (data.dropped)
+    std::printf(", %lld dropped (no loss token left after truncation)",
+                static_cast<long long>(data.dropped));
   std::printf("\n");
-  if (tok) std::printf("tokens  %s, vocabulary %lld\n", tok->kind().c_str(), static_cast<long long>(tok->vocab_size()));
+  if (tok)
+    std::printf("tokens  %s, vocabulary %lld\n", tok->kind().c_str(),
+                static_cast<long long>(tok->vocab_size()));
   std::printf(
       "train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
       "checkpointing %s, %d threads\n",

@@ -8,10 +8,14 @@ namespace lomo::data {
 
 const char* format_name(Format f) {
   switch (f) {
-    case Format::Ids: return "{\"input_ids\"}";
-    case Format::Text: return "{\"text\"}";
-    case Format::PromptCompletion: return "{\"prompt\", \"completion\"}";
-    case Format::Task: return "task";
+    case Format::Ids:
+      return "{\"input_ids\"}";
+    case Format::Text:
+      return "{\"text\"}";
+    case Format::PromptCompletion:
+      return "{\"prompt\", \"completion\"}";
+    case Format::Task:
+      return "task";
   }
   return "?";
 }
@@ -44,8 +48,9 @@ Format detect(const nlohmann::json& j, const std::string& where) {
   if (j.contains("input_ids")) return Format::Ids;
   if (j.contains("text")) return Format::Text;
   if (j.contains("prompt") || j.contains("completion")) return Format::PromptCompletion;
-  throw Error(where + ": expected {\"input_ids\": [...]}, {\"text\": ...} or {\"prompt\": ..., "
-                      "\"completion\": ...} (or give --task for a task's own fields)");
+  throw Error(where +
+              ": expected {\"input_ids\": [...]}, {\"text\": ...} or {\"prompt\": ..., "
+              "\"completion\": ...} (or give --task for a task's own fields)");
 }
 
 std::string string_field(const nlohmann::json& j, const char* k, const std::string& where) {
@@ -60,11 +65,13 @@ Sequence ids_line(const nlohmann::json& j, const std::string& where) {
   Sequence s;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!ids[i].is_number_integer()) {
-      throw Error(where + ": input_ids[" + std::to_string(i) + "] = " + ids[i].dump() + " is not an integer");
+      throw Error(where + ": input_ids[" + std::to_string(i) + "] = " + ids[i].dump() +
+                  " is not an integer");
     }
     const int64_t id = ids[i].get<int64_t>();
     if (id < 0 || id > INT32_MAX) {
-      throw Error(where + ": input_ids[" + std::to_string(i) + "] = " + std::to_string(id) + " is not a token id");
+      throw Error(where + ": input_ids[" + std::to_string(i) + "] = " + std::to_string(id) +
+                  " is not a token id");
     }
     s.ids.push_back(static_cast<int32_t>(id));
   }
@@ -76,8 +83,9 @@ Sequence ids_line(const nlohmann::json& j, const std::string& where) {
 Sequence prompt_completion(const text::Tokenizer& tok, const std::string& prompt,
                            const std::string& completion, const std::string& where) {
   if (tok.eos_id < 0) {
-    throw Error(where + ": prompt/completion data needs an EOS token, and the tokenizer has none "
-                        "(set eos_token in tokenizer_config.json)");
+    throw Error(where +
+                ": prompt/completion data needs an EOS token, and the tokenizer has none "
+                "(set eos_token in tokenizer_config.json)");
   }
   Sequence s;
   s.ids = tok.encode_document(prompt);
@@ -104,12 +112,13 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
       first_where = where;
       first = false;
     } else if (f != ds.format) {
-      throw Error(where + ": a " + format_name(f) + " line in a file whose first line (" + first_where +
-                  ") is " + format_name(ds.format) + "; one file holds one form");
+      throw Error(where + ": a " + format_name(f) + " line in a file whose first line (" +
+                  first_where + ") is " + format_name(ds.format) + "; one file holds one form");
     }
     if (f != Format::Ids && opts.tokenizer == nullptr) {
-      throw Error(where + ": text data needs a tokenizer, and the model folder has none "
-                          "(tokenizer.json or tokenizer.model)");
+      throw Error(where +
+                  ": text data needs a tokenizer, and the model folder has none "
+                  "(tokenizer.json or tokenizer.model)");
     }
     std::vector<Sequence> seqs;
     switch (f) {
@@ -136,7 +145,8 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
           if (e.label < 0) {
             throw Error(where + ": field \"label\" is missing; training needs labelled examples");
           }
-          seqs.push_back(prompt_completion(*opts.tokenizer, e.prompt, e.candidates[e.label], where));
+          seqs.push_back(
+              prompt_completion(*opts.tokenizer, e.prompt, e.candidates[e.label], where));
         }
         break;
     }
@@ -145,8 +155,8 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
         if (s.ids[i] >= cfg.vocab) {
           const std::string what = f == Format::Ids ? "input_ids[" + std::to_string(i) + "] = "
                                                     : "token " + std::to_string(i) + " has id ";
-          throw Error(where + ": " + what + std::to_string(s.ids[i]) + " is outside the vocabulary [0, " +
-                      std::to_string(cfg.vocab) + ")");
+          throw Error(where + ": " + what + std::to_string(s.ids[i]) +
+                      " is outside the vocabulary [0, " + std::to_string(cfg.vocab) + ")");
         }
       }
       if (s.ids.size() < 2) {
@@ -168,8 +178,9 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
     }
   });
   if (ds.examples.empty()) {
-    throw Error(path + (ds.dropped ? ": every example lost its loss tokens to truncation (raise --seq-len)"
-                                   : ": the data file holds no examples"));
+    throw Error(path + (ds.dropped
+                            ? ": every example lost its loss tokens to truncation (raise --seq-len)"
+                            : ": the data file holds no examples"));
   }
   return ds;
 }

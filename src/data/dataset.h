@@ -24,10 +24,10 @@ enum class Format { Ids, Text, PromptCompletion, Task };
 const char* format_name(Format f);
 
 struct DataOptions {
-  int64_t seq_len = 1024;                   // longer sequences are cut to this, and counted
-  const ModelConfig* config = nullptr;      // vocabulary and context checks
+  int64_t seq_len = 1024;                      // longer sequences are cut to this, and counted
+  const ModelConfig* config = nullptr;         // vocabulary and context checks
   const text::Tokenizer* tokenizer = nullptr;  // needed by every form but input_ids
-  std::optional<Task> task;                 // read the task's fields instead
+  std::optional<Task> task;                    // read the task's fields instead
 };
 
 struct Dataset {

@@ -17,13 +17,20 @@ Task parse_task(const std::string& s) {
 
 const char* task_name(Task t) {
   switch (t) {
-    case Task::BoolQ: return "boolq";
-    case Task::Rte: return "rte";
-    case Task::Wic: return "wic";
-    case Task::Wsc: return "wsc";
-    case Task::MultiRc: return "multirc";
-    case Task::Copa: return "copa";
-    case Task::Choice: return "choice";
+    case Task::BoolQ:
+      return "boolq";
+    case Task::Rte:
+      return "rte";
+    case Task::Wic:
+      return "wic";
+    case Task::Wsc:
+      return "wsc";
+    case Task::MultiRc:
+      return "multirc";
+    case Task::Copa:
+      return "copa";
+    case Task::Choice:
+      return "choice";
   }
   return "?";
 }
@@ -43,7 +50,8 @@ class Fields {
     if (!obj.is_object() || !obj.contains(field)) fail(path, "is missing");
     return obj[field];
   }
-  std::string str(const nlohmann::json& obj, const std::string& field, const std::string& path) const {
+  std::string str(const nlohmann::json& obj, const std::string& field,
+                  const std::string& path) const {
     const auto& v = get(obj, field, path);
     if (!v.is_string()) fail(path, "must be a string, got " + v.dump().substr(0, 60));
     return v.get<std::string>();
@@ -82,13 +90,15 @@ class Fields {
 
 }  // namespace
 
-std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, const std::string& where) {
+std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j,
+                                           const std::string& where) {
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
   const Fields f(j, where, task);
   const std::vector<std::string> no_yes = {"No", "Yes"};
   switch (task) {
     case Task::BoolQ:
-      return {{f.str("passage") + " " + f.str("question") + "\nAnswer: ", no_yes, f.yes_no(j, "label")}};
+      return {{f.str("passage") + " " + f.str("question") + "\nAnswer: ", no_yes,
+               f.yes_no(j, "label")}};
     case Task::Rte: {
       int label = -1;
       if (j.contains("label") && !j["label"].is_null()) {
@@ -98,7 +108,8 @@ std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, c
         } else if (v == "not_entailment" || v == 1) {
           label = 1;
         } else {
-          f.fail("label", "must be \"entailment\" or \"not_entailment\", got " + v.dump().substr(0, 60));
+          f.fail("label",
+                 "must be \"entailment\" or \"not_entailment\", got " + v.dump().substr(0, 60));
         }
       }
       return {{f.str("premise") + "\nDoes this mean that \"" + f.str("hypothesis") +
@@ -108,8 +119,8 @@ std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, c
     }
     case Task::Wic:
       return {{"Does the word \"" + f.str("word") +
-                   "\" have the same meaning in these two sentences? Yes, No?\n" + f.str("sentence1") +
-                   "\n" + f.str("sentence2") + "\nAnswer: ",
+                   "\" have the same meaning in these two sentences? Yes, No?\n" +
+                   f.str("sentence1") + "\n" + f.str("sentence2") + "\nAnswer: ",
                no_yes, f.yes_no(j, "label")}};
     case Task::Wsc: {
       const auto& target = f.get(j, "target", "target");
@@ -122,13 +133,15 @@ std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, c
       const auto& passage = f.get(j, "passage", "passage");
       const std::string paragraph = f.str(passage, "text", "passage.text");
       const auto& questions = f.get(passage, "questions", "passage.questions");
-      if (!questions.is_array() || questions.empty()) f.fail("passage.questions", "must be a non-empty list");
+      if (!questions.is_array() || questions.empty())
+        f.fail("passage.questions", "must be a non-empty list");
       std::vector<ChoiceExample> out;
       for (size_t qi = 0; qi < questions.size(); ++qi) {
         const std::string qp = "passage.questions[" + std::to_string(qi) + "]";
         const std::string question = f.str(questions[qi], "question", qp + ".question");
         const auto& answers = f.get(questions[qi], "answers", qp + ".answers");
-        if (!answers.is_array() || answers.empty()) f.fail(qp + ".answers", "must be a non-empty list");
+        if (!answers.is_array() || answers.empty())
+          f.fail(qp + ".answers", "must be a non-empty list");
         for (size_t ai = 0; ai < answers.size(); ++ai) {
           const std::string ap = qp + ".answers[" + std::to_string(ai) + "]";
           out.push_back({paragraph + "\nQuestion: " + question + "\nI found this answer \"" +
@@ -143,17 +156,22 @@ std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, c
       std::string premise = f.str("premise");
       if (!premise.empty() && premise.back() == '.') premise.pop_back();
       const std::string q = f.str("question");
-      if (q != "cause" && q != "effect") f.fail("question", "must be \"cause\" or \"effect\", got \"" + q + "\"");
-      ChoiceExample e{premise + (q == "effect" ? " so " : " because "), {f.str("choice1"), f.str("choice2")}, -1};
+      if (q != "cause" && q != "effect")
+        f.fail("question", "must be \"cause\" or \"effect\", got \"" + q + "\"");
+      ChoiceExample e{premise + (q == "effect" ? " so " : " because "),
+                      {f.str("choice1"), f.str("choice2")},
+                      -1};
       e.label = f.index_label(2);
       return {e};
     }
     case Task::Choice: {
       const auto& choices = f.get(j, "choices", "choices");
-      if (!choices.is_array() || choices.empty()) f.fail("choices", "must be a non-empty list of strings");
+      if (!choices.is_array() || choices.empty())
+        f.fail("choices", "must be a non-empty list of strings");
       ChoiceExample e{f.str("prompt"), {}, -1};
       for (size_t i = 0; i < choices.size(); ++i) {
-        if (!choices[i].is_string()) f.fail("choices[" + std::to_string(i) + "]", "must be a string");
+        if (!choices[i].is_string())
+          f.fail("choices[" + std::to_string(i) + "]", "must be a string");
         e.candidates.push_back(choices[i].get<std::string>());
       }
       e.label = f.index_label(e.candidates.size());

@@ -4,7 +4,8 @@
 // (design §5):
 //   boolq    "{passage} {question}\nAnswer: "                                  No / Yes
 //   rte      "{premise}\nDoes this mean that \"{hypothesis}\" is true? Yes or No?\nAnswer: "
-//                                                                              Yes / No (0 = entailment)
+//                                                                              Yes / No (0 =
+//                                                                              entailment)
 //   wic      "Does the word \"{word}\" have the same meaning in these two sentences? Yes, No?\n"
 //            "{sentence1}\n{sentence2}\nAnswer: "                             No / Yes
 //   wsc      "{text}\nIn the previous sentence, does the pronoun \"{span2_text}\" refer to
@@ -33,6 +34,7 @@ struct ChoiceExample {
 };
 
 // One JSONL line of `task`; `where` ("file:line") prefixes every error, which names the field.
-std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j, const std::string& where);
+std::vector<ChoiceExample> parse_task_line(Task task, const nlohmann::json& j,
+                                           const std::string& where);
 
 }  // namespace lomo::data

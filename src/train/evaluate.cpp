@@ -20,7 +20,8 @@ ChoicePrediction score_choices(LlamaModel& model, const text::Tokenizer& tok,
       const size_t from = (tok.add_bos && tok.bos_id >= 0) ? 1 : 0;
       size_t answer_start = 0;
       while (answer_start < s.loss.size() && !s.loss[answer_start]) ++answer_start;
-      if (from + cut >= answer_start) throw Error("an answer alone exceeds --seq-len " + std::to_string(max_len));
+      if (from + cut >= answer_start)
+        throw Error("an answer alone exceeds --seq-len " + std::to_string(max_len));
       s.ids.erase(s.ids.begin() + from, s.ids.begin() + from + cut);
       s.loss.erase(s.loss.begin() + from, s.loss.begin() + from + cut);
       out.truncated = true;
@@ -41,7 +42,8 @@ ChoicePrediction score_choices(LlamaModel& model, const text::Tokenizer& tok,
     }
     out.scores.push_back(norm == Normalize::Tokens ? sum / std::max<int64_t>(1, n) : sum);
   }
-  out.prediction = static_cast<int>(std::min_element(out.scores.begin(), out.scores.end()) - out.scores.begin());
+  out.prediction =
+      static_cast<int>(std::min_element(out.scores.begin(), out.scores.end()) - out.scores.begin());
   return out;
 }
 
@@ -65,8 +67,9 @@ double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t b
   double sum = 0;
   int64_t tokens = 0;
   for (size_t start = 0; start < seqs.size(); start += static_cast<size_t>(batch_size)) {
-    const std::vector<Sequence> part(seqs.begin() + static_cast<std::ptrdiff_t>(start),
-                                     seqs.begin() + static_cast<std::ptrdiff_t>(std::min(seqs.size(), start + batch_size)));
+    const std::vector<Sequence> part(
+        seqs.begin() + static_cast<std::ptrdiff_t>(start),
+        seqs.begin() + static_cast<std::ptrdiff_t>(std::min(seqs.size(), start + batch_size)));
     const Batch batch = make_batch(part);
     sum += model.forward(batch) * static_cast<double>(batch.loss_tokens);
     tokens += batch.loss_tokens;

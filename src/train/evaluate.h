@@ -31,7 +31,8 @@ struct ChoiceAccuracy {
 
 ChoiceAccuracy evaluate_choices(LlamaModel& model, const text::Tokenizer& tok,
                                 const std::vector<data::ChoiceExample>& examples, Normalize norm,
-                                int64_t max_len, std::vector<ChoicePrediction>* per_example = nullptr);
+                                int64_t max_len,
+                                std::vector<ChoicePrediction>* per_example = nullptr);
 
 // Mean NLL per loss token over a set of sequences, `batch_size` at a time.
 double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t batch_size);
