@@ -257,6 +257,7 @@ int cmd_train(int argc, char** argv) {
 
   out.create();
   save_model(out.staging(), cfg, model.params);
+  copy_tokenizer_files(args.str("model"), out.staging());
   write_file_atomic(out.staging() + "/memory.json", memory_json(tracker).dump(2) + "\n");
   out.commit();
   std::printf("saved   %s\n", args.str("out").c_str());

@@ -115,4 +115,15 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
 }
 
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                        "special_tokens_map.json", "generation_config.json"}) {
+    const fs::path src = fs::path(from) / f;
+    if (!fs::exists(src)) continue;
+    std::ifstream in(src, std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+    write_file_atomic((fs::path(to) / f).string(), bytes);
+  }
+}
+
 }  // namespace lomo

@@ -23,4 +23,9 @@ Model load_model(const std::string& dir, MemoryTracker& tracker);
 // is written to a temporary name and renamed into place, so a failure never leaves a torn file.
 void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params);
 
+// Copies the tokenizer and generation files of a model folder (tokenizer.json, tokenizer.model,
+// tokenizer_config.json, special_tokens_map.json, generation_config.json) that exist in `from`,
+// so that a saved model is usable at once.
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+
 }  // namespace lomo
