@@ -200,3 +200,37 @@ TEST(EvalCli, WritesAccuracyAndPredictions) {
 
 }  // namespace
 }  // namespace lomo
+
+namespace lomo {
+namespace {
+
+std::string run_cli(const std::string& args, int* status) {
+  FILE* p = popen((std::string(LOMO_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  std::string text;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) text += buf;
+  *status = WEXITSTATUS(pclose(p));
+  return text;
+}
+
+TEST(TokenizeCli, EncodesAndDecodesBack) {
+  const std::string model = test::fixture_dir("tokenizers/llama3");
+  int st = 0;
+  const std::string ids = run_cli("tokenize --model " + model + " --text 'Hello, world 123' --special off", &st);
+  ASSERT_EQ(st, 0) << ids;
+  const auto tok = text::load_tokenizer(model);
+  EXPECT_EQ(nlohmann::json::parse(ids).get<std::vector<int32_t>>(), tok->encode("Hello, world 123"));
+  std::string arr = ids;
+  arr.erase(arr.find_last_not_of('\n') + 1);
+  const std::string back = run_cli("tokenize --model " + model + " --decode --text '" + arr + "'", &st);
+  ASSERT_EQ(st, 0) << back;
+  EXPECT_EQ(nlohmann::json::parse(back).get<std::string>(), "Hello, world 123");
+  const std::string with_bos = run_cli("tokenize --model " + model + " --text 'Hello'", &st);
+  EXPECT_EQ(nlohmann::json::parse(with_bos)[0].get<int32_t>(), tok->bos_id);
+  const std::string bad = run_cli("tokenize --model " + model + " --decode --text 'nope'", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(bad.find("JSON array of token ids"), std::string::npos) << bad;
+}
+
+}  // namespace
+}  // namespace lomo
