@@ -85,7 +85,7 @@ size_t utf8_len(unsigned char b) {
 
 }  // namespace
 
-BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& source) {
+BpeParts parse_tokenizer_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
     throw Error(source + ": not a tokenizer.json (no \"model\" object)");
   }
@@ -98,41 +98,28 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& source) {
       throw Error(source + ": model." + k + " is not supported");
     }
   }
-  pre_ = parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), source);
-  nfc_ = parse_normalizer(j.value("normalizer", nlohmann::json()), source);
-  ignore_merges_ = m.value("ignore_merges", false);
-
-  if (!m.contains("vocab") || !m["vocab"].is_object())
-    throw Error(source + ": model.vocab missing");
+  BpeParts p;
+  p.pre = parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), source);
+  p.nfc = parse_normalizer(j.value("normalizer", nlohmann::json()), source);
+  p.ignore_merges = m.value("ignore_merges", false);
+  if (!m.contains("vocab") || !m["vocab"].is_object()) throw Error(source + ": model.vocab missing");
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
     const int64_t id = it->get<int64_t>();
-    if (id < 0 || id > (1 << 24))
-      throw Error(source + ": token \"" + it.key() + "\" has id " + std::to_string(id));
-    if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
-    id_to_token_[id] = it.key();
-    vocab_[it.key()] = static_cast<int32_t>(id);
+    if (id < 0 || id > (1 << 24)) throw Error(source + ": token \"" + it.key() + "\" has id " + std::to_string(id));
+    if (static_cast<size_t>(id) >= p.tokens.size()) p.tokens.resize(id + 1);
+    p.tokens[id] = it.key();
   }
-  int32_t rank = 0;
   for (const auto& mg : m.value("merges", nlohmann::json::array())) {
-    std::string a, b;
     if (mg.is_string()) {
       const std::string s = mg.get<std::string>();
       const size_t sp = s.find(' ', 1);
       if (sp == std::string::npos) throw Error(source + ": merge \"" + s + "\" is not \"a b\"");
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    } else if (mg.is_array() && mg.size() == 2) {
-      a = mg[0].get<std::string>();
-      b = mg[1].get<std::string>();
+      p.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
+      p.merges.emplace_back(mg[0].get<std::string>(), mg[1].get<std::string>());
     } else {
       throw Error(source + ": malformed merge " + mg.dump());
     }
-    const auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
-    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end()) {
-      throw Error(source + ": merge \"" + a + " " + b +
-                  "\" uses a token missing from the vocabulary");
-    }
-    merges_.emplace(pair_key(ia->second, ib->second), std::make_pair(rank++, im->second));
   }
   for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
     AddedToken a;
@@ -141,45 +128,129 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& source) {
     a.special = t.value("special", false);
     a.lstrip = t.value("lstrip", false);
     a.rstrip = t.value("rstrip", false);
-    if (a.content.empty()) continue;
-    if (static_cast<size_t>(a.id) >= id_to_token_.size()) id_to_token_.resize(a.id + 1);
-    id_to_token_[a.id] = a.content;
-    added_.push_back(a);
+    if (!a.content.empty()) p.added.push_back(a);
   }
-  // Longest first, so the first hit at a position is the longest (leftmost-longest matching).
-  std::stable_sort(added_.begin(), added_.end(), [](const AddedToken& x, const AddedToken& y) {
-    return x.content.size() > y.content.size();
-  });
-  added_index_.assign(id_to_token_.size(), -1);
-  for (size_t i = 0; i < added_.size(); ++i) {
-    added_index_[added_[i].id] = static_cast<int>(i);
-    added_by_first_byte_[static_cast<unsigned char>(added_[i].content[0])].push_back(
-        static_cast<int>(i));
-  }
-  make_byte_map(byte_to_char_, char_to_byte_);
-
   // BOS from a TemplateProcessing post-processor whose single template starts with a special token.
   std::vector<nlohmann::json> procs;
   if (j.contains("post_processor") && j["post_processor"].is_object()) {
     const auto& pp = j["post_processor"];
     if (pp.value("type", "") == "Sequence") {
-      for (const auto& p : pp.value("processors", nlohmann::json::array())) procs.push_back(p);
+      for (const auto& x : pp.value("processors", nlohmann::json::array())) procs.push_back(x);
     } else {
       procs.push_back(pp);
     }
   }
-  for (const auto& p : procs) {
-    if (p.value("type", "") != "TemplateProcessing" || !p.contains("single")) continue;
-    const auto& single = p["single"];
+  for (const auto& x : procs) {
+    if (x.value("type", "") != "TemplateProcessing" || !x.contains("single")) continue;
+    const auto& single = x["single"];
     if (!single.empty() && single[0].contains("SpecialToken")) {
       const std::string name = single[0]["SpecialToken"].value("id", "");
-      const auto& st = p.value("special_tokens", nlohmann::json::object());
+      const auto& st = x.value("special_tokens", nlohmann::json::object());
       if (st.contains(name) && st[name].contains("ids") && !st[name]["ids"].empty()) {
-        bos_id = st[name]["ids"][0].get<int32_t>();
-        add_bos = true;
+        p.bos_id = st[name]["ids"][0].get<int32_t>();
+        p.add_bos = true;
       }
     }
   }
+  return p;
+}
+
+nlohmann::json to_tokenizer_json(const BpeParts& p) {
+  nlohmann::json j;
+  j["version"] = "1.0";
+  j["truncation"] = nullptr;
+  j["padding"] = nullptr;
+  nlohmann::json added = nlohmann::json::array();
+  std::vector<AddedToken> sorted = p.added;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (const auto& a : sorted) {
+    added.push_back({{"id", a.id}, {"content", a.content}, {"single_word", false}, {"lstrip", a.lstrip},
+                     {"rstrip", a.rstrip}, {"normalized", false}, {"special", a.special}});
+  }
+  j["added_tokens"] = added;
+  j["normalizer"] = p.nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr);
+  const nlohmann::json byte_level_regex = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  const nlohmann::json byte_level_plain = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  switch (p.pre) {
+    case PreTokenizer::Gpt2:
+      j["pre_tokenizer"] = byte_level_regex;
+      break;
+    case PreTokenizer::SmolLM:
+      j["pre_tokenizer"] = {{"type", "Sequence"},
+                            {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level_regex}}};
+      break;
+    case PreTokenizer::Llama3:
+    case PreTokenizer::Qwen2:
+      j["pre_tokenizer"] = {
+          {"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"},
+             {"pattern", {{"Regex", p.pre == PreTokenizer::Llama3 ? kLlama3Pattern : kQwen2Pattern}}},
+             {"behavior", "Isolated"},
+             {"invert", false}},
+            byte_level_plain}}};
+      break;
+  }
+  if (p.add_bos && p.bos_id >= 0) {
+    const std::string bos = p.tokens.at(p.bos_id);
+    j["post_processor"] = {
+        {"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                  {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{bos, {{"id", bos}, {"ids", {p.bos_id}}, {"tokens", {bos}}}}}}};
+  } else {
+    j["post_processor"] = nullptr;
+  }
+  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  nlohmann::json vocab = nlohmann::json::object();
+  for (size_t i = 0; i < p.tokens.size(); ++i) vocab[p.tokens[i]] = i;
+  nlohmann::json merges = nlohmann::json::array();
+  for (const auto& [a, b] : p.merges) merges.push_back({a, b});
+  j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p.ignore_merges},
+                {"vocab", vocab}, {"merges", merges}};
+  return j;
+}
+
+BpeTokenizer::BpeTokenizer(BpeParts parts) : parts_(std::move(parts)) {
+  const BpeParts& p = parts_;
+  pre_ = p.pre;
+  nfc_ = p.nfc;
+  ignore_merges_ = p.ignore_merges;
+  bos_id = p.bos_id;
+  eos_id = p.eos_id;
+  add_bos = p.add_bos;
+  id_to_token_ = p.tokens;
+  for (size_t i = 0; i < p.tokens.size(); ++i) {
+    if (!p.tokens[i].empty()) vocab_.emplace(p.tokens[i], static_cast<int32_t>(i));
+  }
+  int32_t rank = 0;
+  for (const auto& [a, b] : p.merges) {
+    const auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end()) {
+      throw Error("merge \"" + a + " " + b + "\" uses a token missing from the vocabulary");
+    }
+    merges_.emplace(pair_key(ia->second, ib->second), std::make_pair(rank++, im->second));
+  }
+  for (const auto& a : p.added) {
+    if (a.id < 0) throw Error("added token \"" + a.content + "\" has a negative id");
+    if (static_cast<size_t>(a.id) >= id_to_token_.size()) id_to_token_.resize(a.id + 1);
+    id_to_token_[a.id] = a.content;
+    added_.push_back(a);
+  }
+  // Longest first, so the first hit at a position is the longest (leftmost-longest matching).
+  std::stable_sort(added_.begin(), added_.end(),
+                   [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+  added_index_.assign(id_to_token_.size(), -1);
+  for (size_t i = 0; i < added_.size(); ++i) {
+    added_index_[added_[i].id] = static_cast<int>(i);
+    added_by_first_byte_[static_cast<unsigned char>(added_[i].content[0])].push_back(static_cast<int>(i));
+  }
+  make_byte_map(byte_to_char_, char_to_byte_);
 }
 
 std::string BpeTokenizer::kind() const {

@@ -28,10 +28,29 @@ struct AddedToken {
   bool rstrip = false;
 };
 
+// Everything that defines a byte-level BPE tokenizer, whichever file it came from.
+struct BpeParts {
+  std::vector<std::string> tokens;  // id -> token string (byte-level mapped)
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order
+  std::vector<AddedToken> added;
+  PreTokenizer pre = PreTokenizer::Gpt2;
+  bool nfc = false;
+  bool ignore_merges = false;
+  int32_t bos_id = -1, eos_id = -1;
+  bool add_bos = false;
+};
+
+// Reads a tokenizer.json; `source` names the file in error messages.
+BpeParts parse_tokenizer_json(const nlohmann::json& j, const std::string& source);
+// A tokenizer.json that Hugging Face `tokenizers` loads and that encodes as these parts do.
+nlohmann::json to_tokenizer_json(const BpeParts& parts);
+
 class BpeTokenizer : public Tokenizer {
  public:
-  // `source` names the file in error messages.
-  BpeTokenizer(const nlohmann::json& tokenizer_json, const std::string& source);
+  explicit BpeTokenizer(BpeParts parts);
+  BpeTokenizer(const nlohmann::json& tokenizer_json, const std::string& source)
+      : BpeTokenizer(parse_tokenizer_json(tokenizer_json, source)) {}
+  const BpeParts& parts() const { return parts_; }
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
@@ -44,6 +63,7 @@ class BpeTokenizer : public Tokenizer {
   void encode_piece(std::string_view mapped, std::vector<int32_t>& out) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
 
+  BpeParts parts_;
   PreTokenizer pre_;
   bool nfc_ = false;
   bool ignore_merges_ = false;
