@@ -183,7 +183,7 @@ TEST_F(BadInputs, UnsupportedActivation) {
 
 TEST_F(BadInputs, MissingModelFolder) {
   model_ = dir_ / "nowhere";
-  expect_failure("not a model folder");
+  expect_failure("not a model folder or GGUF file");
 }
 
 TEST_F(BadInputs, EmptyDataFile) {

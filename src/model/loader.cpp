@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "io/file.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
+#include "model/gguf_model.h"
 
 namespace lomo {
 
@@ -52,9 +54,13 @@ std::vector<std::string> weight_files(const fs::path& dir) {
 }  // namespace
 
 Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
+  if (fs::is_regular_file(dir_str)) {
+    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker);
+    throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
+  }
   const fs::path dir(dir_str);
   if (!fs::is_directory(dir)) {
-    throw Error(dir_str + ": not a model folder (expected a directory with config.json)");
+    throw Error(dir_str + ": not a model folder or GGUF file (expected a directory with config.json, or a .gguf file)");
   }
   ModelConfig config = load_config((dir / "config.json").string());
 

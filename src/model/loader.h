@@ -14,7 +14,7 @@ struct Model {
   ModelParams params;
 };
 
-// Reads `dir`/config.json and the weights (model.safetensors or the shards listed in
+// A GGUF file (model/gguf_model.h), or a Hugging Face folder: reads `dir`/config.json and the weights (model.safetensors or the shards listed in
 // model.safetensors.index.json). Every tensor's name and shape is checked against the config
 // before any parameter memory is allocated; F32/F16/BF16 are converted to fp32.
 Model load_model(const std::string& dir, MemoryTracker& tracker);

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "text/bpe.h"
+#include "text/gguf_vocab.h"
 #include "text/sentencepiece.h"
 
 namespace lomo::text {
@@ -48,6 +50,10 @@ int32_t first_id(const nlohmann::json& v) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+  if (fs::is_regular_file(model_dir)) {
+    if (!is_gguf_file(model_dir)) throw Error(model_dir + ": not a GGUF file or model folder");
+    return tokenizer_from_gguf(GgufFile(model_dir));
+  }
   const fs::path dir(model_dir);
   const fs::path tj = dir / "tokenizer.json", tm = dir / "tokenizer.model";
   std::unique_ptr<Tokenizer> tok;
