@@ -20,7 +20,9 @@
 namespace lomo {
 namespace {
 
-nlohmann::json read_json(const std::string& p) { return nlohmann::json::parse(std::ifstream(p)); }
+nlohmann::json read_json(const std::string& p) {
+  return nlohmann::json::parse(std::ifstream(p));
+}
 
 TEST(Dequantize, BitExactAgainstTheGgufPackage) {
   const auto fx = read_json(test::fixture_dir("gguf") + "/dequant.json");
@@ -28,7 +30,8 @@ TEST(Dequantize, BitExactAgainstTheGgufPackage) {
     const auto& t = it.value();
     const std::string hex = t["raw_hex"].get<std::string>();
     std::vector<uint8_t> raw(hex.size() / 2);
-    for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    for (size_t i = 0; i < raw.size(); ++i)
+      raw[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
     const int64_t n = t["elements"].get<int64_t>();
     std::vector<float> got(n);
     dequantize(static_cast<GgmlType>(t["type"].get<uint32_t>()), raw.data(), n, got.data());
@@ -59,21 +62,24 @@ TEST(Quantize, Fp16Bf16AndQ8RoundTrips) {
   EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie rounds to even
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3F80);
   EXPECT_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);  // tie to even
-  for (uint32_t h = 0; h < 0x7C00; h += 7) EXPECT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h);
+  for (uint32_t h = 0; h < 0x7C00; h += 7)
+    EXPECT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h);
   std::vector<float> x(64);
   for (int i = 0; i < 64; ++i) x[i] = std::sin(0.37f * i) * (i % 5 + 1);
   std::vector<uint8_t> q(68);
   quantize(GgmlType::Q8_0, x.data(), 64, q.data());
   std::vector<float> y(64);
   dequantize(GgmlType::Q8_0, q.data(), 64, y.data());
-  for (int i = 0; i < 64; ++i) EXPECT_NEAR(y[i], x[i], 5.0 / 127 * 0.51 + 1e-3) << i;  // half a step of max|x|/127
+  for (int i = 0; i < 64; ++i)
+    EXPECT_NEAR(y[i], x[i], 5.0 / 127 * 0.51 + 1e-3) << i;  // half a step of max|x|/127
 }
 
 class DefaultModel : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = default_model_path();
-    ASSERT_TRUE(std::filesystem::exists(path_)) << path_ << " is missing: run scripts/fetch_model.sh";
+    ASSERT_TRUE(std::filesystem::exists(path_))
+        << path_ << " is missing: run scripts/fetch_model.sh";
   }
   std::string path_;
 };
@@ -105,7 +111,8 @@ TEST_F(DefaultModel, LogitsMatchTransformers) {
     }
   }
   // Same dequantised weights, both fp32: only summation order differs, over 30 layers.
-  std::printf("  SmolLM2-135M (GGUF Q4_1) logits vs transformers: worst relative error %.2e\n", worst);
+  std::printf("  SmolLM2-135M (GGUF Q4_1) logits vs transformers: worst relative error %.2e\n",
+              worst);
   EXPECT_LE(worst, 1e-4);
 }
 
@@ -125,11 +132,12 @@ TEST_F(DefaultModel, TokenizerIdsMatchTransformers) {
     if (got == want) {
       ++equal;
     } else if (n - equal <= 5) {
-      ADD_FAILURE() << "line " << n << " " << nlohmann::json(text).dump() << "\n ours " << nlohmann::json(got).dump()
-                    << "\n  ref " << nlohmann::json(want).dump();
+      ADD_FAILURE() << "line " << n << " " << nlohmann::json(text).dump() << "\n ours "
+                    << nlohmann::json(got).dump() << "\n  ref " << nlohmann::json(want).dump();
     }
   }
-  std::printf("  SmolLM2 tokenizer from GGUF: %zu/%zu corpus lines equal to HF tokenizers\n", equal, n);
+  std::printf("  SmolLM2 tokenizer from GGUF: %zu/%zu corpus lines equal to HF tokenizers\n", equal,
+              n);
   EXPECT_GE(n, 2000u);
   EXPECT_EQ(equal, n);
 }

@@ -216,13 +216,16 @@ std::string run_cli(const std::string& args, int* status) {
 TEST(TokenizeCli, EncodesAndDecodesBack) {
   const std::string model = test::fixture_dir("tokenizers/llama3");
   int st = 0;
-  const std::string ids = run_cli("tokenize --model " + model + " --text 'Hello, world 123' --special off", &st);
+  const std::string ids =
+      run_cli("tokenize --model " + model + " --text 'Hello, world 123' --special off", &st);
   ASSERT_EQ(st, 0) << ids;
   const auto tok = text::load_tokenizer(model);
-  EXPECT_EQ(nlohmann::json::parse(ids).get<std::vector<int32_t>>(), tok->encode("Hello, world 123"));
+  EXPECT_EQ(nlohmann::json::parse(ids).get<std::vector<int32_t>>(),
+            tok->encode("Hello, world 123"));
   std::string arr = ids;
   arr.erase(arr.find_last_not_of('\n') + 1);
-  const std::string back = run_cli("tokenize --model " + model + " --decode --text '" + arr + "'", &st);
+  const std::string back =
+      run_cli("tokenize --model " + model + " --decode --text '" + arr + "'", &st);
   ASSERT_EQ(st, 0) << back;
   EXPECT_EQ(nlohmann::json::parse(back).get<std::string>(), "Hello, world 123");
   const std::string with_bos = run_cli("tokenize --model " + model + " --text 'Hello'", &st);

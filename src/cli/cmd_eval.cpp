@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/file.h"
+#include "model/default_model.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "text/tokenizer.h"
@@ -23,7 +24,7 @@ int cmd_eval(int argc, char** argv) {
       "answer is scored by the summed NLL of its tokens plus EOS after the prompt; the lowest\n"
       "wins. --task reads a SuperGLUE task's official JSONL fields and builds the paper's\n"
       "prompts; 'choice' reads {\"prompt\", \"choices\": [...], \"label\"}.",
-      {{"model", "DIR", "Hugging Face model folder with a tokenizer", "", true},
+      {{"model", "PATH", "model folder or .gguf file, with a tokenizer", "the default model"},
        {"data", "FILE", "JSONL examples", "", true},
        {"task", "NAME", "boolq, rte, wic, wsc, multirc, copa or choice", "choice"},
        {"normalize", "none|tokens", "divide each candidate's NLL by its token count", "none"},
@@ -35,6 +36,7 @@ int cmd_eval(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
+  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
   if (args.given("threads"))
     omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const data::Task task = data::parse_task(args.str("task"));
@@ -43,11 +45,10 @@ int cmd_eval(int argc, char** argv) {
                              : Normalize::None;
   const auto examples = data::load_choice_examples(args.str("data"), task);
   MemoryTracker tracker;
-  Model model = load_model(args.str("model"), tracker);
-  const auto tok = text::load_tokenizer(args.str("model"));
+  Model model = load_model(model_path, tracker);
+  const auto tok = text::load_tokenizer(model_path);
   if (!tok)
-    throw Error(args.str("model") +
-                ": evaluation needs a tokenizer (tokenizer.json or tokenizer.model)");
+    throw Error(model_path + ": evaluation needs a tokenizer (tokenizer.json or tokenizer.model)");
   const int64_t seq_len = args.given("seq-len")
                               ? args.integer("seq-len", 2, model.config.max_position)
                               : std::min<int64_t>(1024, model.config.max_position);

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "model/default_model.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "text/tokenizer.h"
@@ -18,7 +19,7 @@ int cmd_score(int argc, char** argv) {
       "Prints one JSON object per input line on stdout: {\"loss\": mean NLL over that line's\n"
       "loss-bearing tokens, \"tokens\": how many}. Lines are {\"text\"} (every token after\n"
       "the first), {\"prompt\", \"completion\"} (completion + EOS) or {\"input_ids\"}.",
-      {{"model", "DIR", "Hugging Face model folder", "", true},
+      {{"model", "PATH", "Hugging Face model folder or .gguf file", "the default model"},
        {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
        {"batch-size", "N", "sequences per forward pass", "4"},
        {"threads", "N", "CPU threads", "all cores"}});
@@ -27,12 +28,13 @@ int cmd_score(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
+  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
   if (args.given("threads"))
     omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
-  Model model = load_model(args.str("model"), tracker);
-  const auto tok = text::load_tokenizer(args.str("model"));
+  Model model = load_model(model_path, tracker);
+  const auto tok = text::load_tokenizer(model_path);
   const data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
   LlamaModel net(model.config, model.params, tracker);

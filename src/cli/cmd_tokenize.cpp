@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "model/default_model.h"
 #include "text/tokenizer.h"
 
 namespace lomo::cli {
@@ -15,7 +16,8 @@ int cmd_tokenize(int argc, char** argv) {
             "Prints the token ids of the text as a JSON array (one per line of --file), or with\n"
             "--decode reads JSON arrays of ids and prints the text as a JSON string, so that\n"
             "spaces and newlines are visible.",
-            {{"model", "DIR", "model folder with tokenizer.json or tokenizer.model", "", true},
+            {{"model", "PATH", "model folder (tokenizer.json / tokenizer.model) or .gguf file",
+              "the default model"},
              {"text", "STR", "the text (or, with --decode, a JSON array of ids)", ""},
              {"file", "F", "one input per line", ""},
              {"decode", "", "ids to text", ""},
@@ -36,10 +38,11 @@ int cmd_tokenize(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
+  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
   if (args.given("text") == args.given("file"))
     throw Error("give exactly one of --text and --file");
-  const auto tok = text::load_tokenizer(args.str("model"));
-  if (!tok) throw Error(args.str("model") + ": no tokenizer.json or tokenizer.model in the folder");
+  const auto tok = text::load_tokenizer(model_path);
+  if (!tok) throw Error(model_path + ": no tokenizer.json or tokenizer.model in the folder");
   const bool special = args.on_off("special");
   std::vector<std::string> inputs;
   if (args.given("text")) {

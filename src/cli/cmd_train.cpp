@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/file.h"
+#include "model/default_model.h"
+#include "model/export.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "optim/schedule.h"
@@ -29,7 +31,7 @@ namespace {
 
 std::vector<Flag> train_flags() {
   return {
-      {"model", "DIR", "Hugging Face model folder (config.json + safetensors)", "", true},
+      {"model", "PATH", "Hugging Face model folder or .gguf file", "the default model"},
       {"data", "FILE",
        "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a "
        "task's fields",
@@ -64,6 +66,9 @@ std::vector<Flag> train_flags() {
       {"seed", "N", "seed for shuffling", "0"},
       {"threads", "N", "CPU threads", "all cores"},
       {"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""},
+      {"out-format", "hf|gguf",
+       "hf: config.json + model.safetensors + tokenizer files; gguf: OUT/model.gguf", "hf"},
+      {"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0", "f32"},
   };
 }
 
@@ -74,13 +79,14 @@ int cmd_train(int argc, char** argv) {
             "Fine-tunes all parameters of a model. With --optimizer lomo each parameter's\n"
             "gradient is applied inside backward and discarded, so training needs about the\n"
             "memory of inference. Prints one line per step and the memory table at the end;\n"
-            "writes the model (config.json, model.safetensors, fp32) and memory.json to --out.",
+            "writes the model (a Hugging Face folder, or model.gguf) and memory.json to --out.",
             train_flags());
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
+  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
   // Everything a user can get wrong is checked before the first step.
   if (args.given("steps") && args.given("epochs")) {
     throw Error("give --steps or --epochs, not both");
@@ -104,6 +110,8 @@ int cmd_train(int argc, char** argv) {
   sched.lr = lr;
   sched.warmup_ratio = args.number("warmup-ratio", 0, 1);
 
+  const std::string out_format = args.choice("out-format", {"hf", "gguf"});
+  const GgmlType gguf_type = parse_gguf_out_type(args.str("gguf-type"));
   OutputDir out(args.str("out"));
   std::ofstream log;
   if (args.given("log")) {
@@ -112,7 +120,7 @@ int cmd_train(int argc, char** argv) {
   }
 
   MemoryTracker tracker;
-  Model model = load_model(args.str("model"), tracker);
+  Model model = load_model(model_path, tracker);
   const ModelConfig& cfg = model.config;
   const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, cfg.max_position)
                                                 : std::min<int64_t>(1024, cfg.max_position);
@@ -121,7 +129,7 @@ int cmd_train(int argc, char** argv) {
                 std::to_string(cfg.sliding_window) +
                 " (sliding-window attention is not supported)");
   }
-  const std::unique_ptr<text::Tokenizer> tok = text::load_tokenizer(args.str("model"));
+  const std::unique_ptr<text::Tokenizer> tok = text::load_tokenizer(model_path);
   std::optional<data::Task> task;
   if (args.given("task")) task = data::parse_task(args.str("task"));
   const data::DataOptions dopts{seq_len, &cfg, tok.get(), task};
@@ -150,8 +158,8 @@ int cmd_train(int argc, char** argv) {
       args.given("eval-every") ? args.integer("eval-every", 1, INT64_MAX) : order.steps_per_epoch();
   sched.total_steps = total_steps;
 
-  std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
-              args.str("model").c_str(), arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
+  std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n", model_path.c_str(),
+              arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
               static_cast<long long>(cfg.d_model),
               static_cast<long long>(model.params.total_numel()),
               cfg.tied_embeddings ? ", tied embeddings" : "");
@@ -256,8 +264,11 @@ int cmd_train(int argc, char** argv) {
   std::printf("%s", memory_table(tracker).c_str());
 
   out.create();
-  save_model(out.staging(), cfg, model.params);
-  copy_tokenizer_files(args.str("model"), out.staging());
+  if (out_format == "gguf") {
+    export_gguf(out.staging() + "/model.gguf", model, tok.get(), model_path, gguf_type);
+  } else {
+    export_hf(out.staging(), model, tok.get(), model_path);
+  }
   write_file_atomic(out.staging() + "/memory.json", memory_json(tracker).dump(2) + "\n");
   out.commit();
   std::printf("saved   %s\n", args.str("out").c_str());

@@ -9,5 +9,6 @@ int cmd_score(int argc, char** argv);
 int cmd_init(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace lomo::cli

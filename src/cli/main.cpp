@@ -15,12 +15,15 @@ const char* kUsage =
     "\n"
     "Full-parameter fine-tuning of LLaMA-family models (LLaMA, Mistral, Qwen2, SmolLM) with\n"
     "LOMO: each gradient is applied the moment backward computes it, then discarded.\n"
+    "Models are Hugging Face folders or GGUF files; without --model, commands use the default\n"
+    "model, SmolLM2-135M-Instruct (scripts/fetch_model.sh puts it in the cache).\n"
     "\n"
     "commands:\n"
     "  train   fine-tune a model folder on a JSONL file and save the result\n"
     "  eval    multiple-choice accuracy (SuperGLUE tasks, generic choices) by log-likelihood\n"
     "  score   print the mean next-token loss of each line of a JSONL file\n"
     "  tokenize  text to token ids and back, with the model's own tokenizer\n"
+    "  export  convert a model: GGUF file (f32/f16/bf16/q8_0) or Hugging Face folder\n"
     "  init    write a randomly initialised model for a config.json\n"
     "\n"
     "Run 'lomo <command> --help' for the flags of a command.\n";
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
     if (cmd == "init") return lomo::cli::cmd_init(argc, argv);
     if (cmd == "eval") return lomo::cli::cmd_eval(argc, argv);
     if (cmd == "tokenize") return lomo::cli::cmd_tokenize(argc, argv);
+    if (cmd == "export") return lomo::cli::cmd_export(argc, argv);
     std::fprintf(stderr, "lomo: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lomo::Error& e) {

@@ -55,9 +55,9 @@ inline uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // ≥ 65520: inf
-  if (abs < 0x38800000u) {  // below 2^-14: subnormal or zero
+  if (abs < 0x38800000u) {                                      // below 2^-14: subnormal or zero
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // < 2^-25 rounds to 0
     // value = m · 2^(e − 150); in units of the smallest subnormal 2^-24 that is m · 2^(e − 126).
     const uint32_t e = abs >> 23;

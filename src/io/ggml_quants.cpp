@@ -10,30 +10,52 @@ namespace lomo {
 
 std::string ggml_type_name(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::F32: return "F32";
-    case GgmlType::F16: return "F16";
-    case GgmlType::Q4_0: return "Q4_0";
-    case GgmlType::Q4_1: return "Q4_1";
-    case GgmlType::Q5_0: return "Q5_0";
-    case GgmlType::Q5_1: return "Q5_1";
-    case GgmlType::Q8_0: return "Q8_0";
-    case GgmlType::Q8_1: return "Q8_1";
-    case GgmlType::Q2_K: return "Q2_K";
-    case GgmlType::Q3_K: return "Q3_K";
-    case GgmlType::Q4_K: return "Q4_K";
-    case GgmlType::Q5_K: return "Q5_K";
-    case GgmlType::Q6_K: return "Q6_K";
-    case GgmlType::Q8_K: return "Q8_K";
-    case GgmlType::BF16: return "BF16";
+    case GgmlType::F32:
+      return "F32";
+    case GgmlType::F16:
+      return "F16";
+    case GgmlType::Q4_0:
+      return "Q4_0";
+    case GgmlType::Q4_1:
+      return "Q4_1";
+    case GgmlType::Q5_0:
+      return "Q5_0";
+    case GgmlType::Q5_1:
+      return "Q5_1";
+    case GgmlType::Q8_0:
+      return "Q8_0";
+    case GgmlType::Q8_1:
+      return "Q8_1";
+    case GgmlType::Q2_K:
+      return "Q2_K";
+    case GgmlType::Q3_K:
+      return "Q3_K";
+    case GgmlType::Q4_K:
+      return "Q4_K";
+    case GgmlType::Q5_K:
+      return "Q5_K";
+    case GgmlType::Q6_K:
+      return "Q6_K";
+    case GgmlType::Q8_K:
+      return "Q8_K";
+    case GgmlType::BF16:
+      return "BF16";
   }
   return "type " + std::to_string(type);
 }
 
 bool ggml_type_supported(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0:
-    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-    case GgmlType::Q4_K: case GgmlType::Q6_K:
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
       return true;
     default:
       return false;
@@ -42,24 +64,42 @@ bool ggml_type_supported(uint32_t type) {
 
 int64_t ggml_block_size(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 1;
-    case GgmlType::Q4_K: case GgmlType::Q6_K: return 256;
-    default: return 32;
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+      return 1;
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
+      return 256;
+    default:
+      return 32;
   }
 }
 
 int64_t ggml_block_bytes(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: return 4;
-    case GgmlType::F16: case GgmlType::BF16: return 2;
-    case GgmlType::Q4_0: return 18;   // f16 d, 16 bytes of nibbles
-    case GgmlType::Q4_1: return 20;   // f16 d, f16 m, 16 bytes
-    case GgmlType::Q5_0: return 22;   // f16 d, u32 high bits, 16 bytes
-    case GgmlType::Q5_1: return 24;   // f16 d, f16 m, u32 high bits, 16 bytes
-    case GgmlType::Q8_0: return 34;   // f16 d, 32 int8
-    case GgmlType::Q4_K: return 144;  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes
-    case GgmlType::Q6_K: return 210;  // 128 bytes low 4 bits, 64 high 2 bits, 16 int8 scales, f16 d
-    default: LOMO_ASSERT(false, "block bytes of unsupported type " + ggml_type_name(static_cast<uint32_t>(t)));
+    case GgmlType::F32:
+      return 4;
+    case GgmlType::F16:
+    case GgmlType::BF16:
+      return 2;
+    case GgmlType::Q4_0:
+      return 18;  // f16 d, 16 bytes of nibbles
+    case GgmlType::Q4_1:
+      return 20;  // f16 d, f16 m, 16 bytes
+    case GgmlType::Q5_0:
+      return 22;  // f16 d, u32 high bits, 16 bytes
+    case GgmlType::Q5_1:
+      return 24;  // f16 d, f16 m, u32 high bits, 16 bytes
+    case GgmlType::Q8_0:
+      return 34;  // f16 d, 32 int8
+    case GgmlType::Q4_K:
+      return 144;  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes
+    case GgmlType::Q6_K:
+      return 210;  // 128 bytes low 4 bits, 64 high 2 bits, 16 int8 scales, f16 d
+    default:
+      LOMO_ASSERT(false,
+                  "block bytes of unsupported type " + ggml_type_name(static_cast<uint32_t>(t)));
   }
 }
 
@@ -238,7 +278,8 @@ void quantize(GgmlType t, const float* src, int64_t n, uint8_t* dst) {
         const float id = d != 0 ? 1.0f / d : 0.0f;
         const uint16_t dh = f32_to_f16(d);
         std::memcpy(b, &dh, 2);
-        for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
+        for (int j = 0; j < 32; ++j)
+          b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
       }
       return;
     }

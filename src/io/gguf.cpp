@@ -75,24 +75,44 @@ class Cursor {
 
 size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
-    case GgufType::STRING: return 8;  // at least the length
-    default: return 0;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+      return 8;
+    case GgufType::STRING:
+      return 8;  // at least the length
+    default:
+      return 0;
   }
 }
 
 nlohmann::json read_scalar(Cursor& c, GgufType t, const std::string& key, const std::string& path) {
   switch (t) {
-    case GgufType::U8: return c.get<uint8_t>("a value");
-    case GgufType::I8: return c.get<int8_t>("a value");
-    case GgufType::U16: return c.get<uint16_t>("a value");
-    case GgufType::I16: return c.get<int16_t>("a value");
-    case GgufType::U32: return c.get<uint32_t>("a value");
-    case GgufType::I32: return c.get<int32_t>("a value");
-    case GgufType::F32: return c.get<float>("a value");
+    case GgufType::U8:
+      return c.get<uint8_t>("a value");
+    case GgufType::I8:
+      return c.get<int8_t>("a value");
+    case GgufType::U16:
+      return c.get<uint16_t>("a value");
+    case GgufType::I16:
+      return c.get<int16_t>("a value");
+    case GgufType::U32:
+      return c.get<uint32_t>("a value");
+    case GgufType::I32:
+      return c.get<int32_t>("a value");
+    case GgufType::F32:
+      return c.get<float>("a value");
     case GgufType::BOOL: {
       const uint8_t b = c.get<uint8_t>("a value");
       if (b > 1) throw Error(path + ": metadata \"" + key + "\": bool value " + std::to_string(b));
@@ -104,9 +124,12 @@ nlohmann::json read_scalar(Cursor& c, GgufType t, const std::string& key, const 
       // UTF-8 only when dumping, which we never do for raw metadata.
       return s;
     }
-    case GgufType::U64: return c.get<uint64_t>("a value");
-    case GgufType::I64: return c.get<int64_t>("a value");
-    case GgufType::F64: return c.get<double>("a value");
+    case GgufType::U64:
+      return c.get<uint64_t>("a value");
+    case GgufType::I64:
+      return c.get<int64_t>("a value");
+    case GgufType::F64:
+      return c.get<double>("a value");
     default:
       throw Error(path + ": metadata \"" + key + "\" has unknown value type " +
                   std::to_string(static_cast<uint32_t>(t)));
@@ -173,13 +196,15 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<InputFile>(
     t.name = c.str("a tensor name");
     const uint32_t nd = c.get<uint32_t>("a tensor's dimension count");
     if (nd == 0 || nd > 4) {
-      throw Error(path + ": tensor \"" + t.name + "\" has " + std::to_string(nd) + " dimensions (1 to 4)");
+      throw Error(path + ": tensor \"" + t.name + "\" has " + std::to_string(nd) +
+                  " dimensions (1 to 4)");
     }
     uint64_t numel = 1;
     for (uint32_t d = 0; d < nd; ++d) {
       const uint64_t v = c.get<uint64_t>("a tensor dimension");
       if (v == 0 || v > (1ull << 40) || numel > (1ull << 40) / v) {
-        throw Error(path + ": tensor \"" + t.name + "\" has an impossible dimension " + std::to_string(v));
+        throw Error(path + ": tensor \"" + t.name + "\" has an impossible dimension " +
+                    std::to_string(v));
       }
       numel *= v;
       t.ne.push_back(v);
@@ -187,8 +212,9 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<InputFile>(
     t.type = c.get<uint32_t>("a tensor type");
     t.offset = c.get<uint64_t>("a tensor offset");
     if (!ggml_type_supported(t.type)) {
-      throw Error(path + ": tensor \"" + t.name + "\" has type " + ggml_type_name(t.type) +
-                  ", which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
+      throw Error(
+          path + ": tensor \"" + t.name + "\" has type " + ggml_type_name(t.type) +
+          ", which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
     }
     const auto gt = static_cast<GgmlType>(t.type);
     if (t.ne[0] % static_cast<uint64_t>(ggml_block_size(gt)) != 0) {
@@ -206,16 +232,19 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<InputFile>(
       throw Error(path + ": tensor \"" + t.name + "\" offset " + std::to_string(t.offset) +
                   " is not aligned to " + std::to_string(alignment));
     }
-    if (data_start_ > size || t.offset > size - data_start_ || t.nbytes > size - data_start_ - t.offset) {
-      throw Error(path + ": tensor \"" + t.name + "\" (" + std::to_string(t.nbytes) + " bytes at offset " +
-                  std::to_string(t.offset) + ") lies beyond the end of the file (truncated download?)");
+    if (data_start_ > size || t.offset > size - data_start_ ||
+        t.nbytes > size - data_start_ - t.offset) {
+      throw Error(path + ": tensor \"" + t.name + "\" (" + std::to_string(t.nbytes) +
+                  " bytes at offset " + std::to_string(t.offset) +
+                  ") lies beyond the end of the file (truncated download?)");
     }
     order.push_back(&t);
   }
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < order.size(); ++i) {
     if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes) {
-      throw Error(path + ": tensors \"" + order[i - 1]->name + "\" and \"" + order[i]->name + "\" overlap");
+      throw Error(path + ": tensors \"" + order[i - 1]->name + "\" and \"" + order[i]->name +
+                  "\" overlap");
     }
   }
 }
@@ -280,19 +309,44 @@ class Writer {
 
 void write_scalar(Writer& w, GgufType t, const nlohmann::json& v) {
   switch (t) {
-    case GgufType::U8: w.put<uint8_t>(v.get<uint8_t>()); break;
-    case GgufType::I8: w.put<int8_t>(v.get<int8_t>()); break;
-    case GgufType::U16: w.put<uint16_t>(v.get<uint16_t>()); break;
-    case GgufType::I16: w.put<int16_t>(v.get<int16_t>()); break;
-    case GgufType::U32: w.put<uint32_t>(v.get<uint32_t>()); break;
-    case GgufType::I32: w.put<int32_t>(v.get<int32_t>()); break;
-    case GgufType::F32: w.put<float>(v.get<float>()); break;
-    case GgufType::BOOL: w.put<uint8_t>(v.get<bool>() ? 1 : 0); break;
-    case GgufType::STRING: w.str(v.get<std::string>()); break;
-    case GgufType::U64: w.put<uint64_t>(v.get<uint64_t>()); break;
-    case GgufType::I64: w.put<int64_t>(v.get<int64_t>()); break;
-    case GgufType::F64: w.put<double>(v.get<double>()); break;
-    default: LOMO_ASSERT(false, "write_scalar: bad type");
+    case GgufType::U8:
+      w.put<uint8_t>(v.get<uint8_t>());
+      break;
+    case GgufType::I8:
+      w.put<int8_t>(v.get<int8_t>());
+      break;
+    case GgufType::U16:
+      w.put<uint16_t>(v.get<uint16_t>());
+      break;
+    case GgufType::I16:
+      w.put<int16_t>(v.get<int16_t>());
+      break;
+    case GgufType::U32:
+      w.put<uint32_t>(v.get<uint32_t>());
+      break;
+    case GgufType::I32:
+      w.put<int32_t>(v.get<int32_t>());
+      break;
+    case GgufType::F32:
+      w.put<float>(v.get<float>());
+      break;
+    case GgufType::BOOL:
+      w.put<uint8_t>(v.get<bool>() ? 1 : 0);
+      break;
+    case GgufType::STRING:
+      w.str(v.get<std::string>());
+      break;
+    case GgufType::U64:
+      w.put<uint64_t>(v.get<uint64_t>());
+      break;
+    case GgufType::I64:
+      w.put<int64_t>(v.get<int64_t>());
+      break;
+    case GgufType::F64:
+      w.put<double>(v.get<double>());
+      break;
+    default:
+      LOMO_ASSERT(false, "write_scalar: bad type");
   }
 }
 

@@ -14,7 +14,9 @@ std::string model_cache_dir() {
   return std::string(home && *home ? home : ".") + "/.cache/lomo";
 }
 
-std::string default_model_path() { return model_cache_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
+std::string default_model_path() {
+  return model_cache_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
 
 std::string require_default_model() {
   const std::string p = default_model_path();

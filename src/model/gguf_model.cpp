@@ -1,10 +1,10 @@
 #include "model/gguf_model.h"
 
 #include <cstring>
-#include "io/safetensors.h"
 #include <set>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace lomo {
 
@@ -19,7 +19,8 @@ const GgufValue& need(const GgufFile& f, const std::string& key) {
 int64_t need_int(const GgufFile& f, const std::string& key) {
   const auto& v = need(f, key).value;
   if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
-    throw Error(f.path() + ": metadata \"" + key + "\" must be a positive integer, got " + v.dump());
+    throw Error(f.path() + ": metadata \"" + key + "\" must be a positive integer, got " +
+                v.dump());
   }
   return v.get<int64_t>();
 }
@@ -33,7 +34,9 @@ double num_or(const GgufFile& f, const std::string& key, double def) {
 
 }  // namespace
 
-bool gguf_permutes_qk(const ModelConfig& c) { return c.arch == Arch::Llama || c.arch == Arch::Mistral; }
+bool gguf_permutes_qk(const ModelConfig& c) {
+  return c.arch == Arch::Llama || c.arch == Arch::Mistral;
+}
 
 std::string gguf_tensor_name(const std::string& hf) {
   static const std::pair<const char*, const char*> kLayer[] = {
@@ -101,34 +104,43 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   } else if (arch == "qwen2") {
     j["architectures"] = {"Qwen2ForCausalLM"};
   } else {
-    throw Error(f.path() + ": general.architecture \"" + arch + "\" is not supported (llama, qwen2)");
+    throw Error(f.path() + ": general.architecture \"" + arch +
+                "\" is not supported (llama, qwen2)");
   }
   const std::string a = arch + ".";
   j["hidden_size"] = need_int(f, a + "embedding_length");
   j["num_hidden_layers"] = need_int(f, a + "block_count");
   j["num_attention_heads"] = need_int(f, a + "attention.head_count");
-  j["num_key_value_heads"] = f.get(a + "attention.head_count_kv") ? need_int(f, a + "attention.head_count_kv")
-                                                                  : j["num_attention_heads"].get<int64_t>();
+  j["num_key_value_heads"] = f.get(a + "attention.head_count_kv")
+                                 ? need_int(f, a + "attention.head_count_kv")
+                                 : j["num_attention_heads"].get<int64_t>();
   j["intermediate_size"] = need_int(f, a + "feed_forward_length");
-  j["max_position_embeddings"] = f.get(a + "context_length") ? need_int(f, a + "context_length") : 2048;
+  j["max_position_embeddings"] =
+      f.get(a + "context_length") ? need_int(f, a + "context_length") : 2048;
   j["rms_norm_eps"] = num_or(f, a + "attention.layer_norm_rms_epsilon", 1e-6);
   j["rope_theta"] = num_or(f, a + "rope.freq_base", 10000.0);
   if (f.get(a + "attention.key_length")) j["head_dim"] = need_int(f, a + "attention.key_length");
   const GgufTensorInfo* embd = f.find("token_embd.weight");
-  if (embd == nullptr || embd->ne.size() != 2) throw Error(f.path() + ": tensor \"token_embd.weight\" is missing or not 2-D");
-  j["vocab_size"] = f.get(a + "vocab_size") ? need_int(f, a + "vocab_size") : static_cast<int64_t>(embd->ne[1]);
+  if (embd == nullptr || embd->ne.size() != 2)
+    throw Error(f.path() + ": tensor \"token_embd.weight\" is missing or not 2-D");
+  j["vocab_size"] =
+      f.get(a + "vocab_size") ? need_int(f, a + "vocab_size") : static_cast<int64_t>(embd->ne[1]);
   j["tie_word_embeddings"] = f.find("output.weight") == nullptr;
   if (arch == "llama") j["attention_bias"] = f.find("blk.0.attn_q.bias") != nullptr;
   if (const GgufValue* st = f.get(a + "rope.scaling.type")) {
     const std::string type = st->value.is_string() ? st->value.get<std::string>() : "";
     if (type == "linear") {
-      j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", num_or(f, a + "rope.scaling.factor", 1.0)}};
+      j["rope_scaling"] = {{"rope_type", "linear"},
+                           {"factor", num_or(f, a + "rope.scaling.factor", 1.0)}};
     } else if (type != "none") {
-      throw Error(f.path() + ": " + a + "rope.scaling.type \"" + type + "\" is not supported (none, linear)");
+      throw Error(f.path() + ": " + a + "rope.scaling.type \"" + type +
+                  "\" is not supported (none, linear)");
     }
   }
   if (f.find("rope_freqs.weight") != nullptr) {
-    throw Error(f.path() + ": tensor \"rope_freqs.weight\" (LLaMA-3.1 RoPE scaling in GGUF) is not supported yet");
+    throw Error(
+        f.path() +
+        ": tensor \"rope_freqs.weight\" (LLaMA-3.1 RoPE scaling in GGUF) is not supported yet");
   }
   if (const GgufValue* v = f.get("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = v->value;
   if (const GgufValue* v = f.get("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = v->value;
@@ -147,15 +159,15 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker) {
     std::vector<uint64_t> want(s.shape.rbegin(), s.shape.rend());
     if (t->ne != want) {
       std::vector<int64_t> have(t->ne.rbegin(), t->ne.rend());
-      throw Error(path + ": tensor \"" + g + "\": expected " + shape_str(s.shape) + " from the metadata, file has " +
-                  shape_str(have));
+      throw Error(path + ": tensor \"" + g + "\": expected " + shape_str(s.shape) +
+                  " from the metadata, file has " + shape_str(have));
     }
     used.insert(g);
   }
   for (const auto& t : f.tensors()) {
     if (!used.count(t.name)) {
-      throw Error(path + ": unexpected tensor \"" + t.name + "\" (not part of a " + arch_name(config.arch) +
-                  " with this metadata)");
+      throw Error(path + ": unexpected tensor \"" + t.name + "\" (not part of a " +
+                  arch_name(config.arch) + " with this metadata)");
     }
   }
   ModelParams params(config, tracker);
@@ -163,7 +175,8 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker) {
   for (auto& p : params.all()) {
     f.read_f32(*f.find(gguf_tensor_name(p.name)), p.f());
     if (!permute) continue;
-    const bool q = p.name.find("q_proj") != std::string::npos, k = p.name.find("k_proj") != std::string::npos;
+    const bool q = p.name.find("q_proj") != std::string::npos,
+               k = p.name.find("k_proj") != std::string::npos;
     if (q || k) {
       const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
       gguf_unpermute_rows(p.f(), p.shape[0], cols, q ? config.n_head : config.n_kv);

@@ -60,7 +60,9 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
   }
   const fs::path dir(dir_str);
   if (!fs::is_directory(dir)) {
-    throw Error(dir_str + ": not a model folder or GGUF file (expected a directory with config.json, or a .gguf file)");
+    throw Error(dir_str +
+                ": not a model folder or GGUF file (expected a directory with config.json, or a "
+                ".gguf file)");
   }
   ModelConfig config = load_config((dir / "config.json").string());
 

@@ -14,9 +14,10 @@ struct Model {
   ModelParams params;
 };
 
-// A GGUF file (model/gguf_model.h), or a Hugging Face folder: reads `dir`/config.json and the weights (model.safetensors or the shards listed in
-// model.safetensors.index.json). Every tensor's name and shape is checked against the config
-// before any parameter memory is allocated; F32/F16/BF16 are converted to fp32.
+// A GGUF file (model/gguf_model.h), or a Hugging Face folder: reads `dir`/config.json and the
+// weights (model.safetensors or the shards listed in model.safetensors.index.json). Every tensor's
+// name and shape is checked against the config before any parameter memory is allocated;
+// F32/F16/BF16 are converted to fp32.
 Model load_model(const std::string& dir, MemoryTracker& tracker);
 
 // Writes config.json and model.safetensors (fp32) into `dir`, creating it if needed. Each file

@@ -102,10 +102,12 @@ BpeParts parse_tokenizer_json(const nlohmann::json& j, const std::string& source
   p.pre = parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), source);
   p.nfc = parse_normalizer(j.value("normalizer", nlohmann::json()), source);
   p.ignore_merges = m.value("ignore_merges", false);
-  if (!m.contains("vocab") || !m["vocab"].is_object()) throw Error(source + ": model.vocab missing");
+  if (!m.contains("vocab") || !m["vocab"].is_object())
+    throw Error(source + ": model.vocab missing");
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
     const int64_t id = it->get<int64_t>();
-    if (id < 0 || id > (1 << 24)) throw Error(source + ": token \"" + it.key() + "\" has id " + std::to_string(id));
+    if (id < 0 || id > (1 << 24))
+      throw Error(source + ": token \"" + it.key() + "\" has id " + std::to_string(id));
     if (static_cast<size_t>(id) >= p.tokens.size()) p.tokens.resize(id + 1);
     p.tokens[id] = it.key();
   }
@@ -164,22 +166,32 @@ nlohmann::json to_tokenizer_json(const BpeParts& p) {
   std::vector<AddedToken> sorted = p.added;
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   for (const auto& a : sorted) {
-    added.push_back({{"id", a.id}, {"content", a.content}, {"single_word", false}, {"lstrip", a.lstrip},
-                     {"rstrip", a.rstrip}, {"normalized", false}, {"special", a.special}});
+    added.push_back({{"id", a.id},
+                     {"content", a.content},
+                     {"single_word", false},
+                     {"lstrip", a.lstrip},
+                     {"rstrip", a.rstrip},
+                     {"normalized", false},
+                     {"special", a.special}});
   }
   j["added_tokens"] = added;
   j["normalizer"] = p.nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr);
-  const nlohmann::json byte_level_regex = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-  const nlohmann::json byte_level_plain = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  const nlohmann::json byte_level_regex = {{"type", "ByteLevel"},
+                                           {"add_prefix_space", false},
+                                           {"trim_offsets", true},
+                                           {"use_regex", true}};
+  const nlohmann::json byte_level_plain = {{"type", "ByteLevel"},
+                                           {"add_prefix_space", false},
+                                           {"trim_offsets", true},
+                                           {"use_regex", false}};
   switch (p.pre) {
     case PreTokenizer::Gpt2:
       j["pre_tokenizer"] = byte_level_regex;
       break;
     case PreTokenizer::SmolLM:
-      j["pre_tokenizer"] = {{"type", "Sequence"},
-                            {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level_regex}}};
+      j["pre_tokenizer"] = {
+          {"type", "Sequence"},
+          {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level_regex}}};
       break;
     case PreTokenizer::Llama3:
     case PreTokenizer::Qwen2:
@@ -187,7 +199,8 @@ nlohmann::json to_tokenizer_json(const BpeParts& p) {
           {"type", "Sequence"},
           {"pretokenizers",
            {{{"type", "Split"},
-             {"pattern", {{"Regex", p.pre == PreTokenizer::Llama3 ? kLlama3Pattern : kQwen2Pattern}}},
+             {"pattern",
+              {{"Regex", p.pre == PreTokenizer::Llama3 ? kLlama3Pattern : kQwen2Pattern}}},
              {"behavior", "Isolated"},
              {"invert", false}},
             byte_level_plain}}};
@@ -197,22 +210,36 @@ nlohmann::json to_tokenizer_json(const BpeParts& p) {
     const std::string bos = p.tokens.at(p.bos_id);
     j["post_processor"] = {
         {"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-        {"pair", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                  {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"single",
+         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
         {"special_tokens", {{bos, {{"id", bos}, {"ids", {p.bos_id}}, {"tokens", {bos}}}}}}};
   } else {
     j["post_processor"] = nullptr;
   }
-  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  j["decoder"] = {{"type", "ByteLevel"},
+                  {"add_prefix_space", true},
+                  {"trim_offsets", true},
+                  {"use_regex", true}};
   nlohmann::json vocab = nlohmann::json::object();
   for (size_t i = 0; i < p.tokens.size(); ++i) vocab[p.tokens[i]] = i;
   nlohmann::json merges = nlohmann::json::array();
   for (const auto& [a, b] : p.merges) merges.push_back({a, b});
-  j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
-                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", p.ignore_merges},
-                {"vocab", vocab}, {"merges", merges}};
+  j["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", p.ignore_merges},
+                {"vocab", vocab},
+                {"merges", merges}};
   return j;
 }
 
@@ -243,12 +270,14 @@ BpeTokenizer::BpeTokenizer(BpeParts parts) : parts_(std::move(parts)) {
     added_.push_back(a);
   }
   // Longest first, so the first hit at a position is the longest (leftmost-longest matching).
-  std::stable_sort(added_.begin(), added_.end(),
-                   [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+  std::stable_sort(added_.begin(), added_.end(), [](const AddedToken& x, const AddedToken& y) {
+    return x.content.size() > y.content.size();
+  });
   added_index_.assign(id_to_token_.size(), -1);
   for (size_t i = 0; i < added_.size(); ++i) {
     added_index_[added_[i].id] = static_cast<int>(i);
-    added_by_first_byte_[static_cast<unsigned char>(added_[i].content[0])].push_back(static_cast<int>(i));
+    added_by_first_byte_[static_cast<unsigned char>(added_[i].content[0])].push_back(
+        static_cast<int>(i));
   }
   make_byte_map(byte_to_char_, char_to_byte_);
 }

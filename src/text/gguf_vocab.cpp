@@ -10,8 +10,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
   if (model == nullptr) return nullptr;
   const std::string kind = model->value.is_string() ? model->value.get<std::string>() : "";
   if (kind != "gpt2") {
-    throw Error(f.path() + ": tokenizer.ggml.model \"" + kind +
-                "\" is not supported yet (gpt2, i.e. byte-level BPE); use the model's tokenizer files");
+    throw Error(
+        f.path() + ": tokenizer.ggml.model \"" + kind +
+        "\" is not supported yet (gpt2, i.e. byte-level BPE); use the model's tokenizer files");
   }
   auto strings = [&](const char* key) {
     const GgufValue* v = f.get(key);
@@ -36,10 +37,13 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
     }
     for (size_t i = 0; i < p.tokens.size(); ++i) {
       const int64_t t = types->value[i].get<int64_t>();
-      if (t == 3 || t == 4) p.added.push_back({p.tokens[i], static_cast<int32_t>(i), t == 3, false, false});
+      if (t == 3 || t == 4)
+        p.added.push_back({p.tokens[i], static_cast<int32_t>(i), t == 3, false, false});
     }
   }
-  const std::string pre = f.get("tokenizer.ggml.pre") ? f.get("tokenizer.ggml.pre")->value.get<std::string>() : "default";
+  const std::string pre = f.get("tokenizer.ggml.pre")
+                              ? f.get("tokenizer.ggml.pre")->value.get<std::string>()
+                              : "default";
   if (pre == "smollm") {
     p.pre = PreTokenizer::SmolLM;
   } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {

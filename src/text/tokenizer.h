@@ -30,9 +30,9 @@ class Tokenizer {
   std::vector<int32_t> encode_document(std::string_view text) const;
 };
 
-// The tokenizer of a GGUF file (its tokenizer.ggml.* metadata) or of a model folder: tokenizer.json (byte-level BPE) or tokenizer.model
-// (SentencePiece), with BOS/EOS from tokenizer_config.json, generation_config.json and
-// config.json. Returns nullptr when the folder has neither file.
+// The tokenizer of a GGUF file (its tokenizer.ggml.* metadata) or of a model folder: tokenizer.json
+// (byte-level BPE) or tokenizer.model (SentencePiece), with BOS/EOS from tokenizer_config.json,
+// generation_config.json and config.json. Returns nullptr when the folder has neither file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 }  // namespace lomo::text

@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-
 namespace lomo {
 
 enum class Shuffle { On, Off };
