@@ -14,6 +14,12 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The loss or a gradient is inf/NaN (design §2 rule 8); callers that know the step add it.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line, const std::string& msg);
 
 }  // namespace lomo

@@ -5,7 +5,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/error.h"
 #include "model/linear.h"
+#include "model/lm_head.h"
 #include "ops/cpu/attention.h"
 #include "ops/cpu/cross_entropy.h"
 #include "ops/cpu/embedding.h"
@@ -73,10 +75,11 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
     }
     xnf_ = cv.take(N * d);
     rstdf_ = cv.take(N);
-    logits_ = cv.take(N * c.vocab);
   };
   auto carve_work = [&](Carver& cv) {
     nll_ = cv.take(N);
+    chunk_rows_ = lm_head_chunk_rows(c.vocab, N);
+    logits_chunk_ = cv.take(chunk_rows_ * c.vocab);
     if (!backward) return;
     grads_.dh = cv.take(N * d);
     grads_.dxn = cv.take(N * d);
@@ -164,9 +167,17 @@ void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   }
   rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N, c.d_model,
                   c.rms_norm_eps);
-  const Param& head = params_.lm_head ? *params_.lm_head : *params_.embed;
-  linear_forward(logits_, xnf_, head, nullptr, N);
-  cross_entropy_forward(nll_, logits_, batch.targets.data(), N, c.vocab);
+}
+
+LmHeadIo LlamaModel::head_io(const Batch& batch) {
+  LmHeadIo io;
+  io.xn = xnf_;
+  io.targets = batch.targets.data();
+  io.N = batch.B * batch.T;
+  io.nll = nll_;
+  io.chunk = logits_chunk_;
+  io.chunk_rows = chunk_rows_;
+  return io;
 }
 
 double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
@@ -174,10 +185,10 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   plan(batch, Checkpointing::On, /*backward=*/false);
   run_forward(batch, Checkpointing::On);
   const int64_t N = batch.B * batch.T;
-  double sum = 0;
-  for (int64_t i = 0; i < N; ++i) sum += nll_[i];
+  LmHeadIo io = head_io(batch);
+  io.logits_out = logits;
+  const double sum = lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io);
   if (nll) nll->assign(nll_, nll_ + N);
-  if (logits) logits->assign(logits_, logits_ + N * config_.vocab);
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }
 
@@ -188,20 +199,22 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   LOMO_ASSERT(batch.loss_tokens > 0, "batch has no loss tokens");
   plan(batch, ckpt, /*backward=*/true);
   run_forward(batch, ckpt);
-  double sum = 0;
-  for (int64_t i = 0; i < N; ++i) sum += nll_[i];
-  const double loss = sum / static_cast<double>(batch.loss_tokens);
 
-  // In the forward pass this was: nll = cross_entropy(logits); loss = mean over loss tokens.
-  float* dlogits = logits_;  // in place, (N, V)
-  cross_entropy_backward(dlogits, logits_, batch.targets.data(), N, c.vocab,
-                         grad_scale / static_cast<float>(batch.loss_tokens));
-  // In the forward pass this was: logits = xnf · headᵀ. A tied head's gradient is held until the
-  // embedding backward completes it (design §2 rule 4).
+  // The LM head and the loss, chunked: its gradient lands in the sink's buffer. A tied head's
+  // gradient is held until the embedding backward completes it (design §2 rule 4).
   const bool tied = params_.lm_head == nullptr;
   Param& head = tied ? *params_.embed : *params_.lm_head;
-  linear_backward(grads_.dxn, dlogits, xnf_, head, nullptr, N, DxMode::Overwrite, sink,
-                  tied ? WeightGrad::Hold : WeightGrad::Consume);
+  LmHeadIo io = head_io(batch);
+  io.dxn = grads_.dxn;
+  io.dW = sink.gradient_buffer(head);
+  io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
+  const double loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
+  // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
+  if (!std::isfinite(loss)) {
+    throw NonFiniteError("the loss is " + std::to_string(loss) +
+                         "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
+  }
+  if (!tied) sink.consume(head, io.dW);
   // In the forward pass this was: xnf = rmsnorm(h_L).
   std::memset(grads_.dh, 0, sizeof(float) * N * d);
   float* dw = sink.gradient_buffer(*params_.final_norm);

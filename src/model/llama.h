@@ -14,6 +14,7 @@
 #include "core/memory.h"
 #include "model/batch.h"
 #include "model/config.h"
+#include "model/lm_head.h"
 #include "model/params.h"
 #include "ops/cpu/rope.h"
 #include "optim/grad_sink.h"
@@ -68,6 +69,7 @@ class LlamaModel {
   };
 
   void plan(const Batch& batch, Checkpointing ckpt, bool backward);
+  LmHeadIo head_io(const Batch& batch);
   void run_forward(const Batch& batch, Checkpointing ckpt);
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
@@ -91,7 +93,8 @@ class LlamaModel {
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)
-  float* logits_ = nullptr;            // (N, V); becomes dlogits in backward
+  float* logits_chunk_ = nullptr;      // (chunk_rows_, V) scratch of the chunked LM head
+  int64_t chunk_rows_ = 0;
   float* nll_ = nullptr;               // (N)
   Grads grads_{};
 };

@@ -41,7 +41,7 @@ void check_finite(const float* g, int64_t n, const std::string& tensor, int64_t 
 #pragma omp parallel for reduction(| : bad)
   for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(g[i]);
   if (bad) {
-    throw Error("step " + std::to_string(step) + ": the gradient of " + tensor +
+    throw NonFiniteError("step " + std::to_string(step) + ": the gradient of " + tensor +
                 " contains inf or NaN; training stopped (lower --lr, or use --clip-grad-norm)");
   }
 }

@@ -56,6 +56,16 @@ double clip_coefficient(double norm, double max_norm) {
 }  // namespace
 
 StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index) {
+  try {
+    return run_step(batch, lr, step_index);
+  } catch (const NonFiniteError& e) {
+    const std::string msg = e.what();
+    if (msg.rfind("step ", 0) == 0) throw;
+    throw NonFiniteError("step " + std::to_string(step_index) + ": " + msg);
+  }
+}
+
+StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) {
   StepResult r;
   LomoUpdate u;
   u.lr = static_cast<float>(lr);

@@ -39,6 +39,7 @@ class Trainer {
   StepResult step(const Batch& batch, double lr, int64_t step_index);
 
  private:
+  StepResult run_step(const Batch& batch, double lr, int64_t step_index);
   LlamaModel& model_;
   TrainOptions opts_;
   std::unique_ptr<ReusableGradients> reusable_;
