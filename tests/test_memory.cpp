@@ -66,6 +66,40 @@ TEST(Memory, LomoHoldsEmbeddingPlusOneGradientTied) {
   EXPECT_LT(r.peak_gradients, r.param_bytes);
 }
 
+TEST(Memory, ZeroBufferUpdateLeavesNoLinearGradient) {
+  // With the zero-buffer update, block linear weights never materialise a gradient: the peak is
+  // the largest of the remaining tensors (embedding, LM head, norms). The MLP matrices are the
+  // largest tensors of this config, so the drop is visible.
+  ModelConfig c = parse_config(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                                              {"hidden_size", 32},
+                                              {"intermediate_size", 256},
+                                              {"num_hidden_layers", 2},
+                                              {"num_attention_heads", 4},
+                                              {"vocab_size", 64},
+                                              {"max_position_embeddings", 32}},
+                               "test");
+  std::vector<Sequence> seqs(2);
+  for (int t = 0; t < 12; ++t) seqs[0].ids.push_back(t * 5 % 64), seqs[1].ids.push_back(t * 3 % 64);
+  const Batch batch = make_batch(seqs);
+  size_t peak[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    MemoryTracker tracker;
+    ModelParams params(c, tracker);
+    init_params(c, params, 3);
+    LlamaModel net(c, params, tracker);
+    TrainOptions o;
+    o.fused_gemm_update = fused == 1;
+    Trainer trainer(net, o, tracker);
+    trainer.step(batch, 0.1, 1);
+    peak[fused] = tracker.peak(MemCategory::Gradients);
+  }
+  const size_t mlp = 256 * 32 * 4, embed = 64 * 32 * 4;
+  std::printf("  lomo gradients: buffered %zu B (an MLP matrix), zero-buffer %zu B (the embedding)\n",
+              peak[0], peak[1]);
+  EXPECT_EQ(peak[0], mlp);
+  EXPECT_EQ(peak[1], embed);
+}
+
 TEST(Memory, SgdStoresAllGradients) {
   for (const char* f : {"llama_gqa", "smollm_tied"}) {
     const StepMemory r = train_one_step(f, OptimizerKind::Sgd);

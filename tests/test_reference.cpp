@@ -104,6 +104,7 @@ TEST_P(Reference, GradientsWithAndWithoutCheckpointing) {
 struct Variant {
   const char* fixture_prefix;
   OptimizerKind optimizer;
+  bool fused = false;  // LOMO's zero-buffer update of linear weights
 };
 
 TEST_P(Reference, ThreeStepsMatchTorch) {
@@ -113,15 +114,19 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
       {"sgd_plain", OptimizerKind::Sgd},  {"sgd_clipnorm", OptimizerKind::Sgd},
       {"sgd_wd", OptimizerKind::Sgd},     {"sgd_clipvalue", OptimizerKind::Sgd},
       {"adamw", OptimizerKind::AdamW},
+      {"sgd_plain", OptimizerKind::Lomo, true}, {"sgd_clipnorm", OptimizerKind::Lomo, true},
+      {"sgd_wd", OptimizerKind::Lomo, true},
   };
   const int steps = static_cast<int>(meta("steps"));
   for (const auto& v : variants) {
-    SCOPED_TRACE(std::string(v.fixture_prefix) + " with " + optimizer_name(v.optimizer));
+    SCOPED_TRACE(std::string(v.fixture_prefix) + " with " + optimizer_name(v.optimizer) +
+                 (v.fused ? " (zero-buffer update)" : ""));
     const std::string prefix = v.fixture_prefix;
     Model m = load();
     LlamaModel net(m.config, m.params, tracker_);
     TrainOptions o;
     o.optimizer = v.optimizer;
+    o.fused_gemm_update = v.fused;
     double lr = meta("lr");
     if (prefix == "sgd_clipnorm") o.clip_grad_norm = static_cast<float>(meta("clip_norm"));
     if (prefix == "sgd_clipvalue") o.clip_grad_value = static_cast<float>(meta("clip_value"));

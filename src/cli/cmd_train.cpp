@@ -59,6 +59,7 @@ std::vector<Flag> train_flags() {
       {"decay-norms-biases", "on|off", "apply weight decay to norm weights and biases too", "on"},
       {"lr-schedule", "S", "constant, linear (warm-up then linear to 0) or cosine", "linear"},
       {"warmup-ratio", "F", "fraction of the steps spent warming up", "0.1"},
+      {"fused-gemm-update", "on|off", "lomo: update linear weights inside their gradient GEMM, no gradient buffer (off with --clip-grad-value)", "on"},
       {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
        "on"},
       {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
@@ -102,6 +103,7 @@ int cmd_train(int argc, char** argv) {
   opts.clip_grad_value = static_cast<float>(args.number("clip-grad-value", 0, 1e30));
   opts.decay_norms_and_biases = args.on_off("decay-norms-biases");
   opts.checkpointing = args.on_off("checkpointing") ? Checkpointing::On : Checkpointing::Off;
+  opts.fused_gemm_update = args.on_off("fused-gemm-update");
   const Shuffle shuffle = args.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);

@@ -21,11 +21,13 @@ void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param
   // 1. dX(N, in) = dY(N, out) · W(out, in): reads W, so it comes before any update of W.
   gemm(Trans::No, Trans::No, N, in, out, 1.0f, dY, out, W.f(), in,
        dx_mode == DxMode::Accumulate ? 1.0f : 0.0f, dX, in);
-  // 2. dW(out, in) = dYᵀ(out, N) · X(N, in).
-  float* dW = sink.gradient_buffer(W);
-  gemm(Trans::Yes, Trans::No, out, in, N, 1.0f, dY, out, X, in, 0.0f, dW, in);
-  // 3. W may change now.
-  if (weight_grad == WeightGrad::Consume) sink.consume(W, dW);
+  // 2.–3. dW(out, in) = dYᵀ(out, N) · X(N, in), then W may change: either inside one GEMM
+  // (the zero-buffer update), or through the sink's buffer.
+  if (weight_grad != WeightGrad::Consume || !sink.fused_linear_update(W, dY, X, N)) {
+    float* dW = sink.gradient_buffer(W);
+    gemm(Trans::Yes, Trans::No, out, in, N, 1.0f, dY, out, X, in, 0.0f, dW, in);
+    if (weight_grad == WeightGrad::Consume) sink.consume(W, dW);
+  }
   if (b != nullptr) {
     float* db = sink.gradient_buffer(*b);
 #pragma omp parallel for

@@ -16,6 +16,13 @@ class GradSink {
   virtual float* gradient_buffer(const Param& p) = 0;
   // p's gradient in `grad` is complete. After this returns, the buffer may be handed out again.
   virtual void consume(Param& p, float* grad) = 0;
+  // The zero-buffer path for a linear weight W(out, in) whose gradient is dYᵀ·X: a sink that can
+  // apply its update straight from dY(N, out) and X(N, in), without the gradient ever existing,
+  // does so and returns true. The default materialises the gradient.
+  virtual bool fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) {
+    (void)W, (void)dY, (void)X, (void)N;
+    return false;
+  }
 };
 
 }  // namespace lomo

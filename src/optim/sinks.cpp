@@ -4,16 +4,22 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/cpu/gemm.h"
 
 namespace lomo {
 
-ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker)
+bool is_block_linear_weight(const Param& p) {
+  return p.shape.size() == 2 && p.name.rfind("model.layers.", 0) == 0;
+}
+
+ReusableGradients::ReusableGradients(const ModelParams& params, int held_id,
+                                     MemoryTracker& tracker, bool fused_linear)
     : held_id_(held_id) {
   int64_t largest_other = 0;
   for (const auto& p : params.all()) {
     if (p.id == held_id) {
       held_ = Buffer(tracker, MemCategory::Gradients, static_cast<size_t>(p.numel()) * 4);
-    } else {
+    } else if (!(fused_linear && is_block_linear_weight(p))) {
       largest_other = std::max(largest_other, p.numel());
     }
   }
@@ -66,6 +72,16 @@ void LomoSink::consume(Param& p, float* grad) {
   clip_by_value(grad, n, u_.clip_value);
   check_finite(grad, n, p.name, u_.step);
   apply_sgd(p, grad, u_);
+}
+
+bool LomoSink::fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) {
+  if (!u_.fused_linear || u_.clip_value > 0 || !is_block_linear_weight(W)) return false;
+  const float wd = (W.is_norm_or_bias && !u_.decay_norms_and_biases) ? 0.0f : u_.weight_decay;
+  const int64_t out = W.shape[0], in = W.shape[1];
+  // W(out, in) = (1 − lr·wd)·W − lr·c · dYᵀ(out, N) · X(N, in)
+  gemm(Trans::Yes, Trans::No, out, in, N, -u_.lr * u_.grad_coef, dY, out, X, in, 1.0f - u_.lr * wd,
+       W.f(), in);
+  return true;
 }
 
 void NormSink::consume(Param& p, float* grad) {

@@ -25,8 +25,10 @@ namespace lomo {
 class ReusableGradients {
  public:
   // held_id: id of the parameter whose gradient must survive the whole backward (the tied
-  // embedding), or −1.
-  ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker);
+  // embedding), or −1. fused_linear: the 2-D weights of linear layers never ask for a buffer (the
+  // zero-buffer update), so the shared buffer is sized for the other tensors only.
+  ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
+                    bool fused_linear = false);
   float* buffer_for(const Param& p);
 
  private:
@@ -57,6 +59,7 @@ struct LomoUpdate {
   float clip_value = 0;    // ≤ 0: off
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
+  bool fused_linear = false;  // zero-buffer update of linear weights (needs clip_value off)
   int64_t step = 0;  // for messages
 };
 
@@ -65,6 +68,8 @@ class LomoSink : public GradSink {
   LomoSink(ReusableGradients& grads, const LomoUpdate& update) : grads_(grads), u_(update) {}
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
+  // W ← (1 − lr·wd)·W − lr·c·dYᵀX as one GEMM (alpha = −lr·c, beta = 1 − lr·wd).
+  bool fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) override;
 
  private:
   ReusableGradients& grads_;
@@ -95,6 +100,10 @@ class StoreSink : public GradSink {
  private:
   StoredGradients& grads_;
 };
+
+// Whether a parameter is the 2-D weight of a linear layer inside a block (the tensors the
+// zero-buffer update covers; the embedding and LM head are not).
+bool is_block_linear_weight(const Param& p);
 
 // Global L2 norm over stored gradients (fp64 accumulation).
 double global_norm(ModelParams& params, StoredGradients& grads);

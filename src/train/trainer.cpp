@@ -31,7 +31,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   ModelParams& params = model.params();
   if (opts.optimizer == OptimizerKind::Lomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
-    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker);
+    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, fused());
   } else {
     stored_ = std::make_unique<StoredGradients>(params, tracker);
     if (opts.optimizer == OptimizerKind::AdamW) {
@@ -72,6 +72,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.weight_decay = opts_.weight_decay;
   u.clip_value = opts_.clip_grad_value;
   u.decay_norms_and_biases = opts_.decay_norms_and_biases;
+  u.fused_linear = fused();
   u.step = step_index;
 
   if (opts_.optimizer == OptimizerKind::Lomo) {

@@ -25,6 +25,9 @@ struct TrainOptions {
   float clip_grad_value = 0;  // ≤ 0: off
   Checkpointing checkpointing = Checkpointing::On;
   bool decay_norms_and_biases = true;
+  // LOMO only: update linear weights inside their weight-gradient GEMM (no gradient buffer).
+  // Falls back to the buffered path when clip-by-value needs the materialised gradient.
+  bool fused_gemm_update = false;
 };
 
 struct StepResult {
@@ -40,6 +43,9 @@ class Trainer {
 
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
+  bool fused() const {
+    return opts_.optimizer == OptimizerKind::Lomo && opts_.fused_gemm_update && opts_.clip_grad_value <= 0;
+  }
   LlamaModel& model_;
   TrainOptions opts_;
   std::unique_ptr<ReusableGradients> reusable_;
