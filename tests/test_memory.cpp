@@ -108,6 +108,21 @@ TEST(Memory, SgdStoresAllGradients) {
   }
 }
 
+TEST(Memory, AdaLomoKeepsFactoredStates) {
+  // AdaLomo: gradients as LOMO (one buffer, plus the held tied embedding); states are fp32
+  // rows + cols per matrix and one value per element of a vector.
+  const StepMemory r = train_one_step("smollm_tied", OptimizerKind::AdaLomo);
+  MemoryTracker t;
+  Model m = load_model(fixture_dir("smollm_tied") + "/model", t);
+  size_t states = 0;
+  for (const auto& p : m.params.all()) {
+    states += 4 * static_cast<size_t>(p.shape.size() == 2 ? p.shape[0] + p.shape[1] : p.numel());
+  }
+  std::printf("  adalomo: states %zu B (factored) vs AdamW's %zu B\n", r.peak_states, 2 * r.param_bytes);
+  EXPECT_EQ(r.peak_states, states);
+  EXPECT_EQ(r.peak_gradients, r.embed_bytes + r.largest_bytes);
+}
+
 TEST(Memory, AdamWKeepsTwoFp32States) {
   const StepMemory r = train_one_step("qwen2_bias", OptimizerKind::AdamW);
   EXPECT_EQ(r.peak_gradients, r.param_bytes);

@@ -116,6 +116,7 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
       {"adamw", OptimizerKind::AdamW},
       {"sgd_plain", OptimizerKind::Lomo, true}, {"sgd_clipnorm", OptimizerKind::Lomo, true},
       {"sgd_wd", OptimizerKind::Lomo, true},
+      {"adalomo", OptimizerKind::AdaLomo},   {"adalomo_clipnorm", OptimizerKind::AdaLomo},
   };
   const int steps = static_cast<int>(meta("steps"));
   for (const auto& v : variants) {
@@ -131,6 +132,11 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
     if (prefix == "sgd_clipnorm") o.clip_grad_norm = static_cast<float>(meta("clip_norm"));
     if (prefix == "sgd_clipvalue") o.clip_grad_value = static_cast<float>(meta("clip_value"));
     if (prefix == "sgd_wd") o.weight_decay = static_cast<float>(meta("weight_decay"));
+    if (prefix.rfind("adalomo", 0) == 0) {
+      lr = meta("adalomo_lr");
+      o.weight_decay = static_cast<float>(meta("adalomo_weight_decay"));
+      if (prefix == "adalomo_clipnorm") o.clip_grad_norm = static_cast<float>(meta("clip_norm"));
+    }
     if (prefix == "adamw") {
       lr = meta("adamw_lr");
       o.weight_decay = static_cast<float>(meta("weight_decay"));
@@ -138,7 +144,7 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
     Trainer trainer(net, o, tracker_);
     for (int s = 0; s < steps; ++s) {
       const StepResult r = trainer.step(batch_, lr, s + 1);
-      if (prefix == "sgd_clipnorm") {
+      if (prefix == "sgd_clipnorm" || prefix == "adalomo_clipnorm") {
         ASSERT_LT(r.clip_coef, 1.0) << "clipping must be active";
       }
     }

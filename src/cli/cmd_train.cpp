@@ -46,8 +46,8 @@ std::vector<Flag> train_flags() {
        "once per epoch"},
       {"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count",
        "none"},
-      {"optimizer", "NAME", "lomo (fused update), sgd or adamw (classic baselines)", "lomo"},
-      {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 1e-5 for adamw"},
+      {"optimizer", "NAME", "lomo (fused SGD), adalomo (fused, adaptive), sgd or adamw (classic baselines)", "lomo"},
+      {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 5e-4 adalomo, 1e-5 adamw"},
       {"steps", "N", "number of optimisation steps (instead of --epochs)", ""},
       {"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"},
       {"batch-size", "N", "sequences per step", "4"},
@@ -96,8 +96,10 @@ int cmd_train(int argc, char** argv) {
     omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   TrainOptions opts;
   opts.optimizer = parse_optimizer(args.str("optimizer"));
-  const double lr = args.given("lr") ? args.number("lr", 0, 1e6)
-                                     : (opts.optimizer == OptimizerKind::AdamW ? 1e-5 : 0.03);
+  const double lr = args.given("lr")                              ? args.number("lr", 0, 1e6)
+                    : opts.optimizer == OptimizerKind::AdamW   ? 1e-5
+                    : opts.optimizer == OptimizerKind::AdaLomo ? 5e-4
+                                                               : 0.03;
   opts.weight_decay = static_cast<float>(args.number("weight-decay", 0, 1e3));
   opts.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));
   opts.clip_grad_value = static_cast<float>(args.number("clip-grad-value", 0, 1e30));

@@ -27,7 +27,10 @@ ReusableGradients::ReusableGradients(const ModelParams& params, int held_id,
 }
 
 float* ReusableGradients::buffer_for(const Param& p) {
-  return p.id == held_id_ ? held_.f32() : shared_.f32();
+  if (p.id == held_id_) return held_.f32();
+  LOMO_ASSERT(static_cast<size_t>(p.numel()) * 4 <= shared_.bytes(),
+              p.name + " needs a gradient buffer the zero-buffer plan did not provide");
+  return shared_.f32();
 }
 
 StoredGradients::StoredGradients(const ModelParams& params, MemoryTracker& tracker) {

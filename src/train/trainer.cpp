@@ -9,15 +9,18 @@ namespace lomo {
 
 OptimizerKind parse_optimizer(const std::string& s) {
   if (s == "lomo") return OptimizerKind::Lomo;
+  if (s == "adalomo") return OptimizerKind::AdaLomo;
   if (s == "sgd") return OptimizerKind::Sgd;
   if (s == "adamw") return OptimizerKind::AdamW;
-  throw Error("--optimizer: unknown optimizer \"" + s + "\" (lomo, sgd, adamw)");
+  throw Error("--optimizer: unknown optimizer \"" + s + "\" (lomo, adalomo, sgd, adamw)");
 }
 
 const char* optimizer_name(OptimizerKind k) {
   switch (k) {
     case OptimizerKind::Lomo:
       return "lomo";
+    case OptimizerKind::AdaLomo:
+      return "adalomo";
     case OptimizerKind::Sgd:
       return "sgd";
     case OptimizerKind::AdamW:
@@ -29,9 +32,12 @@ const char* optimizer_name(OptimizerKind k) {
 Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)
     : model_(model), opts_(opts) {
   ModelParams& params = model.params();
-  if (opts.optimizer == OptimizerKind::Lomo) {
+  if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
-    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, fused());
+    // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
+    // its full size then; only without it do linear weights never need one.
+    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, fused() && opts.clip_grad_norm <= 0);
+    if (opts.optimizer == OptimizerKind::AdaLomo) adalomo_ = std::make_unique<AdaLomoStates>(params, tracker);
   } else {
     stored_ = std::make_unique<StoredGradients>(params, tracker);
     if (opts.optimizer == OptimizerKind::AdamW) {
@@ -75,7 +81,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.fused_linear = fused();
   u.step = step_index;
 
-  if (opts_.optimizer == OptimizerKind::Lomo) {
+  if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {
       NormSink norm_sink(*reusable_, opts_.clip_grad_value);
       r.loss = model_.forward_backward(batch, norm_sink, opts_.checkpointing);
@@ -89,8 +95,14 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
       r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
       u.grad_coef = static_cast<float>(r.clip_coef);
     }
-    LomoSink sink(*reusable_, u);
-    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+    if (opts_.optimizer == OptimizerKind::AdaLomo) {
+      u.step = ++adalomo_t_;  // β's t counts the updates made, from 1
+      AdaLomoSink sink(*reusable_, *adalomo_, u);
+      r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+    } else {
+      LomoSink sink(*reusable_, u);
+      r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+    }
     check_loss(r.loss, step_index);
     return r;
   }

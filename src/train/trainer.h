@@ -9,12 +9,13 @@
 
 #include "core/memory.h"
 #include "model/llama.h"
+#include "optim/adalomo.h"
 #include "optim/schedule.h"
 #include "optim/sinks.h"
 
 namespace lomo {
 
-enum class OptimizerKind { Lomo, Sgd, AdamW };
+enum class OptimizerKind { Lomo, AdaLomo, Sgd, AdamW };
 OptimizerKind parse_optimizer(const std::string& s);
 const char* optimizer_name(OptimizerKind k);
 
@@ -51,6 +52,8 @@ class Trainer {
   std::unique_ptr<ReusableGradients> reusable_;
   std::unique_ptr<StoredGradients> stored_;
   std::unique_ptr<AdamW> adamw_;
+  std::unique_ptr<AdaLomoStates> adalomo_;
+  int64_t adalomo_t_ = 0;
 };
 
 }  // namespace lomo

@@ -9,7 +9,10 @@ reference.safetensors holding, computed in float64 from those same fp32 weights:
   logits (B, T, V), loss     forward
   grad.<param>               every parameter gradient of the mean next-token loss
   <variant>.<param>          parameters after 3 steps on that batch, for the variants
-                             sgd_plain, sgd_clipnorm, sgd_wd, sgd_clipvalue, adamw
+                             sgd_plain, sgd_clipnorm, sgd_wd, sgd_clipvalue, adamw, and
+                             adalomo / adalomo_clipnorm (AdaLomo written out below from its
+                             definition in lomo-optim 0.1.1's adalomo.py, which itself only runs
+                             on CUDA)
 
 Float64 everywhere, so that what the C++ tests measure is our own fp32 error. transformers casts
 softmax and RMSNorm to float32 internally; both are patched below to keep the input dtype. RoPE's
@@ -123,8 +126,53 @@ def params_of(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+ADALOMO_LR = 1e-3
+ADALOMO_WD = 0.01
+
+
+def adalomo_update(params, grads, state, t, lr, wd, coef):
+    """AdaLomo (Lv et al. 2023) as lomo-optim's fuse_update: Adafactor-style factored second
+    moments with beta = 1 - t^-0.8 (t from 1), update normalised by max(1, RMS(u)), step
+    scaled by max(1e-3, RMS(p)), decoupled weight decay."""
+    beta = 1.0 - t ** -0.8
+    with torch.no_grad():
+        for n, p in params.items():
+            g = grads[n] * coef
+            upd = g * g + 1e-30
+            if p.dim() > 1:
+                r = state.setdefault(n + ".row", torch.zeros(p.shape[0], dtype=p.dtype))
+                c = state.setdefault(n + ".col", torch.zeros(p.shape[1], dtype=p.dtype))
+                r.mul_(beta).add_(upd.mean(dim=-1), alpha=1 - beta)
+                c.mul_(beta).add_(upd.mean(dim=-2), alpha=1 - beta)
+                u = (r / r.mean()).rsqrt().unsqueeze(-1) * c.rsqrt().unsqueeze(-2) * g
+            else:
+                v = state.setdefault(n + ".v", torch.zeros(p.shape[0], dtype=p.dtype))
+                v.mul_(beta).add_(upd, alpha=1 - beta)
+                u = v.rsqrt() * g
+            u = u / torch.clamp(u.norm() / u.numel() ** 0.5, min=1.0)
+            lr_eff = lr * max(1e-3, (p.norm() / p.numel() ** 0.5).item())
+            if wd > 0:
+                p.mul_(1 - lr_eff * wd)
+            p.add_(u, alpha=-lr_eff)
+
+
 def train(model64, ids, mask, labels, variant, clip_norm, clip_value):
     m = copy.deepcopy(model64)
+    if variant.startswith("adalomo"):
+        state = {}
+        for t in range(1, STEPS + 1):
+            m.zero_grad()
+            loss, _ = loss_and_logits(m, ids, mask, labels)
+            loss.backward()
+            params = dict(m.named_parameters())
+            grads = {n: p.grad.detach().clone() for n, p in params.items()}
+            coef = 1.0
+            if variant == "adalomo_clipnorm":
+                norm = torch.sqrt(sum((g ** 2).sum() for g in grads.values())).item()
+                assert norm > clip_norm
+                coef = min(1.0, clip_norm / (norm + 1e-6))
+            adalomo_update(params, grads, state, t, ADALOMO_LR, ADALOMO_WD, coef)
+        return params_of(m)
     if variant == "adamw":
         opt = torch.optim.AdamW(m.parameters(), lr=ADAM_LR, weight_decay=WD)
     else:
@@ -170,11 +218,13 @@ def main():
         }
         for n, g in grads.items():
             ref["grad." + n] = g.float()
-        for variant in ["sgd_plain", "sgd_clipnorm", "sgd_wd", "sgd_clipvalue", "adamw"]:
+        for variant in ["sgd_plain", "sgd_clipnorm", "sgd_wd", "sgd_clipvalue", "adamw", "adalomo",
+                        "adalomo_clipnorm"]:
             for n, p in train(model64, ids, mask, labels, variant, clip_norm, clip_value).items():
                 ref[variant + "." + n] = p.float()
         meta = {"steps": str(STEPS), "lr": repr(LR), "weight_decay": repr(WD),
-                "adamw_lr": repr(ADAM_LR), "clip_norm": repr(clip_norm),
+                "adamw_lr": repr(ADAM_LR), "adalomo_lr": repr(ADALOMO_LR),
+                "adalomo_weight_decay": repr(ADALOMO_WD), "clip_norm": repr(clip_norm),
                 "clip_value": repr(clip_value), "grad_norm": repr(total_norm),
                 "torch": torch.__version__, "transformers": transformers.__version__}
         save_file({k: v.contiguous() for k, v in ref.items()},
