@@ -225,6 +225,10 @@ TEST_F(BadInputs, SeqLenBeyondContext) {
   expect_failure("--seq-len: 100 is out of range [2, 64]", "--seq-len 100");
 }
 
+TEST_F(BadInputs, PredictedMemoryAboveTheLimit) {
+  expect_failure("but the memory limit is 1.00 KiB", "--memory-limit 1K");
+}
+
 TEST_F(BadInputs, OutputFolderNotEmpty) {
   fs::create_directories(dir_ / "out");
   spit(dir_ / "out" / "keep.txt", "user data");
@@ -239,8 +243,8 @@ TEST_F(BadInputs, DivergenceStopsWithoutOutput) {
   // A learning rate this large overflows within a few steps: the run must stop naming the step
   // and the tensor, and write nothing.
   spit(data_, "{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 8]}\n");
-  expect_failure("step 4: the loss is nan; training stopped before any update", "--lr 1e6 --lr-schedule constant",
-                 "--steps 5");
+  expect_failure("step 4: the loss is nan; training stopped before any update",
+                 "--lr 1e6 --lr-schedule constant", "--steps 5");
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ TEST(LmHead, ChunkedEqualsPlain) {
   for (int64_t i = 0; i < N * d; ++i) xn[i] = static_cast<float>(counter_normal(5, 2, i));
   std::vector<int32_t> targets(N);
   for (int64_t i = 0; i < N; ++i) targets[i] = i % 4 == 3 ? -1 : static_cast<int32_t>((i * 7) % V);
-  auto run = [&](int64_t chunk, std::vector<float>& nll, std::vector<float>& dxn, std::vector<float>& dW) {
+  auto run = [&](int64_t chunk, std::vector<float>& nll, std::vector<float>& dxn,
+                 std::vector<float>& dW) {
     std::vector<float> scratch(chunk * V);
     nll.assign(N, 0);
     dxn.assign(N * d, 0);

@@ -94,8 +94,9 @@ TEST(Memory, ZeroBufferUpdateLeavesNoLinearGradient) {
     peak[fused] = tracker.peak(MemCategory::Gradients);
   }
   const size_t mlp = 256 * 32 * 4, embed = 64 * 32 * 4;
-  std::printf("  lomo gradients: buffered %zu B (an MLP matrix), zero-buffer %zu B (the embedding)\n",
-              peak[0], peak[1]);
+  std::printf(
+      "  lomo gradients: buffered %zu B (an MLP matrix), zero-buffer %zu B (the embedding)\n",
+      peak[0], peak[1]);
   EXPECT_EQ(peak[0], mlp);
   EXPECT_EQ(peak[1], embed);
 }
@@ -118,7 +119,8 @@ TEST(Memory, AdaLomoKeepsFactoredStates) {
   for (const auto& p : m.params.all()) {
     states += 4 * static_cast<size_t>(p.shape.size() == 2 ? p.shape[0] + p.shape[1] : p.numel());
   }
-  std::printf("  adalomo: states %zu B (factored) vs AdamW's %zu B\n", r.peak_states, 2 * r.param_bytes);
+  std::printf("  adalomo: states %zu B (factored) vs AdamW's %zu B\n", r.peak_states,
+              2 * r.param_bytes);
   EXPECT_EQ(r.peak_states, states);
   EXPECT_EQ(r.peak_gradients, r.embed_bytes + r.largest_bytes);
 }

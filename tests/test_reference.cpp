@@ -109,14 +109,20 @@ struct Variant {
 
 TEST_P(Reference, ThreeStepsMatchTorch) {
   const std::vector<Variant> variants = {
-      {"sgd_plain", OptimizerKind::Lomo}, {"sgd_clipnorm", OptimizerKind::Lomo},
-      {"sgd_wd", OptimizerKind::Lomo},    {"sgd_clipvalue", OptimizerKind::Lomo},
-      {"sgd_plain", OptimizerKind::Sgd},  {"sgd_clipnorm", OptimizerKind::Sgd},
-      {"sgd_wd", OptimizerKind::Sgd},     {"sgd_clipvalue", OptimizerKind::Sgd},
+      {"sgd_plain", OptimizerKind::Lomo},
+      {"sgd_clipnorm", OptimizerKind::Lomo},
+      {"sgd_wd", OptimizerKind::Lomo},
+      {"sgd_clipvalue", OptimizerKind::Lomo},
+      {"sgd_plain", OptimizerKind::Sgd},
+      {"sgd_clipnorm", OptimizerKind::Sgd},
+      {"sgd_wd", OptimizerKind::Sgd},
+      {"sgd_clipvalue", OptimizerKind::Sgd},
       {"adamw", OptimizerKind::AdamW},
-      {"sgd_plain", OptimizerKind::Lomo, true}, {"sgd_clipnorm", OptimizerKind::Lomo, true},
+      {"sgd_plain", OptimizerKind::Lomo, true},
+      {"sgd_clipnorm", OptimizerKind::Lomo, true},
       {"sgd_wd", OptimizerKind::Lomo, true},
-      {"adalomo", OptimizerKind::AdaLomo},   {"adalomo_clipnorm", OptimizerKind::AdaLomo},
+      {"adalomo", OptimizerKind::AdaLomo},
+      {"adalomo_clipnorm", OptimizerKind::AdaLomo},
   };
   const int steps = static_cast<int>(meta("steps"));
   for (const auto& v : variants) {

@@ -1,8 +1,10 @@
 #include <omp.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -22,12 +24,33 @@
 #include "text/tokenizer.h"
 #include "train/batch_order.h"
 #include "train/evaluate.h"
+#include "train/memory_plan.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
 namespace lomo::cli {
 
 namespace {
+
+// "20G", "512M", "1.5GiB", "1000000" -> bytes.
+size_t parse_bytes(const std::string& s) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  std::string unit(end);
+  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  double mult = 1;
+  if (unit == "K" || unit == "KB" || unit == "KIB")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
+  if (end == s.c_str() || v < 0)
+    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
+  return static_cast<size_t>(v * mult);
+}
 
 std::vector<Flag> train_flags() {
   return {
@@ -46,8 +69,10 @@ std::vector<Flag> train_flags() {
        "once per epoch"},
       {"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count",
        "none"},
-      {"optimizer", "NAME", "lomo (fused SGD), adalomo (fused, adaptive), sgd or adamw (classic baselines)", "lomo"},
-      {"lr", "F", "peak learning rate", "0.03 for lomo/sgd (the paper's), 5e-4 adalomo, 1e-5 adamw"},
+      {"optimizer", "NAME",
+       "lomo (fused SGD), adalomo (fused, adaptive), sgd or adamw (classic baselines)", "lomo"},
+      {"lr", "F", "peak learning rate",
+       "0.03 for lomo/sgd (the paper's), 5e-4 adalomo, 1e-5 adamw"},
       {"steps", "N", "number of optimisation steps (instead of --epochs)", ""},
       {"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"},
       {"batch-size", "N", "sequences per step", "4"},
@@ -59,7 +84,13 @@ std::vector<Flag> train_flags() {
       {"decay-norms-biases", "on|off", "apply weight decay to norm weights and biases too", "on"},
       {"lr-schedule", "S", "constant, linear (warm-up then linear to 0) or cosine", "linear"},
       {"warmup-ratio", "F", "fraction of the steps spent warming up", "0.1"},
-      {"fused-gemm-update", "on|off", "lomo: update linear weights inside their gradient GEMM, no gradient buffer (off with --clip-grad-value)", "on"},
+      {"fused-gemm-update", "on|off",
+       "lomo: update linear weights inside their gradient GEMM, no gradient buffer (off with "
+       "--clip-grad-value)",
+       "on"},
+      {"memory-limit", "BYTES",
+       "refuse to start when the predicted memory exceeds this (e.g. 20G, 512M; 0 = no limit)",
+       "available RAM"},
       {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
        "on"},
       {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
@@ -96,7 +127,7 @@ int cmd_train(int argc, char** argv) {
     omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
   TrainOptions opts;
   opts.optimizer = parse_optimizer(args.str("optimizer"));
-  const double lr = args.given("lr")                              ? args.number("lr", 0, 1e6)
+  const double lr = args.given("lr")                           ? args.number("lr", 0, 1e6)
                     : opts.optimizer == OptimizerKind::AdamW   ? 1e-5
                     : opts.optimizer == OptimizerKind::AdaLomo ? 5e-4
                                                                : 0.03;
@@ -189,6 +220,40 @@ int cmd_train(int argc, char** argv) {
       omp_get_max_threads());
   std::fflush(stdout);
 
+  // The planner's prediction for the largest batch this run can see; refuse before step 1 if
+  // it does not fit.
+  {
+    MemoryPlanInput in;
+    in.config = cfg;
+    in.optimizer = opts.optimizer;
+    in.batch = batch_size;
+    in.seq = 2;
+    for (const auto& e : data.examples)
+      in.seq = std::max<int64_t>(in.seq, static_cast<int64_t>(e.ids.size()));
+    in.checkpointing = opts.checkpointing;
+    in.fused_gemm_update = opts.fused_gemm_update;
+    in.clip_grad_norm = opts.clip_grad_norm > 0;
+    in.clip_grad_value = opts.clip_grad_value > 0;
+    const MemoryPlan plan = plan_memory(in);
+    const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
+                                                    : available_memory_bytes();
+    std::printf(
+        "memory  predicted %s (parameters %s, gradients %s, states %s, activations %s, workspace "
+        "%s)%s\n",
+        format_bytes(plan.total()).c_str(), format_bytes(plan.parameters).c_str(),
+        format_bytes(plan.gradients).c_str(), format_bytes(plan.optimizer_states).c_str(),
+        format_bytes(plan.activations).c_str(), format_bytes(plan.workspace).c_str(),
+        limit ? (", limit " + format_bytes(limit)).c_str() : "");
+    if (limit > 0 && plan.total() > limit) {
+      throw Error(
+          "this run needs about " + format_bytes(plan.total()) + " but the memory limit is " +
+          format_bytes(limit) + " (parameters " + format_bytes(plan.parameters) + ", gradients " +
+          format_bytes(plan.gradients) + ", optimizer states " +
+          format_bytes(plan.optimizer_states) + ", activations " + format_bytes(plan.activations) +
+          "); try --optimizer lomo, --checkpointing on, a smaller --batch-size or --seq-len, "
+          "or raise --memory-limit");
+    }
+  }
   LlamaModel net(cfg, model.params, tracker);
   Trainer trainer(net, opts, tracker);
   // Evaluation: higher accuracy or lower loss is better; the best and last are reported.
@@ -264,7 +329,8 @@ int cmd_train(int argc, char** argv) {
               total_secs, total_tokens / std::max(total_secs, 1e-9));
   if (eval_on) {
     std::printf("eval    %s before training %.4f, after %.4f (best %.4f at step %lld)\n",
-                task ? "accuracy" : "loss", first_eval, last_eval, best, static_cast<long long>(best_step));
+                task ? "accuracy" : "loss", first_eval, last_eval, best,
+                static_cast<long long>(best_step));
   }
   std::printf("%s", memory_table(tracker).c_str());
 

@@ -25,6 +25,7 @@ const char* kUsage =
     "  tokenize  text to token ids and back, with the model's own tokenizer\n"
     "  export  convert a model: GGUF file (f32/f16/bf16/q8_0) or Hugging Face folder\n"
     "  init    write a randomly initialised model for a config.json\n"
+    "  memory  predict (and --measure) the memory of a training step, by category\n"
     "\n"
     "Run 'lomo <command> --help' for the flags of a command.\n";
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return lomo::cli::cmd_eval(argc, argv);
     if (cmd == "tokenize") return lomo::cli::cmd_tokenize(argc, argv);
     if (cmd == "export") return lomo::cli::cmd_export(argc, argv);
+    if (cmd == "memory") return lomo::cli::cmd_memory(argc, argv);
     std::fprintf(stderr, "lomo: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lomo::Error& e) {

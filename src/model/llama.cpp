@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/error.h"
 #include "model/linear.h"
 #include "model/lm_head.h"
 #include "ops/cpu/attention.h"
@@ -17,22 +16,6 @@
 namespace lomo {
 
 namespace {
-
-// Hands out 64-byte aligned sub-blocks of one buffer, or just counts when base is null.
-class Carver {
- public:
-  explicit Carver(float* base) : base_(base) {}
-  float* take(int64_t n) {
-    float* p = base_ ? base_ + used_ : nullptr;
-    used_ += (n + 15) / 16 * 16;
-    return p;
-  }
-  int64_t used() const { return used_; }
-
- private:
-  float* base_;
-  int64_t used_ = 0;
-};
 
 void add_inplace(float* y, const float* x, int64_t n) {
 #pragma omp parallel for
@@ -47,59 +30,71 @@ LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTra
       tracker_(tracker),
       rope_(make_rope_table(config.rope, config.head_dim, config.max_position)) {}
 
-void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
-  const ModelConfig& c = config_;
-  const int64_t N = batch.B * batch.T, d = c.d_model, qd = c.n_head * c.head_dim,
-                kvd = c.n_kv * c.head_dim, ff = c.d_ff;
-  LOMO_ASSERT(batch.T <= c.max_position, "batch longer than max_position");
+void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
+                       bool backward, Carver& acts, Carver& work, Layout& L) {
+  const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
+                ff = c.d_ff;
   const int64_t n_sets = (ckpt == Checkpointing::On || !backward) ? 1 : c.n_layer;
+  L.block_in.assign(c.n_layer + 1, nullptr);
+  for (auto& p : L.block_in) p = acts.take(N * d);
+  L.layer_acts.assign(n_sets, LayerActs{});
+  for (auto& a : L.layer_acts) {
+    a.xn1 = acts.take(N * d);
+    a.rstd1 = acts.take(N);
+    a.q = acts.take(N * qd);
+    a.k = acts.take(N * kvd);
+    a.v = acts.take(N * kvd);
+    a.probs = acts.take(B * c.n_head * T * T);
+    a.attn = acts.take(N * qd);
+    a.h_mid = acts.take(N * d);
+    a.xn2 = acts.take(N * d);
+    a.rstd2 = acts.take(N);
+    a.gate = acts.take(N * ff);
+    a.up = acts.take(N * ff);
+    a.m = acts.take(N * ff);
+  }
+  L.xnf = acts.take(N * d);
+  L.rstdf = acts.take(N);
+  L.nll = work.take(N);
+  L.chunk_rows = lm_head_chunk_rows(c.vocab, N);
+  L.logits_chunk = work.take(L.chunk_rows * c.vocab);
+  if (!backward) return;
+  L.grads.dh = work.take(N * d);
+  L.grads.dxn = work.take(N * d);
+  L.grads.dm = work.take(N * std::max(ff, qd));
+  L.grads.dg = work.take(N * ff);
+  L.grads.du = work.take(N * ff);
+  L.grads.dq = work.take(N * qd);
+  L.grads.dk = work.take(N * kvd);
+  L.grads.dv = work.take(N * kvd);
+  L.grads.attn_work = work.take(B * c.n_kv * T * T);
+}
 
-  auto carve_acts = [&](Carver& cv) {
-    block_in_.assign(c.n_layer + 1, nullptr);
-    for (auto& p : block_in_) p = cv.take(N * d);
-    layer_acts_.assign(n_sets, LayerActs{});
-    for (auto& a : layer_acts_) {
-      a.xn1 = cv.take(N * d);
-      a.rstd1 = cv.take(N);
-      a.q = cv.take(N * qd);
-      a.k = cv.take(N * kvd);
-      a.v = cv.take(N * kvd);
-      a.probs = cv.take(batch.B * c.n_head * batch.T * batch.T);
-      a.attn = cv.take(N * qd);
-      a.h_mid = cv.take(N * d);
-      a.xn2 = cv.take(N * d);
-      a.rstd2 = cv.take(N);
-      a.gate = cv.take(N * ff);
-      a.up = cv.take(N * ff);
-      a.m = cv.take(N * ff);
-    }
-    xnf_ = cv.take(N * d);
-    rstdf_ = cv.take(N);
-  };
-  auto carve_work = [&](Carver& cv) {
-    nll_ = cv.take(N);
-    chunk_rows_ = lm_head_chunk_rows(c.vocab, N);
-    logits_chunk_ = cv.take(chunk_rows_ * c.vocab);
-    if (!backward) return;
-    grads_.dh = cv.take(N * d);
-    grads_.dxn = cv.take(N * d);
-    grads_.dm = cv.take(N * std::max(ff, qd));
-    grads_.dg = cv.take(N * ff);
-    grads_.du = cv.take(N * ff);
-    grads_.dq = cv.take(N * qd);
-    grads_.dk = cv.take(N * kvd);
-    grads_.dv = cv.take(N * kvd);
-    grads_.attn_work = cv.take(batch.B * c.n_kv * batch.T * batch.T);
-  };
+std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
+                                                   Checkpointing ckpt, bool backward) {
+  Carver acts(nullptr), work(nullptr);
+  Layout L;
+  carve(c, B, T, ckpt, backward, acts, work, L);
+  return {static_cast<size_t>(acts.used()) * sizeof(float),
+          static_cast<size_t>(work.used()) * sizeof(float)};
+}
 
-  Carver count_a(nullptr), count_w(nullptr);
-  carve_acts(count_a);
-  carve_work(count_w);
-  ensure_capacity(act_buf_, tracker_, MemCategory::Activations, count_a.used() * sizeof(float));
-  ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, count_w.used() * sizeof(float));
-  Carver ca(act_buf_.f32()), cw(work_buf_.f32());
-  carve_acts(ca);
-  carve_work(cw);
+void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
+  LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
+  const auto [act_bytes, work_bytes] = buffer_bytes(config_, batch.B, batch.T, ckpt, backward);
+  ensure_capacity(act_buf_, tracker_, MemCategory::Activations, act_bytes);
+  ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, work_bytes);
+  Carver acts(act_buf_.f32()), work(work_buf_.f32());
+  Layout L;
+  carve(config_, batch.B, batch.T, ckpt, backward, acts, work, L);
+  block_in_ = std::move(L.block_in);
+  layer_acts_ = std::move(L.layer_acts);
+  xnf_ = L.xnf;
+  rstdf_ = L.rstdf;
+  nll_ = L.nll;
+  chunk_rows_ = L.chunk_rows;
+  logits_chunk_ = L.logits_chunk;
+  grads_ = L.grads;
 }
 
 void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
@@ -211,8 +206,9 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   const double loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
   if (!std::isfinite(loss)) {
-    throw NonFiniteError("the loss is " + std::to_string(loss) +
-                         "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
+    throw NonFiniteError(
+        "the loss is " + std::to_string(loss) +
+        "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
   }
   if (!tied) sink.consume(head, io.dW);
   // In the forward pass this was: xnf = rmsnorm(h_L).

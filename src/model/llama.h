@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/memory.h"
@@ -22,6 +23,22 @@
 namespace lomo {
 
 enum class Checkpointing { On, Off };
+
+// Hands out 64-byte aligned sub-blocks of one buffer, or just counts when base is null.
+class Carver {
+ public:
+  explicit Carver(float* base) : base_(base) {}
+  float* take(int64_t n) {
+    float* p = base_ ? base_ + used_ : nullptr;
+    used_ += (n + 15) / 16 * 16;
+    return p;
+  }
+  int64_t used() const { return used_; }
+
+ private:
+  float* base_;
+  int64_t used_ = 0;
+};
 
 class LlamaModel {
  public:
@@ -38,6 +55,11 @@ class LlamaModel {
                           float grad_scale = 1.0f);
 
   const ModelConfig& config() const { return config_; }
+
+  // Bytes of the activation and workspace blocks a step of this shape allocates: the memory
+  // planner's source for those two categories, so prediction and allocation cannot drift.
+  static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
+                                                Checkpointing ckpt, bool backward);
   ModelParams& params() { return params_; }
 
  private:
@@ -68,6 +90,15 @@ class LlamaModel {
     float* attn_work;  // (B, n_kv, T, T)
   };
 
+  struct Layout {
+    std::vector<float*> block_in;
+    std::vector<LayerActs> layer_acts;
+    float *xnf = nullptr, *rstdf = nullptr, *nll = nullptr, *logits_chunk = nullptr;
+    int64_t chunk_rows = 0;
+    Grads grads{};
+  };
+  static void carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt, bool backward,
+                    Carver& acts, Carver& work, Layout& L);
   void plan(const Batch& batch, Checkpointing ckpt, bool backward);
   LmHeadIo head_io(const Batch& batch);
   void run_forward(const Batch& batch, Checkpointing ckpt);
@@ -95,7 +126,7 @@ class LlamaModel {
   float* rstdf_ = nullptr;             // (N)
   float* logits_chunk_ = nullptr;      // (chunk_rows_, V) scratch of the chunked LM head
   int64_t chunk_rows_ = 0;
-  float* nll_ = nullptr;               // (N)
+  float* nll_ = nullptr;  // (N)
   Grads grads_{};
 };
 

@@ -15,17 +15,17 @@
 namespace lomo {
 
 struct LmHeadIo {
-  const float* xn = nullptr;        // (N, d) final-norm output
-  const int32_t* targets = nullptr; // (N), −1 = no loss
+  const float* xn = nullptr;         // (N, d) final-norm output
+  const int32_t* targets = nullptr;  // (N), −1 = no loss
   int64_t N = 0;
-  float* nll = nullptr;             // (N) out
-  float* chunk = nullptr;           // (C, V) scratch
-  int64_t chunk_rows = 0;           // C
+  float* nll = nullptr;    // (N) out
+  float* chunk = nullptr;  // (C, V) scratch
+  int64_t chunk_rows = 0;  // C
   // Training only (all null for a forward pass):
-  float* dxn = nullptr;             // (N, d) out, overwritten
-  float* dW = nullptr;              // (V, d) out, overwritten (or added to when accumulate_dw)
+  float* dxn = nullptr;  // (N, d) out, overwritten
+  float* dW = nullptr;   // (V, d) out, overwritten (or added to when accumulate_dw)
   bool accumulate_dw = false;
-  float grad_scale = 0;             // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
+  float grad_scale = 0;  // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
   std::vector<float>* logits_out = nullptr;  // (N, V) copy for tests, forward only
 };
 

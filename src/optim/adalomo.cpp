@@ -32,12 +32,14 @@ void AdaLomoSink::consume(Param& p, float* g) {
 #pragma omp parallel for
     for (int64_t i = 0; i < rows; ++i) {
       double m = 0;
-      for (int64_t j = 0; j < cols; ++j) m += static_cast<double>(g[i * cols + j]) * g[i * cols + j] + 1e-30;
+      for (int64_t j = 0; j < cols; ++j)
+        m += static_cast<double>(g[i * cols + j]) * g[i * cols + j] + 1e-30;
       r[i] = static_cast<float>(beta * r[i] + (1 - beta) * m / static_cast<double>(cols));
     }
     std::vector<double> colsum(cols, 0.0);
     for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t j = 0; j < cols; ++j) colsum[j] += static_cast<double>(g[i * cols + j]) * g[i * cols + j] + 1e-30;
+      for (int64_t j = 0; j < cols; ++j)
+        colsum[j] += static_cast<double>(g[i * cols + j]) * g[i * cols + j] + 1e-30;
     }
     for (int64_t j = 0; j < cols; ++j) {
       s[j] = static_cast<float>(beta * s[j] + (1 - beta) * colsum[j] / static_cast<double>(rows));
@@ -59,7 +61,8 @@ void AdaLomoSink::consume(Param& p, float* g) {
     float* v = states_.row(p);
 #pragma omp parallel for reduction(+ : usq)
     for (int64_t i = 0; i < n; ++i) {
-      v[i] = static_cast<float>(beta * v[i] + (1 - beta) * (static_cast<double>(g[i]) * g[i] + 1e-30));
+      v[i] =
+          static_cast<float>(beta * v[i] + (1 - beta) * (static_cast<double>(g[i]) * g[i] + 1e-30));
       const double u = g[i] / std::sqrt(static_cast<double>(v[i]));
       g[i] = static_cast<float>(u);
       usq += u * u;

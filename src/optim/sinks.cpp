@@ -12,8 +12,8 @@ bool is_block_linear_weight(const Param& p) {
   return p.shape.size() == 2 && p.name.rfind("model.layers.", 0) == 0;
 }
 
-ReusableGradients::ReusableGradients(const ModelParams& params, int held_id,
-                                     MemoryTracker& tracker, bool fused_linear)
+ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
+                                     bool fused_linear)
     : held_id_(held_id) {
   int64_t largest_other = 0;
   for (const auto& p : params.all()) {
@@ -50,8 +50,9 @@ void check_finite(const float* g, int64_t n, const std::string& tensor, int64_t 
 #pragma omp parallel for reduction(| : bad)
   for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(g[i]);
   if (bad) {
-    throw NonFiniteError("step " + std::to_string(step) + ": the gradient of " + tensor +
-                " contains inf or NaN; training stopped (lower --lr, or use --clip-grad-norm)");
+    throw NonFiniteError(
+        "step " + std::to_string(step) + ": the gradient of " + tensor +
+        " contains inf or NaN; training stopped (lower --lr, or use --clip-grad-norm)");
   }
 }
 

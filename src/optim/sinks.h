@@ -60,7 +60,7 @@ struct LomoUpdate {
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
   bool fused_linear = false;  // zero-buffer update of linear weights (needs clip_value off)
-  int64_t step = 0;  // for messages
+  int64_t step = 0;           // for messages
 };
 
 class LomoSink : public GradSink {

@@ -36,8 +36,10 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
     // its full size then; only without it do linear weights never need one.
-    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, fused() && opts.clip_grad_norm <= 0);
-    if (opts.optimizer == OptimizerKind::AdaLomo) adalomo_ = std::make_unique<AdaLomoStates>(params, tracker);
+    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker,
+                                                    fused() && opts.clip_grad_norm <= 0);
+    if (opts.optimizer == OptimizerKind::AdaLomo)
+      adalomo_ = std::make_unique<AdaLomoStates>(params, tracker);
   } else {
     stored_ = std::make_unique<StoredGradients>(params, tracker);
     if (opts.optimizer == OptimizerKind::AdamW) {

@@ -45,7 +45,8 @@ class Trainer {
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
   bool fused() const {
-    return opts_.optimizer == OptimizerKind::Lomo && opts_.fused_gemm_update && opts_.clip_grad_value <= 0;
+    return opts_.optimizer == OptimizerKind::Lomo && opts_.fused_gemm_update &&
+           opts_.clip_grad_value <= 0;
   }
   LlamaModel& model_;
   TrainOptions opts_;

@@ -1,0 +1,97 @@
+#include "train/memory_plan.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "model/params.h"
+
+namespace lomo {
+
+StorageDtype parse_storage_dtype(const std::string& s) {
+  if (s == "fp32") return StorageDtype::F32;
+  if (s == "bf16") return StorageDtype::BF16;
+  if (s == "fp16") return StorageDtype::F16;
+  throw Error("--dtype: \"" + s + "\" is not one of fp32, bf16, fp16");
+}
+
+const char* storage_dtype_name(StorageDtype d) {
+  switch (d) {
+    case StorageDtype::F32:
+      return "fp32";
+    case StorageDtype::BF16:
+      return "bf16";
+    case StorageDtype::F16:
+      return "fp16";
+  }
+  return "?";
+}
+
+MemoryPlan plan_memory(const MemoryPlanInput& in) {
+  const ModelConfig& c = in.config;
+  const size_t e = in.dtype == StorageDtype::F32 ? 4 : 2;
+  const auto specs = expected_params(c);
+  size_t P = 0;
+  for (const auto& s : specs) {
+    size_t n = 1;
+    for (int64_t v : s.shape) n *= static_cast<size_t>(v);
+    P += n;
+  }
+  MemoryPlan m;
+  m.parameters = P * e;
+  const bool fused_buffers = in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update &&
+                             !in.clip_grad_norm && !in.clip_grad_value;
+  switch (in.optimizer) {
+    case OptimizerKind::Lomo:
+    case OptimizerKind::AdaLomo: {
+      size_t held = 0, shared = 0;
+      for (const auto& s : specs) {
+        size_t n = 1;
+        for (int64_t v : s.shape) n *= static_cast<size_t>(v);
+        if (c.tied_embeddings && s.name == "model.embed_tokens.weight") {
+          held = n;
+        } else if (!(fused_buffers && s.shape.size() == 2 &&
+                     s.name.rfind("model.layers.", 0) == 0)) {
+          shared = std::max(shared, n);
+        }
+      }
+      m.gradients = (held + shared) * e;
+      if (in.optimizer == OptimizerKind::AdaLomo) {
+        for (const auto& s : specs) {
+          m.optimizer_states +=
+              4 * static_cast<size_t>(s.shape.size() == 2 ? s.shape[0] + s.shape[1] : s.shape[0]);
+        }
+      }
+      break;
+    }
+    case OptimizerKind::Sgd:
+      m.gradients = P * e;
+      m.optimizer_states = e == 4 ? 0 : 4 * P;
+      break;
+    case OptimizerKind::AdamW:
+      m.gradients = P * e;
+      m.optimizer_states = (e == 4 ? 8 : 12) * P;
+      break;
+  }
+  const auto [acts, work] = LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true);
+  m.activations = acts;
+  m.workspace = work;
+  return m;
+}
+
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) == 0) {
+      std::istringstream is(line.substr(13));
+      size_t kb = 0;
+      is >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+}  // namespace lomo

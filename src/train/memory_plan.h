@@ -1,0 +1,50 @@
+// The memory planner: every category of design §3 predicted from the config alone, by the same
+// rules the engine allocates by (activations and workspace come from LlamaModel::buffer_bytes,
+// the very function that sizes the real blocks).
+//
+// Parameters P elements of e bytes (fp32 4, bf16/fp16 2). Gradients: LOMO and AdaLomo keep one
+// buffer the size of the largest tensor (block linear weights excluded under the zero-buffer
+// update), plus the tied embedding's held gradient, in the storage dtype; SGD and AdamW keep all
+// P. Optimizer states: AdaLomo fp32 rows + cols per matrix (n per vector); SGD nothing in fp32
+// and an fp32 master copy (4P) in half precision; AdamW fp32 m and v (8P), plus the master copy
+// in half precision (12P) — the paper's Table 1 conventions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "model/config.h"
+#include "model/llama.h"
+#include "train/trainer.h"
+
+namespace lomo {
+
+enum class StorageDtype { F32, BF16, F16 };
+StorageDtype parse_storage_dtype(const std::string& s);
+const char* storage_dtype_name(StorageDtype d);
+
+struct MemoryPlanInput {
+  ModelConfig config;
+  OptimizerKind optimizer = OptimizerKind::Lomo;
+  StorageDtype dtype = StorageDtype::F32;
+  int64_t batch = 1, seq = 1;
+  Checkpointing checkpointing = Checkpointing::On;
+  bool fused_gemm_update = true;
+  bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
+  bool clip_grad_value = false;  // as does clamping
+};
+
+struct MemoryPlan {
+  size_t parameters = 0, gradients = 0, optimizer_states = 0, activations = 0, workspace = 0;
+  size_t total() const {
+    return parameters + gradients + optimizer_states + activations + workspace;
+  }
+};
+
+MemoryPlan plan_memory(const MemoryPlanInput& in);
+
+// MemAvailable from /proc/meminfo, in bytes (0 if unknown).
+size_t available_memory_bytes();
+
+}  // namespace lomo

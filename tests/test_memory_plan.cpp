@@ -1,0 +1,101 @@
+// The memory planner: the paper's Table 1 for LLaMA-7B, and predicted against tracked
+// measurement for every optimizer and checkpointing setting on SmolLM2-135M's shape.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "model/init.h"
+#include "model/llama.h"
+#include "train/memory_plan.h"
+#include "train/trainer.h"
+
+namespace lomo {
+namespace {
+
+double gib(size_t b) {
+  return static_cast<double>(b) / (1024.0 * 1024 * 1024);
+}
+
+TEST(MemoryPlan, ReproducesThePapersTable1ForLlama7B) {
+  // Lv et al. 2023, Table 1: LLaMA-7B, fp16, batch 8, seq 512, GB = 2^30 bytes.
+  MemoryPlanInput in;
+  in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/llama-7b.json");
+  in.dtype = StorageDtype::F16;
+  in.batch = 8;
+  in.seq = 512;
+  auto round2 = [](size_t b) { return std::round(gib(b) * 100) / 100; };
+  in.optimizer = OptimizerKind::AdamW;
+  MemoryPlan m = plan_memory(in);
+  EXPECT_EQ(round2(m.parameters), 12.55);
+  EXPECT_EQ(round2(m.gradients), 12.55);
+  EXPECT_EQ(round2(m.optimizer_states), 75.31);
+  in.optimizer = OptimizerKind::Sgd;
+  m = plan_memory(in);
+  EXPECT_EQ(round2(m.gradients), 12.55);
+  EXPECT_EQ(round2(m.optimizer_states), 25.10);
+  in.optimizer = OptimizerKind::Lomo;
+  m = plan_memory(in);
+  EXPECT_EQ(round2(m.parameters), 12.55);
+  EXPECT_EQ(round2(m.gradients), 0.24);  // the 32000 x 4096 embedding in fp16
+  EXPECT_EQ(m.optimizer_states, 0u);
+  std::printf("  LLaMA-7B fp16 lomo: activations %.2f GiB with checkpointing (paper 1.79)\n",
+              gib(m.activations));
+}
+
+TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
+  ModelConfig c = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/smollm2-135m-shape.json");
+  const int64_t B = 4, T = 256;
+  std::vector<Sequence> seqs(B);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t)
+      seqs[b].ids.push_back(static_cast<int32_t>(counter_random(1, b, t) % c.vocab));
+  }
+  const Batch batch = make_batch(seqs);
+  MemoryTracker init_tracker;
+  ModelParams weights(c, init_tracker);
+  init_params(c, weights, 0);
+  for (OptimizerKind opt :
+       {OptimizerKind::Lomo, OptimizerKind::AdaLomo, OptimizerKind::Sgd, OptimizerKind::AdamW}) {
+    for (Checkpointing ck : {Checkpointing::On, Checkpointing::Off}) {
+      MemoryTracker tracker;
+      ModelParams params(c, tracker);
+      for (size_t i = 0; i < params.all().size(); ++i) {
+        std::copy(weights.all()[i].f(), weights.all()[i].f() + weights.all()[i].numel(),
+                  params.all()[i].f());
+      }
+      LlamaModel net(c, params, tracker);
+      TrainOptions o;
+      o.optimizer = opt;
+      o.checkpointing = ck;
+      o.fused_gemm_update = true;
+      Trainer trainer(net, o, tracker);
+      trainer.step(batch, 0.0, 1);
+      MemoryPlanInput in;
+      in.config = c;
+      in.optimizer = opt;
+      in.batch = B;
+      in.seq = T;
+      in.checkpointing = ck;
+      in.fused_gemm_update = true;
+      const MemoryPlan p = plan_memory(in);
+      const std::string what =
+          std::string(optimizer_name(opt)) + (ck == Checkpointing::On ? ", ckpt on" : ", ckpt off");
+      auto near = [&](size_t predicted, MemCategory cat) {
+        const double m = static_cast<double>(tracker.peak(cat));
+        EXPECT_LE(std::abs(static_cast<double>(predicted) - m), 0.05 * m + 1)
+            << what << " " << category_name(cat);
+      };
+      near(p.parameters, MemCategory::Parameters);
+      near(p.gradients, MemCategory::Gradients);
+      near(p.optimizer_states, MemCategory::OptimizerStates);
+      near(p.activations, MemCategory::Activations);
+      near(p.workspace, MemCategory::Workspace);
+      std::printf("  %-20s predicted %.3f GiB, tracked peak %.3f GiB\n", what.c_str(),
+                  gib(p.total()), gib(tracker.peak_total()));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lomo
