@@ -36,7 +36,8 @@ TEST(LmHead, ChunkedEqualsPlain) {
     io.dxn = dxn.data();
     io.dW = dW.data();
     io.grad_scale = 0.1f;
-    return lm_head_cross_entropy(W, io);
+    WeightCache wc(tracker, 0);
+    return lm_head_cross_entropy(W, io, wc);
   };
   std::vector<float> n0, x0, w0;
   const double plain = run(N, n0, x0, w0);

@@ -211,7 +211,8 @@ TEST(FiniteDifferences, LinearWithBias) {
   std::vector<float> xf(x.begin(), x.end()), Rf(R.begin(), R.end()), dxf(N * in);
   std::vector<std::vector<float>> grads;
   CaptureSink sink(&grads);
-  linear_backward(dxf.data(), Rf.data(), xf.data(), W, &b, N, DxMode::Overwrite, sink);
+  WeightCache wc(tracker, 0);
+  linear_backward(dxf.data(), Rf.data(), xf.data(), W, &b, N, DxMode::Overwrite, sink, wc);
   ASSERT_EQ(grads.size(), 2u);
   expect_fd("dX", x, Vec(dxf.begin(), dxf.end()), f, 1e-5);
   expect_fd("dW", w, Vec(grads[0].begin(), grads[0].end()), f, 1e-5);

@@ -75,4 +75,19 @@ inline uint16_t f32_to_f16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
+enum class Rounding { Nearest, Stochastic };
+
+// fp32 -> bf16 by stochastic rounding: add a uniform 16-bit value below the cut, then truncate
+// (design §4). `r` is the random value (its low 16 bits are used); non-finite values round to
+// nearest. E[result] = x for finite x.
+inline uint16_t f32_to_bf16_stochastic(float f, uint32_t r) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return f32_to_bf16(f);
+  const uint32_t sum = bits + (r & 0xffffu);
+  // A carry into the exponent that would make a finite value infinite rounds down instead.
+  if ((sum & 0x7f800000u) == 0x7f800000u) return static_cast<uint16_t>(bits >> 16);
+  return static_cast<uint16_t>(sum >> 16);
+}
+
 }  // namespace lomo

@@ -387,11 +387,14 @@ void write_gguf(const std::string& path, const std::map<std::string, GgufValue>&
     }
     w.pad(kAlign);
     std::vector<uint8_t> buf;
+    std::vector<float> values;
     for (const auto& t : tensors) {
       uint64_t n = 1;
       for (uint64_t d : t.ne) n *= d;
+      values.resize(n);
+      t.fill(values.data());
       buf.resize(ggml_nbytes(t.type, n));
-      quantize(t.type, t.data, static_cast<int64_t>(n), buf.data());
+      quantize(t.type, values.data(), static_cast<int64_t>(n), buf.data());
       w.bytes(buf.data(), buf.size());
       w.pad(kAlign);
     }

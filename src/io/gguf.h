@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -81,7 +82,9 @@ struct GgufTensorOut {
   std::string name;
   std::vector<uint64_t> ne;  // ggml order
   GgmlType type;
-  const float* data;  // fp32 source, quantised on write
+  // Writes the tensor's numel fp32 values into dst; called once, when the tensor is written, so
+  // only one tensor is ever converted at a time.
+  std::function<void(float* dst)> fill;
 };
 
 // Writes a GGUF v3 file atomically (alignment 32), streaming one tensor at a time.

@@ -241,7 +241,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
     for (const auto& t : tensors) {
       uint64_t n = 1;
       for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-      sink(t.data, 4 * n);
+      sink(t.data, dtype_size(t.dtype) * n);
     }
   });
 }

@@ -54,10 +54,11 @@ class SafetensorsFile {
 struct TensorView {
   std::string name;
   std::vector<int64_t> shape;
-  const float* data;  // fp32, numel(shape) elements
+  const void* data;  // numel(shape) elements of dtype
+  DType dtype = DType::F32;
 };
 
-// Writes fp32 tensors atomically (temporary file + rename).
+// Writes tensors atomically (temporary file + rename), streamed one tensor at a time.
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata);
 

@@ -147,7 +147,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   return parse_config(j, f.path());
 }
 
-Model load_gguf_model(const std::string& path, MemoryTracker& tracker) {
+Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDtype dtype) {
   const GgufFile f(path);
   ModelConfig config = config_from_gguf(f);
   const auto specs = expected_params(config);
@@ -170,17 +170,23 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker) {
                   arch_name(config.arch) + " with this metadata)");
     }
   }
-  ModelParams params(config, tracker);
+  ModelParams params(config, tracker, dtype);
   const bool permute = gguf_permutes_qk(config);
+  std::vector<float> staging;  // one tensor at a time, for 16-bit storage
   for (auto& p : params.all()) {
-    f.read_f32(*f.find(gguf_tensor_name(p.name)), p.f());
-    if (!permute) continue;
+    float* w = p.f32_or_null();
+    if (w == nullptr) {
+      staging.resize(static_cast<size_t>(p.numel()));
+      w = staging.data();
+    }
+    f.read_f32(*f.find(gguf_tensor_name(p.name)), w);
     const bool q = p.name.find("q_proj") != std::string::npos,
                k = p.name.find("k_proj") != std::string::npos;
-    if (q || k) {
+    if (permute && (q || k)) {
       const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
-      gguf_unpermute_rows(p.f(), p.shape[0], cols, q ? config.n_head : config.n_kv);
+      gguf_unpermute_rows(w, p.shape[0], cols, q ? config.n_head : config.n_kv);
     }
+    if (w == staging.data()) p.from_f32(w);
   }
   return Model{std::move(config), std::move(params)};
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "model/params.h"
+#include "model/weights.h"
 #include "optim/grad_sink.h"
 
 namespace lomo {
@@ -18,11 +19,12 @@ enum class DxMode { Overwrite, Accumulate };
 // head, whose gradient is completed by the embedding backward at the very end).
 enum class WeightGrad { Consume, Hold };
 
-// Y(N, out) ← X(N, in), W(out, in), b(out) or nullptr
-void linear_forward(float* Y, const float* X, const Param& W, const Param* b, int64_t N);
+// Y(N, out) ← X(N, in), W(out, in), b(out) or nullptr. W is read through `wc` (fp32 view).
+void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t N, WeightCache& wc);
 
 // dX(N, in) ← dY(N, out) · W(out, in), then dW(out, in) = dYᵀ·X, db(out) = Σ_n dY.
 void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param* b, int64_t N,
-                     DxMode dx_mode, GradSink& sink, WeightGrad weight_grad = WeightGrad::Consume);
+                     DxMode dx_mode, GradSink& sink, WeightCache& wc,
+                     WeightGrad weight_grad = WeightGrad::Consume);
 
 }  // namespace lomo

@@ -28,7 +28,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTra
     : config_(config),
       params_(params),
       tracker_(tracker),
-      rope_(make_rope_table(config.rope, config.head_dim, config.max_position)) {}
+      rope_(make_rope_table(config.rope, config.head_dim, config.max_position)),
+      wc_(params, tracker) {}
 
 void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
                        bool backward, Carver& acts, Carver& work, Layout& L) {
@@ -103,20 +104,20 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   const LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
   rmsnorm_forward(a.xn1, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.q, a.xn1, *p.wq, p.bq, N);
-  linear_forward(a.k, a.xn1, *p.wk, p.bk, N);
-  linear_forward(a.v, a.xn1, *p.wv, p.bv, N);
+  linear_forward(a.q, a.xn1, *p.wq, p.bq, N, wc_);
+  linear_forward(a.k, a.xn1, *p.wk, p.bk, N, wc_);
+  linear_forward(a.v, a.xn1, *p.wv, p.bv, N, wc_);
   rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
   rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   attention_forward(a.attn, a.probs, a.q, a.k, a.v, batch.lengths.data(), dims);
-  linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N);
+  linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_);
   add_inplace(a.h_mid, x_in, N * d);
   rmsnorm_forward(a.xn2, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.gate, a.xn2, *p.w_gate, nullptr, N);
-  linear_forward(a.up, a.xn2, *p.w_up, nullptr, N);
+  linear_forward(a.gate, a.xn2, *p.w_gate, nullptr, N, wc_);
+  linear_forward(a.up, a.xn2, *p.w_up, nullptr, N, wc_);
   swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
-  linear_forward(x_out, a.m, *p.w_down, nullptr, N);
+  linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
   add_inplace(x_out, a.h_mid, N * d);
 }
 
@@ -127,25 +128,25 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   const int64_t N = batch.B * batch.T, d = c.d_model;
   // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
   // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
-  linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink);
+  linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_);
   swiglu_backward(g.dg, g.du, g.dm, a.gate, a.up, N * c.d_ff);
-  linear_backward(g.dxn, g.dg, a.xn2, *p.w_gate, nullptr, N, DxMode::Overwrite, sink);
-  linear_backward(g.dxn, g.du, a.xn2, *p.w_up, nullptr, N, DxMode::Accumulate, sink);
+  linear_backward(g.dxn, g.dg, a.xn2, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
+  linear_backward(g.dxn, g.du, a.xn2, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
   // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
   float* dw = sink.gradient_buffer(*p.mlp_norm);
   rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
   sink.consume(*p.mlp_norm, dw);
   // In the forward pass this was: h_mid = x_in + attn·W_oᵀ.
   float* dattn = g.dm;  // (N, n_head·head_dim), reusing the MLP temporary
-  linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink);
+  linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_);
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   attention_backward(g.dq, g.dk, g.dv, g.attn_work, dattn, a.probs, a.q, a.k, a.v,
                      batch.lengths.data(), dims);
   rope_backward(g.dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
   rope_backward(g.dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
-  linear_backward(g.dxn, g.dq, a.xn1, *p.wq, p.bq, N, DxMode::Overwrite, sink);
-  linear_backward(g.dxn, g.dk, a.xn1, *p.wk, p.bk, N, DxMode::Accumulate, sink);
-  linear_backward(g.dxn, g.dv, a.xn1, *p.wv, p.bv, N, DxMode::Accumulate, sink);
+  linear_backward(g.dxn, g.dq, a.xn1, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
+  linear_backward(g.dxn, g.dk, a.xn1, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
+  linear_backward(g.dxn, g.dv, a.xn1, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
   // In the forward pass this was: xn1 = rmsnorm(x_in).
   dw = sink.gradient_buffer(*p.attn_norm);
   rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
@@ -156,7 +157,11 @@ void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T;
   for (int32_t id : batch.ids) LOMO_ASSERT(id < c.vocab, "token id out of range");
-  embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
+  if (params_.embed->dtype == StorageDtype::F32) {
+    embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
+  } else {
+    embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model);
+  }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);
   }
@@ -182,7 +187,7 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   const int64_t N = batch.B * batch.T;
   LmHeadIo io = head_io(batch);
   io.logits_out = logits;
-  const double sum = lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io);
+  const double sum = lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io, wc_);
   if (nll) nll->assign(nll_, nll_ + N);
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }
@@ -203,7 +208,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   io.dxn = grads_.dxn;
   io.dW = sink.gradient_buffer(head);
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
-  const double loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
+  const double loss = lm_head_cross_entropy(head, io, wc_) / static_cast<double>(batch.loss_tokens);
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
   if (!std::isfinite(loss)) {
     throw NonFiniteError(

@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/lm_head.h"
 #include "model/params.h"
+#include "model/weights.h"
 #include "ops/cpu/rope.h"
 #include "optim/grad_sink.h"
 
@@ -113,6 +114,7 @@ class LlamaModel {
   ModelParams& params_;
   MemoryTracker& tracker_;
   RopeTable rope_;
+  WeightCache wc_;  // fp32 views of bf16 weights
 
   // Planned blocks, reused across steps while the batch shape allows.
   Buffer act_buf_;   // activations: block inputs, layer activations, final norm, logits

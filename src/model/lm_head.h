@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/params.h"
+#include "model/weights.h"
 
 namespace lomo {
 
@@ -33,6 +34,6 @@ struct LmHeadIo {
 int64_t lm_head_chunk_rows(int64_t V, int64_t N);
 
 // Returns Σ nll over the rows.
-double lm_head_cross_entropy(const Param& W, const LmHeadIo& io);
+double lm_head_cross_entropy(Param& W, const LmHeadIo& io, WeightCache& wc);
 
 }  // namespace lomo

@@ -53,9 +53,9 @@ std::vector<std::string> weight_files(const fs::path& dir) {
 
 }  // namespace
 
-Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
+Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtype dtype) {
   if (fs::is_regular_file(dir_str)) {
-    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker);
+    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype);
     throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
   }
   const fs::path dir(dir_str);
@@ -104,10 +104,17 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker) {
                 (name == "lm_head.weight" ? "; tie_word_embeddings is true" : "") + ")");
   }
 
-  ModelParams params(config, tracker);
+  ModelParams params(config, tracker, dtype);
+  std::vector<float> staging;  // one tensor at a time, for 16-bit storage
   for (auto& p : params.all()) {
     const auto& [file, info] = found.at(p.name);
-    file->read(*info, p.f());
+    if (p.dtype == StorageDtype::F32) {
+      file->read(*info, p.f());
+    } else {
+      staging.resize(static_cast<size_t>(p.numel()));
+      file->read(*info, staging.data());
+      p.from_f32(staging.data());
+    }
   }
   return Model{std::move(config), std::move(params)};
 }
@@ -116,10 +123,15 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
-  write_file_atomic((fs::path(dir) / "config.json").string(),
-                    config_to_json(config).dump(2) + "\n");
+  nlohmann::json cj = config_to_json(config);
+  for (const auto& p : params.all()) {
+    if (p.dtype == StorageDtype::BF16) cj["torch_dtype"] = "bfloat16";
+  }
+  write_file_atomic((fs::path(dir) / "config.json").string(), cj.dump(2) + "\n");
   std::vector<TensorView> views;
-  for (const auto& p : params.all()) views.push_back({p.name, p.shape, p.f()});
+  for (const auto& p : params.all()) {
+    views.push_back({p.name, p.shape, p.data.as<void>(), p.dtype == StorageDtype::F32 ? DType::F32 : DType::BF16});
+  }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
 }
 

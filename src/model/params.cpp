@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace lomo {
 
@@ -37,7 +38,41 @@ int64_t Param::numel() const {
   return n;
 }
 
-ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker) {
+float* Param::f() {
+  LOMO_ASSERT(dtype == StorageDtype::F32, name + " is not stored in fp32");
+  return data.f32();
+}
+
+const float* Param::f() const {
+  LOMO_ASSERT(dtype == StorageDtype::F32, name + " is not stored in fp32");
+  return data.f32();
+}
+
+void Param::to_f32(float* dst) const {
+  const int64_t n = numel();
+  if (dtype == StorageDtype::F32) {
+    std::copy(data.f32(), data.f32() + n, dst);
+    return;
+  }
+  LOMO_ASSERT(dtype == StorageDtype::BF16, "fp16 storage is not implemented");
+  const uint16_t* src = h();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+void Param::from_f32(const float* src) {
+  const int64_t n = numel();
+  if (dtype == StorageDtype::F32) {
+    std::copy(src, src + n, data.f32());
+    return;
+  }
+  LOMO_ASSERT(dtype == StorageDtype::BF16, "fp16 storage is not implemented");
+  uint16_t* dst = h();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype) {
   const auto specs = expected_params(c);
   all_.reserve(specs.size());
   for (const auto& s : specs) {
@@ -46,7 +81,9 @@ ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker) {
     p.name = s.name;
     p.shape = s.shape;
     p.is_norm_or_bias = s.is_norm_or_bias;
-    p.data = Buffer(tracker, MemCategory::Parameters, static_cast<size_t>(p.numel()) * 4);
+    p.dtype = s.shape.size() == 2 ? dtype : StorageDtype::F32;
+    p.data = Buffer(tracker, MemCategory::Parameters,
+                    static_cast<size_t>(p.numel()) * (p.dtype == StorageDtype::F32 ? 4 : 2));
     all_.push_back(std::move(p));
   }
   embed = find("model.embed_tokens.weight");

@@ -10,6 +10,10 @@
 
 namespace lomo {
 
+// Storage of the 2-D tensors (embedding, head, linear weights). Norm weights and biases stay
+// fp32 whatever the mode (a few KiB; llama.cpp does the same). Compute is always fp32.
+enum class StorageDtype { F32, BF16, F16 };
+
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. "model.layers.3.mlp.up_proj.weight"
   std::vector<int64_t> shape;
@@ -24,11 +28,21 @@ struct Param {
   std::string name;
   std::vector<int64_t> shape;
   bool is_norm_or_bias = false;
-  Buffer data;  // fp32, category Parameters
+  StorageDtype dtype = StorageDtype::F32;
+  Buffer data;  // numel elements of dtype, category Parameters
 
   int64_t numel() const;
-  float* f() { return data.f32(); }
-  const float* f() const { return data.f32(); }
+  // fp32 storage only (norms and biases always; everything in fp32 mode).
+  float* f();
+  const float* f() const;
+  float* f32_or_null() { return dtype == StorageDtype::F32 ? data.f32() : nullptr; }
+  // bf16 storage only.
+  uint16_t* h() { return data.as<uint16_t>(); }
+  const uint16_t* h() const { return data.as<uint16_t>(); }
+  // Reads the values as fp32 into dst (numel), whatever the storage.
+  void to_f32(float* dst) const;
+  // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest.
+  void from_f32(const float* src);
 };
 
 struct LayerParams {
@@ -49,8 +63,9 @@ struct LayerParams {
 
 class ModelParams {
  public:
-  // Allocates every tensor of `c` (zero-filled) under MemCategory::Parameters.
-  ModelParams(const ModelConfig& c, MemoryTracker& tracker);
+  // Allocates every tensor of `c` (zero-filled) under MemCategory::Parameters; 2-D tensors in
+  // `dtype`, 1-D in fp32.
+  ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype = StorageDtype::F32);
   ModelParams(ModelParams&&) = default;
 
   std::vector<Param>& all() { return all_; }

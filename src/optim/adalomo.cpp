@@ -18,7 +18,10 @@ void AdaLomoSink::consume(Param& p, float* g) {
   check_finite(g, n, p.name, u_.step);
   const double beta = 1.0 - std::pow(static_cast<double>(u_.step), -0.8);
   const float c = u_.grad_coef;
-  float* w = p.f();
+  const bool f32 = p.dtype == StorageDtype::F32;
+  float* wf = f32 ? p.f() : nullptr;
+  uint16_t* wh = f32 ? nullptr : p.h();
+  auto w_at = [&](int64_t i) { return f32 ? wf[i] : bf16_to_f32(wh[i]); };
   // g ← c·g in place: the buffer is ours until we return.
   if (c != 1.0f) {
 #pragma omp parallel for
@@ -71,13 +74,20 @@ void AdaLomoSink::consume(Param& p, float* g) {
   const double rms_u = std::sqrt(usq / static_cast<double>(n));
   double wsq = 0;
 #pragma omp parallel for reduction(+ : wsq)
-  for (int64_t i = 0; i < n; ++i) wsq += static_cast<double>(w[i]) * w[i];
+  for (int64_t i = 0; i < n; ++i) wsq += static_cast<double>(w_at(i)) * w_at(i);
   const double lr_t = u_.lr * std::max(1e-3, std::sqrt(wsq / static_cast<double>(n)));
   const float wd = (p.is_norm_or_bias && !u_.decay_norms_and_biases) ? 0.0f : u_.weight_decay;
   const float keep = static_cast<float>(1.0 - lr_t * wd);
   const float step = static_cast<float>(lr_t / std::max(1.0, rms_u));
+  if (f32) {
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) w[i] = w[i] * keep - step * g[i];
+    for (int64_t i = 0; i < n; ++i) wf[i] = wf[i] * keep - step * g[i];
+    return;
+  }
+  RoundingMode r = u_.rounding;
+  r.step = u_.step;
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) wh[i] = round_bf16(bf16_to_f32(wh[i]) * keep - step * g[i], r, p.id, i);
 }
 
 }  // namespace lomo

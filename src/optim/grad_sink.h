@@ -19,8 +19,9 @@ class GradSink {
   // The zero-buffer path for a linear weight W(out, in) whose gradient is dYᵀ·X: a sink that can
   // apply its update straight from dY(N, out) and X(N, in), without the gradient ever existing,
   // does so and returns true. The default materialises the gradient.
-  virtual bool fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) {
-    (void)W, (void)dY, (void)X, (void)N;
+  // w32 is W's fp32 view (W's own storage in fp32 mode), which the sink may overwrite.
+  virtual bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X, int64_t N) {
+    (void)W, (void)w32, (void)dY, (void)X, (void)N;
     return false;
   }
 };

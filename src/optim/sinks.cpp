@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "ops/cpu/gemm.h"
 
 namespace lomo {
@@ -63,10 +64,19 @@ void apply_sgd(Param& p, const float* g, const LomoUpdate& u) {
   const float wd = (p.is_norm_or_bias && !u.decay_norms_and_biases) ? 0.0f : u.weight_decay;
   const float keep = 1.0f - u.lr * wd;
   const float step = u.lr * u.grad_coef;
-  float* w = p.f();
   const int64_t n = p.numel();
+  if (p.dtype == StorageDtype::F32) {
+    float* w = p.f();
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) w[i] = w[i] * keep - step * g[i];
+    for (int64_t i = 0; i < n; ++i) w[i] = w[i] * keep - step * g[i];
+    return;
+  }
+  // 16-bit storage: read, update in fp32, write back once with the chosen rounding.
+  uint16_t* w = p.h();
+  RoundingMode r = u.rounding;
+  r.step = u.step;
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) w[i] = round_bf16(bf16_to_f32(w[i]) * keep - step * g[i], r, p.id, i);
 }
 
 }  // namespace
@@ -78,13 +88,16 @@ void LomoSink::consume(Param& p, float* grad) {
   apply_sgd(p, grad, u_);
 }
 
-bool LomoSink::fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) {
+bool LomoSink::fused_linear_update(Param& W, float* w32, const float* dY, const float* X, int64_t N) {
   if (!u_.fused_linear || u_.clip_value > 0 || !is_block_linear_weight(W)) return false;
   const float wd = (W.is_norm_or_bias && !u_.decay_norms_and_biases) ? 0.0f : u_.weight_decay;
   const int64_t out = W.shape[0], in = W.shape[1];
   // W(out, in) = (1 − lr·wd)·W − lr·c · dYᵀ(out, N) · X(N, in)
   gemm(Trans::Yes, Trans::No, out, in, N, -u_.lr * u_.grad_coef, dY, out, X, in, 1.0f - u_.lr * wd,
-       W.f(), in);
+       w32, in);
+  RoundingMode r = u_.rounding;
+  r.step = u_.step;
+  store_rounded(W, w32, r);  // a no-op for fp32, where w32 is W itself
   return true;
 }
 

@@ -18,6 +18,7 @@
 
 #include "core/memory.h"
 #include "model/params.h"
+#include "model/weights.h"
 #include "optim/grad_sink.h"
 
 namespace lomo {
@@ -60,6 +61,7 @@ struct LomoUpdate {
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
   bool fused_linear = false;  // zero-buffer update of linear weights (needs clip_value off)
+  RoundingMode rounding;      // write-back of 16-bit parameters (design §2 rule 5)
   int64_t step = 0;           // for messages
 };
 
@@ -69,7 +71,7 @@ class LomoSink : public GradSink {
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
   // W ← (1 − lr·wd)·W − lr·c·dYᵀX as one GEMM (alpha = −lr·c, beta = 1 − lr·wd).
-  bool fused_linear_update(Param& W, const float* dY, const float* X, int64_t N) override;
+  bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X, int64_t N) override;
 
  private:
   ReusableGradients& grads_;

@@ -20,7 +20,6 @@
 
 namespace lomo {
 
-enum class StorageDtype { F32, BF16, F16 };
 StorageDtype parse_storage_dtype(const std::string& s);
 const char* storage_dtype_name(StorageDtype d);
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/half.h"
+
 namespace lomo {
 
 template <class T>
@@ -13,6 +15,18 @@ void embedding_forward(T* out, const int32_t* ids, const T* table, int64_t N, in
     } else {
       std::memcpy(out + n * d, table + static_cast<int64_t>(ids[n]) * d, sizeof(T) * d);
     }
+  }
+}
+
+void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t d) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; ++n) {
+    if (ids[n] < 0) {
+      std::memset(out + n * d, 0, sizeof(float) * d);
+      continue;
+    }
+    const uint16_t* row = table + static_cast<int64_t>(ids[n]) * d;
+    for (int64_t j = 0; j < d; ++j) out[n * d + j] = bf16_to_f32(row[j]);
   }
 }
 

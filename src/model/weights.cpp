@@ -1,0 +1,43 @@
+#include "model/weights.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lomo {
+
+WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker) : tracker_(tracker) {
+  for (const auto& p : params.all()) {
+    if (p.dtype != StorageDtype::F32) largest_ = std::max(largest_, p.numel());
+  }
+}
+
+float* WeightCache::view(Param& p) {
+  if (p.dtype == StorageDtype::F32) return p.f();
+  if (scratch_.empty()) scratch_ = Buffer(tracker_, MemCategory::Workspace, static_cast<size_t>(largest_) * 4);
+  LOMO_ASSERT(p.numel() <= largest_, "weight cache too small for " + p.name);
+  p.to_f32(scratch_.f32());
+  return scratch_.f32();
+}
+
+void store_rounded(Param& p, const float* w32, const RoundingMode& r) {
+  const int64_t n = p.numel();
+  if (p.dtype == StorageDtype::F32) {
+    if (w32 != p.f()) std::copy(w32, w32 + n, p.f());
+    return;
+  }
+  LOMO_ASSERT(p.dtype == StorageDtype::BF16, "fp16 storage is not implemented");
+  uint16_t* dst = p.h();
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) dst[i] = round_bf16(w32[i], r, p.id, i);
+}
+
+size_t weight_cache_bytes(const ModelParams& params) {
+  int64_t largest = 0;
+  for (const auto& p : params.all()) {
+    if (p.dtype != StorageDtype::F32) largest = std::max(largest, p.numel());
+  }
+  return static_cast<size_t>(largest) * 4;
+}
+
+}  // namespace lomo

@@ -1,0 +1,56 @@
+// fp32 views of parameters for compute. An fp32 tensor is its own view; a bf16 tensor is
+// converted into one reusable scratch buffer (workspace, the size of the largest tensor), valid
+// until the next view() call. Ops read weights through views one tensor at a time, so one
+// scratch suffices. store() writes fp32 values back into a parameter's storage, rounding
+// stochastically (counter-based: seed, step, tensor id, element) or to nearest.
+#pragma once
+
+#include <cstdint>
+
+#include "core/half.h"
+#include "core/memory.h"
+#include "model/params.h"
+
+namespace lomo {
+
+class WeightCache {
+ public:
+  WeightCache(const ModelParams& params, MemoryTracker& tracker);
+  // For tensors outside a ModelParams: scratch for up to `largest_numel` 16-bit elements.
+  WeightCache(MemoryTracker& tracker, int64_t largest_numel) : tracker_(tracker), largest_(largest_numel) {}
+  float* view(Param& p);
+
+ private:
+  MemoryTracker& tracker_;
+  int64_t largest_ = 0;
+  Buffer scratch_;
+};
+
+struct RoundingMode {
+  Rounding rounding = Rounding::Stochastic;
+  uint64_t seed = 0;
+  int64_t step = 0;
+};
+
+// p ← w32 in p's dtype (a no-op copy for fp32 when w32 is p's own storage).
+void store_rounded(Param& p, const float* w32, const RoundingMode& r);
+
+// One element: the bf16 code of x under the mode, for parameter `id`, element `i`.
+inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i);
+
+// Bytes of scratch a model with these parameters needs in `dtype` (0 for fp32).
+size_t weight_cache_bytes(const ModelParams& params);
+
+}  // namespace lomo
+
+#include "core/rng.h"
+
+namespace lomo {
+
+inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
+  if (r.rounding == Rounding::Nearest) return f32_to_bf16(x);
+  const uint64_t stream = (static_cast<uint64_t>(r.step) << 24) ^ static_cast<uint64_t>(id);
+  return f32_to_bf16_stochastic(x, static_cast<uint32_t>(counter_random(r.seed, stream, static_cast<uint64_t>(i))));
+}
+
+}  // namespace lomo
