@@ -3,10 +3,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/output_dir.h"
+#include "core/error.h"
 #include "model/config.h"
 #include "model/init.h"
 #include "model/loader.h"
 #include "model/params.h"
+#include "train/memory_plan.h"
 
 namespace lomo::cli {
 
@@ -17,7 +19,8 @@ int cmd_init(int argc, char** argv) {
             "weights 1, biases 0. The same seed gives the same weights on any machine.",
             {{"config", "FILE", "a Hugging Face config.json", "", true},
              {"out", "DIR", "output model folder (must not exist, or be empty)", "", true},
-             {"seed", "N", "random seed", "0"}});
+             {"seed", "N", "random seed", "0"},
+             {"dtype", "D", "storage of the 2-D tensors: fp32 or bf16", "fp32"}});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
@@ -27,14 +30,17 @@ int cmd_init(int argc, char** argv) {
   const ModelConfig config = load_config(args.str("config"));
   OutputDir out(args.str("out"));
   MemoryTracker tracker;
-  ModelParams params(config, tracker);
+  const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
+  if (dtype == StorageDtype::F16)
+    throw Error("--dtype fp16 is not implemented yet; use fp32 or bf16");
+  ModelParams params(config, tracker, dtype);
   init_params(config, params, seed);
   out.create();
   save_model(out.staging(), config, params);
   out.commit();
   std::printf("wrote %s: %s, %lld parameters (%s), seed %llu\n", args.str("out").c_str(),
               arch_name(config.arch), static_cast<long long>(params.total_numel()),
-              format_bytes(static_cast<size_t>(params.total_numel()) * 4).c_str(),
+              format_bytes(tracker.peak(MemCategory::Parameters)).c_str(),
               static_cast<unsigned long long>(seed));
   return 0;
 }

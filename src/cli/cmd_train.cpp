@@ -91,6 +91,10 @@ std::vector<Flag> train_flags() {
       {"memory-limit", "BYTES",
        "refuse to start when the predicted memory exceeds this (e.g. 20G, 512M; 0 = no limit)",
        "available RAM"},
+      {"dtype", "D", "parameter storage: fp32 or bf16 (compute and updates in fp32 either way)",
+       "fp32"},
+      {"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
+       "stochastic"},
       {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
        "on"},
       {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
@@ -100,7 +104,8 @@ std::vector<Flag> train_flags() {
       {"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""},
       {"out-format", "hf|gguf",
        "hf: config.json + model.safetensors + tokenizer files; gguf: OUT/model.gguf", "hf"},
-      {"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0", "f32"},
+      {"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0",
+       "the training dtype"},
   };
 }
 
@@ -137,8 +142,17 @@ int cmd_train(int argc, char** argv) {
   opts.decay_norms_and_biases = args.on_off("decay-norms-biases");
   opts.checkpointing = args.on_off("checkpointing") ? Checkpointing::On : Checkpointing::Off;
   opts.fused_gemm_update = args.on_off("fused-gemm-update");
+  opts.rounding = args.choice("rounding", {"stochastic", "nearest"}) == "nearest"
+                      ? Rounding::Nearest
+                      : Rounding::Stochastic;
+  const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
+  if (dtype == StorageDtype::F16) {
+    throw Error(
+        "--dtype fp16 (with dynamic loss scaling) is not implemented yet; use fp32 or bf16");
+  }
   const Shuffle shuffle = args.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
+  opts.seed = seed;
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   Schedule sched;
   sched.kind = parse_lr_schedule(args.str("lr-schedule"));
@@ -146,7 +160,9 @@ int cmd_train(int argc, char** argv) {
   sched.warmup_ratio = args.number("warmup-ratio", 0, 1);
 
   const std::string out_format = args.choice("out-format", {"hf", "gguf"});
-  const GgmlType gguf_type = parse_gguf_out_type(args.str("gguf-type"));
+  const GgmlType gguf_type = args.given("gguf-type") ? parse_gguf_out_type(args.str("gguf-type"))
+                             : args.str("dtype") == "bf16" ? GgmlType::BF16
+                                                           : GgmlType::F32;
   OutputDir out(args.str("out"));
   std::ofstream log;
   if (args.given("log")) {
@@ -155,7 +171,7 @@ int cmd_train(int argc, char** argv) {
   }
 
   MemoryTracker tracker;
-  Model model = load_model(model_path, tracker);
+  Model model = load_model(model_path, tracker, dtype);
   const ModelConfig& cfg = model.config;
   const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, cfg.max_position)
                                                 : std::min<int64_t>(1024, cfg.max_position);
@@ -226,6 +242,7 @@ int cmd_train(int argc, char** argv) {
     MemoryPlanInput in;
     in.config = cfg;
     in.optimizer = opts.optimizer;
+    in.dtype = dtype;
     in.batch = batch_size;
     in.seq = 2;
     for (const auto& e : data.examples)

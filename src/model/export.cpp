@@ -143,17 +143,17 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
                k = p.name.find("k_proj") != std::string::npos;
     const bool permute = gguf_permutes_qk(c) && (q || k);
     const int64_t heads = q ? c.n_head : c.n_kv;
-    GgufTensorOut t{gguf_tensor_name(p.name),
-                    std::vector<uint64_t>(p.shape.rbegin(), p.shape.rend()),
-                    p.shape.size() == 2 ? type : GgmlType::F32,
-                    [&p, permute, heads](float* dst) {
-                      p.to_f32(dst);
-                      // llama.cpp's row order for q and k
-                      if (permute) {
-                        gguf_permute_rows(dst, p.shape[0], p.shape.size() == 2 ? p.shape[1] : 1, heads);
-                      }
-                    }};
-    if (t.type == GgmlType::Q8_0 && t.ne[0] % 32 != 0) t.type = GgmlType::F16;  // rows not in whole blocks
+    GgufTensorOut t{
+        gguf_tensor_name(p.name), std::vector<uint64_t>(p.shape.rbegin(), p.shape.rend()),
+        p.shape.size() == 2 ? type : GgmlType::F32, [&p, permute, heads](float* dst) {
+          p.to_f32(dst);
+          // llama.cpp's row order for q and k
+          if (permute) {
+            gguf_permute_rows(dst, p.shape[0], p.shape.size() == 2 ? p.shape[1] : 1, heads);
+          }
+        }};
+    if (t.type == GgmlType::Q8_0 && t.ne[0] % 32 != 0)
+      t.type = GgmlType::F16;  // rows not in whole blocks
     out.push_back(std::move(t));
   }
   write_gguf(path, kv, out);

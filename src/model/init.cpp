@@ -25,7 +25,8 @@ void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed) {
       const auto id = static_cast<uint64_t>(p.id);
 #pragma omp parallel for
       for (int64_t i = 0; i < n; ++i) {
-        w[i] = static_cast<float>(c.initializer_range * counter_normal(seed, id, static_cast<uint64_t>(i)));
+        w[i] = static_cast<float>(c.initializer_range *
+                                  counter_normal(seed, id, static_cast<uint64_t>(i)));
       }
     }
     if (w == staging.data()) p.from_f32(w);

@@ -4,7 +4,8 @@
 
 namespace lomo {
 
-void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t N, WeightCache& wc) {
+void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t N,
+                    WeightCache& wc) {
   const int64_t out = W.shape[0], in = W.shape[1];
   if (b != nullptr) {
 #pragma omp parallel for

@@ -187,7 +187,8 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   const int64_t N = batch.B * batch.T;
   LmHeadIo io = head_io(batch);
   io.logits_out = logits;
-  const double sum = lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io, wc_);
+  const double sum =
+      lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io, wc_);
   if (nll) nll->assign(nll_, nll_ + N);
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }

@@ -130,7 +130,8 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   write_file_atomic((fs::path(dir) / "config.json").string(), cj.dump(2) + "\n");
   std::vector<TensorView> views;
   for (const auto& p : params.all()) {
-    views.push_back({p.name, p.shape, p.data.as<void>(), p.dtype == StorageDtype::F32 ? DType::F32 : DType::BF16});
+    views.push_back({p.name, p.shape, p.data.as<void>(),
+                     p.dtype == StorageDtype::F32 ? DType::F32 : DType::BF16});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
 }

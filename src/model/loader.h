@@ -20,10 +20,12 @@ struct Model {
 // F32/F16/BF16 are converted to fp32.
 // 2-D tensors are stored in `dtype` (converted with round-to-nearest as each is read: never a
 // second full copy of the weights in memory).
-Model load_model(const std::string& dir, MemoryTracker& tracker, StorageDtype dtype = StorageDtype::F32);
+Model load_model(const std::string& dir, MemoryTracker& tracker,
+                 StorageDtype dtype = StorageDtype::F32);
 
-// Writes config.json and model.safetensors (each tensor in its storage dtype: F32 or BF16) into `dir`, creating it if needed. Each file
-// is written to a temporary name and renamed into place, so a failure never leaves a torn file.
+// Writes config.json and model.safetensors (each tensor in its storage dtype: F32 or BF16) into
+// `dir`, creating it if needed. Each file is written to a temporary name and renamed into place, so
+// a failure never leaves a torn file.
 void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params);
 
 // Copies the tokenizer and generation files of a model folder (tokenizer.json, tokenizer.model,

@@ -14,7 +14,8 @@ WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker) : tr
 
 float* WeightCache::view(Param& p) {
   if (p.dtype == StorageDtype::F32) return p.f();
-  if (scratch_.empty()) scratch_ = Buffer(tracker_, MemCategory::Workspace, static_cast<size_t>(largest_) * 4);
+  if (scratch_.empty())
+    scratch_ = Buffer(tracker_, MemCategory::Workspace, static_cast<size_t>(largest_) * 4);
   LOMO_ASSERT(p.numel() <= largest_, "weight cache too small for " + p.name);
   p.to_f32(scratch_.f32());
   return scratch_.f32();

@@ -17,7 +17,8 @@ class WeightCache {
  public:
   WeightCache(const ModelParams& params, MemoryTracker& tracker);
   // For tensors outside a ModelParams: scratch for up to `largest_numel` 16-bit elements.
-  WeightCache(MemoryTracker& tracker, int64_t largest_numel) : tracker_(tracker), largest_(largest_numel) {}
+  WeightCache(MemoryTracker& tracker, int64_t largest_numel)
+      : tracker_(tracker), largest_(largest_numel) {}
   float* view(Param& p);
 
  private:
@@ -50,7 +51,8 @@ namespace lomo {
 inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
   if (r.rounding == Rounding::Nearest) return f32_to_bf16(x);
   const uint64_t stream = (static_cast<uint64_t>(r.step) << 24) ^ static_cast<uint64_t>(id);
-  return f32_to_bf16_stochastic(x, static_cast<uint32_t>(counter_random(r.seed, stream, static_cast<uint64_t>(i))));
+  return f32_to_bf16_stochastic(
+      x, static_cast<uint32_t>(counter_random(r.seed, stream, static_cast<uint64_t>(i))));
 }
 
 }  // namespace lomo

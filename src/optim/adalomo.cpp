@@ -87,7 +87,8 @@ void AdaLomoSink::consume(Param& p, float* g) {
   RoundingMode r = u_.rounding;
   r.step = u_.step;
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) wh[i] = round_bf16(bf16_to_f32(wh[i]) * keep - step * g[i], r, p.id, i);
+  for (int64_t i = 0; i < n; ++i)
+    wh[i] = round_bf16(bf16_to_f32(wh[i]) * keep - step * g[i], r, p.id, i);
 }
 
 }  // namespace lomo

@@ -20,7 +20,8 @@ class GradSink {
   // apply its update straight from dY(N, out) and X(N, in), without the gradient ever existing,
   // does so and returns true. The default materialises the gradient.
   // w32 is W's fp32 view (W's own storage in fp32 mode), which the sink may overwrite.
-  virtual bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X, int64_t N) {
+  virtual bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X,
+                                   int64_t N) {
     (void)W, (void)w32, (void)dY, (void)X, (void)N;
     return false;
   }

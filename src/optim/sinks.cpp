@@ -76,7 +76,8 @@ void apply_sgd(Param& p, const float* g, const LomoUpdate& u) {
   RoundingMode r = u.rounding;
   r.step = u.step;
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) w[i] = round_bf16(bf16_to_f32(w[i]) * keep - step * g[i], r, p.id, i);
+  for (int64_t i = 0; i < n; ++i)
+    w[i] = round_bf16(bf16_to_f32(w[i]) * keep - step * g[i], r, p.id, i);
 }
 
 }  // namespace
@@ -88,7 +89,8 @@ void LomoSink::consume(Param& p, float* grad) {
   apply_sgd(p, grad, u_);
 }
 
-bool LomoSink::fused_linear_update(Param& W, float* w32, const float* dY, const float* X, int64_t N) {
+bool LomoSink::fused_linear_update(Param& W, float* w32, const float* dY, const float* X,
+                                   int64_t N) {
   if (!u_.fused_linear || u_.clip_value > 0 || !is_block_linear_weight(W)) return false;
   const float wd = (W.is_norm_or_bias && !u_.decay_norms_and_biases) ? 0.0f : u_.weight_decay;
   const int64_t out = W.shape[0], in = W.shape[1];

@@ -38,8 +38,20 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
     for (int64_t v : s.shape) n *= static_cast<size_t>(v);
     P += n;
   }
+  // 2-D tensors in the storage dtype; norms and biases stay fp32 (params.h).
+  size_t P2 = 0, largest2 = 0;
+  for (const auto& s : specs) {
+    if (s.shape.size() == 2) {
+      const size_t n = static_cast<size_t>(s.shape[0] * s.shape[1]);
+      P2 += n;
+      largest2 = std::max(largest2, n);
+    }
+  }
   MemoryPlan m;
-  m.parameters = P * e;
+  m.parameters = P2 * e + (P - P2) * 4;
+  // Gradient buffers: fp32 in our engine (GEMM output, read by the fp32 update); fp16 follows the
+  // paper's Table 1 convention of fp16 gradients (fp16 training is not in the engine yet).
+  const size_t ge = in.dtype == StorageDtype::F16 ? 2 : 4;
   const bool fused_buffers = in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update &&
                              !in.clip_grad_norm && !in.clip_grad_value;
   switch (in.optimizer) {
@@ -56,7 +68,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
           shared = std::max(shared, n);
         }
       }
-      m.gradients = (held + shared) * e;
+      m.gradients = (held + shared) * ge;
       if (in.optimizer == OptimizerKind::AdaLomo) {
         for (const auto& s : specs) {
           m.optimizer_states +=
@@ -76,7 +88,8 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   const auto [acts, work] = LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true);
   m.activations = acts;
-  m.workspace = work;
+  // bf16 weights are read through one fp32 scratch the size of the largest 2-D tensor.
+  m.workspace = work + (in.dtype == StorageDtype::BF16 ? 4 * largest2 : 0);
   return m;
 }
 

@@ -32,6 +32,13 @@ const char* optimizer_name(OptimizerKind k) {
 Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)
     : model_(model), opts_(opts) {
   ModelParams& params = model.params();
+  const bool half = std::any_of(params.all().begin(), params.all().end(),
+                                [](const Param& p) { return p.dtype != StorageDtype::F32; });
+  if (half && (opts.optimizer == OptimizerKind::Sgd || opts.optimizer == OptimizerKind::AdamW)) {
+    throw Error("--optimizer " + std::string(optimizer_name(opts.optimizer)) +
+                " with 16-bit parameters needs fp32 master weights, which are not implemented; use "
+                "--dtype fp32, or --optimizer lomo / adalomo");
+  }
   if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
@@ -82,6 +89,8 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.decay_norms_and_biases = opts_.decay_norms_and_biases;
   u.fused_linear = fused();
   u.step = step_index;
+  u.rounding.rounding = opts_.rounding;
+  u.rounding.seed = opts_.seed;
 
   if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {

@@ -29,6 +29,9 @@ struct TrainOptions {
   // LOMO only: update linear weights inside their weight-gradient GEMM (no gradient buffer).
   // Falls back to the buffered path when clip-by-value needs the materialised gradient.
   bool fused_gemm_update = false;
+  // Write-back of bf16 parameters; the seed feeds the counter-based stochastic rounding.
+  Rounding rounding = Rounding::Stochastic;
+  uint64_t seed = 0;
 };
 
 struct StepResult {

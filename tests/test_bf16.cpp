@@ -1,0 +1,105 @@
+// bf16 storage: compute is fp32 on exactly the stored values, and the update is fp32 arithmetic
+// written back once (design §2 rule 5). With nearest rounding a bf16 step therefore equals the
+// fp32 step, from the same bf16-representable weights, rounded to bf16 — bit for bit. Stochastic
+// rounding is reproducible for a seed and unbiased.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "core/half.h"
+#include "model/llama.h"
+#include "model/loader.h"
+#include "model/weights.h"
+#include "test_util.h"
+#include "train/trainer.h"
+
+namespace lomo {
+namespace {
+
+// The fixture model twice: in bf16, and in fp32 holding the same bf16-rounded values.
+struct Pair {
+  MemoryTracker t16, t32;
+  Model m16, m32;
+  explicit Pair(const std::string& fixture)
+      : m16(load_model(test::fixture_dir(fixture) + "/model", t16, StorageDtype::BF16)),
+        m32(load_model(test::fixture_dir(fixture) + "/model", t32, StorageDtype::F32)) {
+    for (auto& p : m32.params.all()) {
+      if (p.shape.size() != 2) continue;
+      for (int64_t i = 0; i < p.numel(); ++i) p.f()[i] = bf16_to_f32(f32_to_bf16(p.f()[i]));
+    }
+  }
+};
+
+TEST(Bf16, ForwardEqualsFp32OnTheSameValues) {
+  Pair m("smollm_tied");
+  SafetensorsFile ref(test::fixture_dir("smollm_tied") + "/reference.safetensors");
+  const Batch batch = test::fixture_batch(ref);
+  LlamaModel a(m.m16.config, m.m16.params, m.t16), b(m.m32.config, m.m32.params, m.t32);
+  std::vector<float> la, lb;
+  const double loss_a = a.forward(batch, nullptr, &la), loss_b = b.forward(batch, nullptr, &lb);
+  EXPECT_EQ(loss_a, loss_b);
+  EXPECT_EQ(la, lb);
+  EXPECT_LT(m.t16.peak(MemCategory::Parameters), m.t32.peak(MemCategory::Parameters));
+}
+
+TEST(Bf16, NearestRoundedStepEqualsRoundedFp32Step) {
+  for (const char* fixture : {"llama_gqa", "smollm_tied", "qwen2_bias"}) {
+    for (bool fused : {false, true}) {
+      for (OptimizerKind opt : {OptimizerKind::Lomo, OptimizerKind::AdaLomo}) {
+        if (fused && opt == OptimizerKind::AdaLomo) continue;
+        Pair m(fixture);
+        SafetensorsFile ref(test::fixture_dir(fixture) + "/reference.safetensors");
+        const Batch batch = test::fixture_batch(ref);
+        LlamaModel a(m.m16.config, m.m16.params, m.t16), b(m.m32.config, m.m32.params, m.t32);
+        TrainOptions o;
+        o.optimizer = opt;
+        o.fused_gemm_update = fused;
+        o.rounding = Rounding::Nearest;
+        Trainer ta(a, o, m.t16), tb(b, o, m.t32);
+        const double lr = opt == OptimizerKind::Lomo ? 0.1 : 1e-3;
+        ta.step(batch, lr, 1);
+        tb.step(batch, lr, 1);
+        for (size_t i = 0; i < m.m16.params.all().size(); ++i) {
+          const Param& p16 = m.m16.params.all()[i];
+          const Param& p32 = m.m32.params.all()[i];
+          for (int64_t k = 0; k < p16.numel(); ++k) {
+            const float want =
+                p16.dtype == StorageDtype::BF16 ? bf16_to_f32(f32_to_bf16(p32.f()[k])) : p32.f()[k];
+            const float got =
+                p16.dtype == StorageDtype::BF16 ? bf16_to_f32(p16.h()[k]) : p16.f()[k];
+            ASSERT_EQ(got, want) << fixture << " " << optimizer_name(opt)
+                                 << (fused ? " fused " : " ") << p16.name << "[" << k << "]";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Bf16, StochasticRoundingIsUnbiasedAndReproducible) {
+  RoundingMode r{Rounding::Stochastic, 7, 3};
+  const float x = 1.0f + 0.3f * std::ldexp(1.0f, -7);  // 30 % of the way from 1 to the next bf16
+  double sum = 0;
+  int up = 0;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    const float y = bf16_to_f32(round_bf16(x, r, 5, i));
+    sum += y;
+    up += y > 1.0f;
+    ASSERT_TRUE(y == 1.0f || y == 1.0f + std::ldexp(1.0f, -7));
+  }
+  EXPECT_NEAR(static_cast<double>(up) / n, 0.3, 0.01);
+  EXPECT_NEAR(sum / n, x, 1e-4 * x);
+  // Same (seed, step, tensor, element): same result; another seed: another stream.
+  EXPECT_EQ(round_bf16(x, r, 5, 123), round_bf16(x, r, 5, 123));
+  int differ = 0;
+  RoundingMode r2{Rounding::Stochastic, 8, 3};
+  for (int i = 0; i < 1000; ++i) differ += round_bf16(x, r, 5, i) != round_bf16(x, r2, 5, i);
+  EXPECT_GT(differ, 100);
+  // Values already representable never move; infinities stay.
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(bf16_to_f32(round_bf16(1.5f, r, 1, i)), 1.5f);
+  EXPECT_EQ(f32_to_bf16_stochastic(INFINITY, 0xffff), 0x7f80);
+}
+
+}  // namespace
+}  // namespace lomo
