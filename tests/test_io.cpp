@@ -75,6 +75,23 @@ TEST(ModelFolder, SaveThenLoadIsIdentical) {
   fs::remove_all(d);
 }
 
+TEST(ModelFolder, Bf16SaveThenLoadIsIdentical) {
+  const fs::path d = temp_dir("bf16");
+  MemoryTracker t;
+  Model a = load_model(test::fixture_dir("smollm_tied") + "/model", t, StorageDtype::BF16);
+  save_model((d / "m").string(), a.config, a.params);
+  SafetensorsFile f((d / "m/model.safetensors").string());
+  EXPECT_EQ(f.find("model.embed_tokens.weight")->dtype, DType::BF16);
+  EXPECT_EQ(f.find("model.norm.weight")->dtype, DType::F32);
+  Model b = load_model((d / "m").string(), t, StorageDtype::BF16);
+  for (size_t i = 0; i < a.params.all().size(); ++i) {
+    const Param& p = a.params.all()[i];
+    const size_t bytes = static_cast<size_t>(p.numel()) * (p.dtype == StorageDtype::F32 ? 4 : 2);
+    ASSERT_EQ(0, std::memcmp(p.data.as<void>(), b.params.all()[i].data.as<void>(), bytes)) << p.name;
+  }
+  fs::remove_all(d);
+}
+
 TEST(ModelFolder, ShardedCheckpointLoads) {
   const fs::path d = temp_dir("sharded");
   MemoryTracker t;

@@ -227,9 +227,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   for (const auto& t : tensors) {
     uint64_t n = 1;
     for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
-    offset += 4 * n;
+    const uint64_t bytes = dtype_size(t.dtype) * n;
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
   std::string hdr = header.dump();
   while ((hdr.size() + 8) % 8 != 0) hdr.push_back(' ');  // keeps the data block 8-byte aligned
