@@ -4,11 +4,11 @@
 # Model: the demo's small random LLaMA (configs/tiny-llama.json), data: generated counting
 # sequences (scripts/make_demo_data.py). 200 LOMO steps each, same seed and batch order.
 # Writes bench/results/bf16_rounding_<date>.json (the three loss curves) and prints the table.
-#   usage: bench/bf16_rounding.sh [steps=200] [lr=0.02]
+#   usage: bench/bf16_rounding.sh [steps=200] [lr=0.003]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-200}
-lr=${2:-0.02}
+lr=${2:-0.003}
 scripts/setup.sh
 scripts/build.sh > /dev/null
 work=runs/bench_bf16

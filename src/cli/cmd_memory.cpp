@@ -18,13 +18,6 @@ namespace lomo::cli {
 
 namespace {
 
-ModelConfig config_of(const std::string& path) {
-  if (std::filesystem::is_regular_file(path) && is_gguf_file(path))
-    return config_from_gguf(GgufFile(path));
-  if (std::filesystem::is_directory(path)) return load_config(path + "/config.json");
-  return load_config(path);
-}
-
 std::string gib(size_t b) {
   char s[32];
   std::snprintf(s, sizeof s, "%.2f GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
@@ -73,7 +66,7 @@ int cmd_memory(int argc, char** argv) {
   const std::string model_path =
       args.given("config") ? ""
                            : (args.given("model") ? args.str("model") : require_default_model());
-  in.config = args.given("config") ? load_config(args.str("config")) : config_of(model_path);
+  in.config = args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
   in.optimizer = parse_optimizer(args.str("optimizer"));
   in.dtype = parse_storage_dtype(args.str("dtype"));
   in.batch = args.integer("batch-size", 1, 1 << 20);

@@ -170,9 +170,16 @@ int cmd_train(int argc, char** argv) {
     if (!log) throw Error(args.str("log") + ": cannot open the log file for writing");
   }
 
-  MemoryTracker tracker;
-  Model model = load_model(model_path, tracker, dtype);
-  const ModelConfig& cfg = model.config;
+  // Config, tokenizer, data and the memory plan first: a run that cannot fit is refused before
+  // the weights are read.
+  const size_t available_at_start = available_memory_bytes();
+  const ModelConfig cfg = load_model_config(model_path);
+  int64_t n_params = 0;
+  for (const auto& s : expected_params(cfg)) {
+    int64_t k = 1;
+    for (int64_t v : s.shape) k *= v;
+    n_params += k;
+  }
   const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, cfg.max_position)
                                                 : std::min<int64_t>(1024, cfg.max_position);
   if (cfg.sliding_window > 0 && seq_len > cfg.sliding_window) {
@@ -212,7 +219,7 @@ int cmd_train(int argc, char** argv) {
   std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n", model_path.c_str(),
               arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
               static_cast<long long>(cfg.d_model),
-              static_cast<long long>(model.params.total_numel()),
+              static_cast<long long>(n_params),
               cfg.tied_embeddings ? ", tied embeddings" : "");
   std::printf("data    %s: %lld sequences (%s)", args.str("data").c_str(),
               static_cast<long long>(n),
@@ -253,7 +260,7 @@ int cmd_train(int argc, char** argv) {
     in.clip_grad_value = opts.clip_grad_value > 0;
     const MemoryPlan plan = plan_memory(in);
     const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
-                                                    : available_memory_bytes();
+                                                    : available_at_start;
     std::printf(
         "memory  predicted %s (parameters %s, gradients %s, states %s, activations %s, workspace "
         "%s)%s\n",
@@ -271,6 +278,8 @@ int cmd_train(int argc, char** argv) {
           "or raise --memory-limit");
     }
   }
+  MemoryTracker tracker;
+  Model model = load_model(model_path, tracker, dtype);
   LlamaModel net(cfg, model.params, tracker);
   Trainer trainer(net, opts, tracker);
   // Evaluation: higher accuracy or lower loss is better; the best and last are reported.

@@ -136,6 +136,17 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
 }
 
+ModelConfig load_model_config(const std::string& path) {
+  if (fs::is_regular_file(path)) {
+    if (is_gguf_file(path)) return config_from_gguf(GgufFile(path));
+    throw Error(path + ": not a model (expected a GGUF file or a folder with config.json)");
+  }
+  if (!fs::is_directory(path)) {
+    throw Error(path + ": not a model folder or GGUF file (expected a directory with config.json, or a .gguf file)");
+  }
+  return load_config((fs::path(path) / "config.json").string());
+}
+
 void copy_tokenizer_files(const std::string& from, const std::string& to) {
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                         "special_tokens_map.json", "generation_config.json"}) {

@@ -28,6 +28,9 @@ Model load_model(const std::string& dir, MemoryTracker& tracker,
 // a failure never leaves a torn file.
 void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params);
 
+// The config of a model folder or GGUF file, without reading any weights.
+ModelConfig load_model_config(const std::string& path);
+
 // Copies the tokenizer and generation files of a model folder (tokenizer.json, tokenizer.model,
 // tokenizer_config.json, special_tokens_map.json, generation_config.json) that exist in `from`,
 // so that a saved model is usable at once.
