@@ -7,7 +7,8 @@ set -euo pipefail
 name=SmolLM2-135M-Instruct.Q4_1.gguf
 size=98362432
 sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-cache=${LOMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lomo}
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${LOMO_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/lomo}
 dest=$cache/$name
 mkdir -p "$cache"
 verify() { [[ -f $1 && $(stat -c %s "$1") == "$size" ]] && echo "$sha  $1" | sha256sum --quiet -c - 2>/dev/null; }

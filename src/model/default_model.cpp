@@ -1,5 +1,8 @@
 #include "model/default_model.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -11,7 +14,11 @@ std::string model_cache_dir() {
   if (const char* c = std::getenv("LOMO_CACHE"); c && *c) return c;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/lomo";
   const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : ".") + "/.cache/lomo";
+  if (home == nullptr || *home == 0) {
+    const passwd* pw = getpwuid(getuid());  // as the fetch script's getent does
+    home = pw ? pw->pw_dir : ".";
+  }
+  return std::string(home) + "/.cache/lomo";
 }
 
 std::string default_model_path() {
