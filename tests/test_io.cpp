@@ -87,7 +87,8 @@ TEST(ModelFolder, Bf16SaveThenLoadIsIdentical) {
   for (size_t i = 0; i < a.params.all().size(); ++i) {
     const Param& p = a.params.all()[i];
     const size_t bytes = static_cast<size_t>(p.numel()) * (p.dtype == StorageDtype::F32 ? 4 : 2);
-    ASSERT_EQ(0, std::memcmp(p.data.as<void>(), b.params.all()[i].data.as<void>(), bytes)) << p.name;
+    ASSERT_EQ(0, std::memcmp(p.data.as<void>(), b.params.all()[i].data.as<void>(), bytes))
+        << p.name;
   }
   fs::remove_all(d);
 }

@@ -20,7 +20,7 @@ int cmd_init(int argc, char** argv) {
             {{"config", "FILE", "a Hugging Face config.json", "", true},
              {"out", "DIR", "output model folder (must not exist, or be empty)", "", true},
              {"seed", "N", "random seed", "0"},
-             {"dtype", "D", "storage of the 2-D tensors: fp32 or bf16", "fp32"}});
+             {"dtype", "D", "storage of the 2-D tensors: fp32, bf16 or fp16", "fp32"}});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
@@ -31,8 +31,6 @@ int cmd_init(int argc, char** argv) {
   OutputDir out(args.str("out"));
   MemoryTracker tracker;
   const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
-  if (dtype == StorageDtype::F16)
-    throw Error("--dtype fp16 is not implemented yet; use fp32 or bf16");
   ModelParams params(config, tracker, dtype);
   init_params(config, params, seed);
   out.create();

@@ -66,7 +66,8 @@ int cmd_memory(int argc, char** argv) {
   const std::string model_path =
       args.given("config") ? ""
                            : (args.given("model") ? args.str("model") : require_default_model());
-  in.config = args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
+  in.config =
+      args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
   in.optimizer = parse_optimizer(args.str("optimizer"));
   in.dtype = parse_storage_dtype(args.str("dtype"));
   in.batch = args.integer("batch-size", 1, 1 << 20);

@@ -91,8 +91,10 @@ std::vector<Flag> train_flags() {
       {"memory-limit", "BYTES",
        "refuse to start when the predicted memory exceeds this (e.g. 20G, 512M; 0 = no limit)",
        "available RAM"},
-      {"dtype", "D", "parameter storage: fp32 or bf16 (compute and updates in fp32 either way)",
-       "fp32"},
+      {"dtype", "D",
+       "parameter storage: fp32, bf16 or fp16 (compute and updates in fp32 either way)", "fp32"},
+      {"loss-scale-init", "S", "fp16: initial dynamic loss scale", "65536"},
+      {"loss-scale-window", "N", "fp16: clean steps before the loss scale doubles", "1000"},
       {"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
        "stochastic"},
       {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
@@ -146,10 +148,8 @@ int cmd_train(int argc, char** argv) {
                       ? Rounding::Nearest
                       : Rounding::Stochastic;
   const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
-  if (dtype == StorageDtype::F16) {
-    throw Error(
-        "--dtype fp16 (with dynamic loss scaling) is not implemented yet; use fp32 or bf16");
-  }
+  opts.loss_scale_init = args.number("loss-scale-init", 1, 3e38);
+  opts.loss_scale_window = args.integer("loss-scale-window", 1, INT64_MAX);
   const Shuffle shuffle = args.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
   opts.seed = seed;
@@ -162,6 +162,7 @@ int cmd_train(int argc, char** argv) {
   const std::string out_format = args.choice("out-format", {"hf", "gguf"});
   const GgmlType gguf_type = args.given("gguf-type") ? parse_gguf_out_type(args.str("gguf-type"))
                              : args.str("dtype") == "bf16" ? GgmlType::BF16
+                             : args.str("dtype") == "fp16" ? GgmlType::F16
                                                            : GgmlType::F32;
   OutputDir out(args.str("out"));
   std::ofstream log;
@@ -218,8 +219,7 @@ int cmd_train(int argc, char** argv) {
 
   std::printf("model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n", model_path.c_str(),
               arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
-              static_cast<long long>(cfg.d_model),
-              static_cast<long long>(n_params),
+              static_cast<long long>(cfg.d_model), static_cast<long long>(n_params),
               cfg.tied_embeddings ? ", tied embeddings" : "");
   std::printf("data    %s: %lld sequences (%s)", args.str("data").c_str(),
               static_cast<long long>(n),
@@ -259,8 +259,8 @@ int cmd_train(int argc, char** argv) {
     in.clip_grad_norm = opts.clip_grad_norm > 0;
     in.clip_grad_value = opts.clip_grad_value > 0;
     const MemoryPlan plan = plan_memory(in);
-    const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
-                                                    : available_at_start;
+    const size_t limit =
+        args.given("memory-limit") ? parse_bytes(args.str("memory-limit")) : available_at_start;
     std::printf(
         "memory  predicted %s (parameters %s, gradients %s, states %s, activations %s, workspace "
         "%s)%s\n",
@@ -335,6 +335,8 @@ int cmd_train(int argc, char** argv) {
     std::printf("step %lld/%lld  loss %.4f  lr %.3e  tok/s %.0f", static_cast<long long>(step + 1),
                 static_cast<long long>(total_steps), r.loss, step_lr, tps);
     if (r.grad_norm >= 0) std::printf("  grad_norm %.4f", r.grad_norm);
+    if (r.loss_scale > 0) std::printf("  loss_scale %g", r.loss_scale);
+    if (r.skipped) std::printf("  skipped: gradient overflow, nothing updated, loss scale halved");
     std::printf("\n");
     std::fflush(stdout);
     if (log.is_open()) {
@@ -345,6 +347,8 @@ int cmd_train(int argc, char** argv) {
       j["tokens_per_s"] = tps;
       j["tokens"] = tokens;
       if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
+      if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
+      if (r.skipped) j["skipped"] = true;
       log << j.dump() << "\n";
       log.flush();
     }

@@ -228,7 +228,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
     uint64_t n = 1;
     for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
     const uint64_t bytes = dtype_size(t.dtype) * n;
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {{"dtype", dtype_name(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string hdr = header.dump();

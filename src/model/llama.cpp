@@ -160,7 +160,8 @@ void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   if (params_.embed->dtype == StorageDtype::F32) {
     embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
   } else {
-    embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model);
+    embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model,
+                           params_.embed->dtype == StorageDtype::F16);
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);

@@ -126,12 +126,15 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
   nlohmann::json cj = config_to_json(config);
   for (const auto& p : params.all()) {
     if (p.dtype == StorageDtype::BF16) cj["torch_dtype"] = "bfloat16";
+    if (p.dtype == StorageDtype::F16) cj["torch_dtype"] = "float16";
   }
   write_file_atomic((fs::path(dir) / "config.json").string(), cj.dump(2) + "\n");
   std::vector<TensorView> views;
   for (const auto& p : params.all()) {
     views.push_back({p.name, p.shape, p.data.as<void>(),
-                     p.dtype == StorageDtype::F32 ? DType::F32 : DType::BF16});
+                     p.dtype == StorageDtype::F32    ? DType::F32
+                     : p.dtype == StorageDtype::BF16 ? DType::BF16
+                                                     : DType::F16});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
 }
@@ -142,7 +145,9 @@ ModelConfig load_model_config(const std::string& path) {
     throw Error(path + ": not a model (expected a GGUF file or a folder with config.json)");
   }
   if (!fs::is_directory(path)) {
-    throw Error(path + ": not a model folder or GGUF file (expected a directory with config.json, or a .gguf file)");
+    throw Error(path +
+                ": not a model folder or GGUF file (expected a directory with config.json, or a "
+                ".gguf file)");
   }
   return load_config((fs::path(path) / "config.json").string());
 }

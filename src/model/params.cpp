@@ -54,8 +54,12 @@ void Param::to_f32(float* dst) const {
     std::copy(data.f32(), data.f32() + n, dst);
     return;
   }
-  LOMO_ASSERT(dtype == StorageDtype::BF16, "fp16 storage is not implemented");
   const uint16_t* src = h();
+  if (dtype == StorageDtype::F16) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+    return;
+  }
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
@@ -66,8 +70,12 @@ void Param::from_f32(const float* src) {
     std::copy(src, src + n, data.f32());
     return;
   }
-  LOMO_ASSERT(dtype == StorageDtype::BF16, "fp16 storage is not implemented");
   uint16_t* dst = h();
+  if (dtype == StorageDtype::F16) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+    return;
+  }
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }

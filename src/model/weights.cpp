@@ -27,10 +27,9 @@ void store_rounded(Param& p, const float* w32, const RoundingMode& r) {
     if (w32 != p.f()) std::copy(w32, w32 + n, p.f());
     return;
   }
-  LOMO_ASSERT(p.dtype == StorageDtype::BF16, "fp16 storage is not implemented");
   uint16_t* dst = p.h();
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) dst[i] = round_bf16(w32[i], r, p.id, i);
+  for (int64_t i = 0; i < n; ++i) dst[i] = store16(p, w32[i], r, i);
 }
 
 size_t weight_cache_bytes(const ModelParams& params) {

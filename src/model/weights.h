@@ -39,6 +39,15 @@ void store_rounded(Param& p, const float* w32, const RoundingMode& r);
 // One element: the bf16 code of x under the mode, for parameter `id`, element `i`.
 inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i);
 
+// Element i of a 16-bit parameter as fp32, and x written back in its format: bf16 with the
+// chosen rounding, fp16 to nearest (design §4).
+inline float load16(const Param& p, int64_t i) {
+  return p.dtype == StorageDtype::F16 ? f16_to_f32(p.h()[i]) : bf16_to_f32(p.h()[i]);
+}
+inline uint16_t store16(const Param& p, float x, const RoundingMode& r, int64_t i) {
+  return p.dtype == StorageDtype::F16 ? f32_to_f16(x) : round_bf16(x, r, p.id, i);
+}
+
 // Bytes of scratch a model with these parameters needs in `dtype` (0 for fp32).
 size_t weight_cache_bytes(const ModelParams& params);
 

@@ -21,7 +21,7 @@ void AdaLomoSink::consume(Param& p, float* g) {
   const bool f32 = p.dtype == StorageDtype::F32;
   float* wf = f32 ? p.f() : nullptr;
   uint16_t* wh = f32 ? nullptr : p.h();
-  auto w_at = [&](int64_t i) { return f32 ? wf[i] : bf16_to_f32(wh[i]); };
+  auto w_at = [&](int64_t i) { return f32 ? wf[i] : load16(p, i); };
   // g ← c·g in place: the buffer is ours until we return.
   if (c != 1.0f) {
 #pragma omp parallel for
@@ -87,8 +87,7 @@ void AdaLomoSink::consume(Param& p, float* g) {
   RoundingMode r = u_.rounding;
   r.step = u_.step;
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i)
-    wh[i] = round_bf16(bf16_to_f32(wh[i]) * keep - step * g[i], r, p.id, i);
+  for (int64_t i = 0; i < n; ++i) wh[i] = store16(p, load16(p, i) * keep - step * g[i], r, i);
 }
 
 }  // namespace lomo

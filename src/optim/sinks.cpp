@@ -76,8 +76,7 @@ void apply_sgd(Param& p, const float* g, const LomoUpdate& u) {
   RoundingMode r = u.rounding;
   r.step = u.step;
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i)
-    w[i] = round_bf16(bf16_to_f32(w[i]) * keep - step * g[i], r, p.id, i);
+  for (int64_t i = 0; i < n; ++i) w[i] = store16(p, load16(p, i) * keep - step * g[i], r, i);
 }
 
 }  // namespace
@@ -105,6 +104,12 @@ bool LomoSink::fused_linear_update(Param& W, float* w32, const float* dY, const 
 
 void NormSink::consume(Param& p, float* grad) {
   const int64_t n = p.numel();
+  if (std::isfinite(overflow_at_) && first_bad_.empty()) {
+    int over = 0;
+#pragma omp parallel for reduction(| : over)
+    for (int64_t i = 0; i < n; ++i) over |= !(std::fabs(grad[i]) <= overflow_at_);
+    if (over) first_bad_ = p.name;
+  }
   clip_by_value(grad, n, clip_value_);
   double s = 0;
 #pragma omp parallel for reduction(+ : s)

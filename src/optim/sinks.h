@@ -12,6 +12,7 @@
 //  * StoreSink — keeps every gradient for a step after backward (SGD, AdamW).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -81,7 +82,10 @@ class LomoSink : public GradSink {
 
 class NormSink : public GradSink {
  public:
-  NormSink(ReusableGradients& grads, float clip_value) : grads_(grads), clip_value_(clip_value) {}
+  // overflow_at: a gradient element above this magnitude counts as an overflow, as it would in
+  // fp16 gradient storage (65504); infinity for fp32/bf16, where only inf/NaN do.
+  NormSink(ReusableGradients& grads, float clip_value, float overflow_at = INFINITY)
+      : grads_(grads), clip_value_(clip_value), overflow_at_(overflow_at) {}
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
   double norm() const;
@@ -90,6 +94,7 @@ class NormSink : public GradSink {
  private:
   ReusableGradients& grads_;
   float clip_value_;
+  float overflow_at_;
   double sumsq_ = 0;
   std::string first_bad_;
 };

@@ -34,6 +34,12 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   ModelParams& params = model.params();
   const bool half = std::any_of(params.all().begin(), params.all().end(),
                                 [](const Param& p) { return p.dtype != StorageDtype::F32; });
+  fp16_ = std::any_of(params.all().begin(), params.all().end(),
+                      [](const Param& p) { return p.dtype == StorageDtype::F16; });
+  loss_scale_ = opts.loss_scale_init;
+  if (fp16_ && (loss_scale_ < 1 || !std::isfinite(loss_scale_))) {
+    throw Error("--loss-scale-init must be a finite number ≥ 1");
+  }
   if (half && (opts.optimizer == OptimizerKind::Sgd || opts.optimizer == OptimizerKind::AdamW)) {
     throw Error("--optimizer " + std::string(optimizer_name(opts.optimizer)) +
                 " with 16-bit parameters needs fp32 master weights, which are not implemented; use "
@@ -44,7 +50,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
     // its full size then; only without it do linear weights never need one.
     reusable_ = std::make_unique<ReusableGradients>(params, held, tracker,
-                                                    fused() && opts.clip_grad_norm <= 0);
+                                                    fused() && opts.clip_grad_norm <= 0 && !fp16_);
     if (opts.optimizer == OptimizerKind::AdaLomo)
       adalomo_ = std::make_unique<AdaLomoStates>(params, tracker);
   } else {
@@ -92,6 +98,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.rounding.rounding = opts_.rounding;
   u.rounding.seed = opts_.seed;
 
+  if (fp16_) return run_fp16_step(batch, u, step_index);
   if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {
       NormSink norm_sink(*reusable_, opts_.clip_grad_value);
@@ -134,6 +141,47 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   } else {
     adamw_->step(model_.params(), *stored_, u);
   }
+  return r;
+}
+
+StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index) {
+  StepResult r;
+  const double S = loss_scale_;
+  const auto Sf = static_cast<float>(S);
+  if (u.clip_value > 0) u.clip_value *= Sf;  // the buffers hold S·g
+  // Pass 1: scaled gradients into the norm sink; nothing is updated.
+  NormSink norm_sink(*reusable_, u.clip_value, 65504.0f);  // the largest finite fp16
+  r.loss = model_.forward_backward(batch, norm_sink, opts_.checkpointing, Sf);
+  check_loss(r.loss, step_index);
+  if (!norm_sink.first_nonfinite().empty()) {
+    if (S <= 1.0) {
+      throw NonFiniteError("step " + std::to_string(step_index) + ": the gradient of " +
+                           norm_sink.first_nonfinite() +
+                           " overflows even at loss scale 1, the minimum; training stopped");
+    }
+    loss_scale_ = std::max(1.0, S / 2);
+    clean_steps_ = 0;
+    r.skipped = true;
+    r.loss_scale = loss_scale_;
+    return r;
+  }
+  r.grad_norm = norm_sink.norm() / S;
+  if (opts_.clip_grad_norm > 0) r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
+  u.grad_coef = static_cast<float>(r.clip_coef / S);
+  // Pass 2: the update, on recomputed activations, with the gradients divided by S in fp32.
+  if (opts_.optimizer == OptimizerKind::AdaLomo) {
+    u.step = ++adalomo_t_;
+    AdaLomoSink sink(*reusable_, *adalomo_, u);
+    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing, Sf);
+  } else {
+    LomoSink sink(*reusable_, u);
+    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing, Sf);
+  }
+  if (++clean_steps_ >= opts_.loss_scale_window) {
+    loss_scale_ = std::min(S * 2, 3.0e38);
+    clean_steps_ = 0;
+  }
+  r.loss_scale = loss_scale_;
   return r;
 }
 

@@ -32,12 +32,19 @@ struct TrainOptions {
   // Write-back of bf16 parameters; the seed feeds the counter-based stochastic rounding.
   Rounding rounding = Rounding::Stochastic;
   uint64_t seed = 0;
+  // fp16 parameters: dynamic loss scaling (design §2 rule 7). The loss is multiplied by S and
+  // each gradient divided by S in fp32; pass 1 (the norm pass) finds any inf/NaN before a
+  // parameter is touched, skips the step and halves S; after `window` clean steps S doubles.
+  double loss_scale_init = 65536.0;
+  int64_t loss_scale_window = 1000;
 };
 
 struct StepResult {
   double loss = 0;
   double grad_norm = -1;  // measured only when clipping by norm
   double clip_coef = 1;
+  bool skipped = false;   // fp16: the step overflowed and changed nothing
+  double loss_scale = 0;  // fp16: the scale after this step
 };
 
 class Trainer {
@@ -47,6 +54,7 @@ class Trainer {
 
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
+  StepResult run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index);
   bool fused() const {
     return opts_.optimizer == OptimizerKind::Lomo && opts_.fused_gemm_update &&
            opts_.clip_grad_value <= 0;
@@ -58,6 +66,12 @@ class Trainer {
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<AdaLomoStates> adalomo_;
   int64_t adalomo_t_ = 0;
+  bool fp16_ = false;
+  double loss_scale_ = 1;
+  int64_t clean_steps_ = 0;
+
+ public:
+  double loss_scale() const { return loss_scale_; }
 };
 
 }  // namespace lomo

@@ -18,7 +18,7 @@ void embedding_forward(T* out, const int32_t* ids, const T* table, int64_t N, in
   }
 }
 
-void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t d) {
+void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t d, bool f16) {
 #pragma omp parallel for
   for (int64_t n = 0; n < N; ++n) {
     if (ids[n] < 0) {
@@ -26,7 +26,7 @@ void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* tabl
       continue;
     }
     const uint16_t* row = table + static_cast<int64_t>(ids[n]) * d;
-    for (int64_t j = 0; j < d; ++j) out[n * d + j] = bf16_to_f32(row[j]);
+    for (int64_t j = 0; j < d; ++j) out[n * d + j] = f16 ? f16_to_f32(row[j]) : bf16_to_f32(row[j]);
   }
 }
 

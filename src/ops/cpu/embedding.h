@@ -12,7 +12,8 @@ template <class T>
 void embedding_forward(T* out, const int32_t* ids, const T* table, int64_t N, int64_t d);
 
 // out(N, d) = table[ids[n]] for a bf16 table, rows converted to fp32 as they are read.
-void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t d);
+// (fp16 when `f16`).
+void embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t N, int64_t d, bool f16 = false);
 
 // dtable(V, d) += dout[n] at row ids[n]; padding rows carry no gradient.
 template <class T>
