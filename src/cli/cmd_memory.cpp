@@ -30,7 +30,7 @@ int cmd_memory(int argc, char** argv) {
   Args args("memory", "lomo memory [--model PATH | --config FILE] [flags] [--measure] [--json]",
             "Predicts the memory of one training step by category (parameters, gradients,\n"
             "optimizer states, activations, workspace) from the config alone, by the rules the\n"
-            "engine allocates by. --measure runs one real step (fp32) and prints the tracked\n"
+            "engine allocates by. --measure runs one real step and prints the tracked\n"
             "peaks beside the prediction. GiB = 2^30 bytes.",
             {{"model", "PATH", "model folder or .gguf file", "the default model"},
              {"config", "FILE", "a config.json instead of a model", ""},
@@ -80,11 +80,9 @@ int cmd_memory(int argc, char** argv) {
   MemoryPlan measured;
   size_t rss = 0;
   if (measure) {
-    if (in.dtype != StorageDtype::F32)
-      throw Error("--measure runs fp32 steps only (half precision is not in the engine yet)");
     MemoryTracker tracker;
-    Model model = model_path.empty() ? Model{in.config, ModelParams(in.config, tracker)}
-                                     : load_model(model_path, tracker);
+    Model model = model_path.empty() ? Model{in.config, ModelParams(in.config, tracker, in.dtype)}
+                                     : load_model(model_path, tracker, in.dtype);
     if (model_path.empty()) init_params(model.config, model.params, 0);
     std::vector<Sequence> seqs(in.batch);
     for (int64_t b = 0; b < in.batch; ++b) {
