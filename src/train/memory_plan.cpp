@@ -50,7 +50,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   MemoryPlan m;
   m.parameters = P2 * e + (P - P2) * 4;
   // Gradient buffers: fp32 in our engine (GEMM output, read by the fp32 update); fp16 follows the
-  // paper's Table 1 convention of fp16 gradients (fp16 training is not in the engine yet).
+  // paper's Table 1 convention of fp16 gradients (the engine's fp16 buffers are fp32: 2x this).
   const size_t ge = in.dtype == StorageDtype::F16 ? 2 : 4;
   const bool fused_buffers =
       in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update && !in.clip_grad_norm &&
