@@ -121,12 +121,7 @@ int cmd_memory(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  int64_t P = 0;
-  for (const auto& s : expected_params(in.config)) {
-    int64_t n = 1;
-    for (int64_t v : s.shape) n *= v;
-    P += n;
-  }
+  const int64_t P = count_params(in.config);
   std::printf("%s, %.3f B parameters, %s, %s, batch %lld x seq %lld, checkpointing %s\n",
               arch_name(in.config.arch), static_cast<double>(P) / 1e9, storage_dtype_name(in.dtype),
               optimizer_name(in.optimizer), static_cast<long long>(in.batch),

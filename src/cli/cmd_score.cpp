@@ -46,16 +46,9 @@ int cmd_score(int argc, char** argv) {
     std::vector<float> nll;
     net.forward(batch, &nll);
     for (int64_t b = 0; b < batch.B; ++b) {
-      double sum = 0;
-      int64_t count = 0;
-      for (int64_t t = 0; t < batch.T; ++t) {
-        if (batch.targets[b * batch.T + t] >= 0) {
-          sum += nll[b * batch.T + t];
-          ++count;
-        }
-      }
-      std::printf("{\"loss\": %.6f, \"tokens\": %lld}\n", count ? sum / count : 0.0,
-                  static_cast<long long>(count));
+      const SequenceLoss l = sequence_loss(batch, nll, b);
+      std::printf("{\"loss\": %.6f, \"tokens\": %lld}\n", l.tokens ? l.sum / l.tokens : 0.0,
+                  static_cast<long long>(l.tokens));
     }
   }
   return 0;

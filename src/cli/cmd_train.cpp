@@ -175,12 +175,7 @@ int cmd_train(int argc, char** argv) {
   // the weights are read.
   const size_t available_at_start = available_memory_bytes();
   const ModelConfig cfg = load_model_config(model_path);
-  int64_t n_params = 0;
-  for (const auto& s : expected_params(cfg)) {
-    int64_t k = 1;
-    for (int64_t v : s.shape) k *= v;
-    n_params += k;
-  }
+  const int64_t n_params = count_params(cfg);
   const int64_t seq_len = args.given("seq-len") ? args.integer("seq-len", 2, cfg.max_position)
                                                 : std::min<int64_t>(1024, cfg.max_position);
   if (cfg.sliding_window > 0 && seq_len > cfg.sliding_window) {

@@ -28,4 +28,15 @@ Batch make_batch(const std::vector<Sequence>& seqs) {
   return b;
 }
 
+SequenceLoss sequence_loss(const Batch& batch, const std::vector<float>& nll, int64_t b) {
+  SequenceLoss r;
+  for (int64_t t = 0; t < batch.T; ++t) {
+    if (batch.targets[b * batch.T + t] >= 0) {
+      r.sum += nll[b * batch.T + t];
+      ++r.tokens;
+    }
+  }
+  return r;
+}
+
 }  // namespace lomo

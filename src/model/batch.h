@@ -22,4 +22,12 @@ struct Batch {
 
 Batch make_batch(const std::vector<Sequence>& seqs);
 
+// Σ of per-position NLL (B·T, as LlamaModel::forward fills it) over sequence b's loss tokens,
+// and their count.
+struct SequenceLoss {
+  double sum = 0;
+  int64_t tokens = 0;
+};
+SequenceLoss sequence_loss(const Batch& batch, const std::vector<float>& nll, int64_t b);
+
 }  // namespace lomo

@@ -32,6 +32,18 @@ std::vector<ParamSpec> expected_params(const ModelConfig& c) {
   return s;
 }
 
+int64_t spec_numel(const ParamSpec& s) {
+  int64_t n = 1;
+  for (int64_t v : s.shape) n *= v;
+  return n;
+}
+
+int64_t count_params(const ModelConfig& c) {
+  int64_t n = 0;
+  for (const auto& s : expected_params(c)) n += spec_numel(s);
+  return n;
+}
+
 int64_t Param::numel() const {
   int64_t n = 1;
   for (int64_t v : shape) n *= v;

@@ -22,6 +22,9 @@ struct ParamSpec {
 
 // Every tensor the config implies, in a fixed order (embedding, layers, final norm, head).
 std::vector<ParamSpec> expected_params(const ModelConfig& c);
+int64_t spec_numel(const ParamSpec& s);
+// Total elements of expected_params(c), without allocating anything.
+int64_t count_params(const ModelConfig& c);
 
 struct Param {
   int id = 0;  // index in ModelParams::all

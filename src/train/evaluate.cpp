@@ -32,15 +32,9 @@ ChoicePrediction score_choices(LlamaModel& model, const text::Tokenizer& tok,
   std::vector<float> nll;
   model.forward(batch, &nll);
   for (int64_t b = 0; b < batch.B; ++b) {
-    double sum = 0;
-    int64_t n = 0;
-    for (int64_t t = 0; t < batch.T; ++t) {
-      if (batch.targets[b * batch.T + t] >= 0) {
-        sum += nll[b * batch.T + t];
-        ++n;
-      }
-    }
-    out.scores.push_back(norm == Normalize::Tokens ? sum / std::max<int64_t>(1, n) : sum);
+    const SequenceLoss l = sequence_loss(batch, nll, b);
+    out.scores.push_back(norm == Normalize::Tokens ? l.sum / std::max<int64_t>(1, l.tokens)
+                                                   : l.sum);
   }
   out.prediction =
       static_cast<int>(std::min_element(out.scores.begin(), out.scores.end()) - out.scores.begin());

@@ -32,12 +32,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const ModelConfig& c = in.config;
   const size_t e = in.dtype == StorageDtype::F32 ? 4 : 2;
   const auto specs = expected_params(c);
-  size_t P = 0;
-  for (const auto& s : specs) {
-    size_t n = 1;
-    for (int64_t v : s.shape) n *= static_cast<size_t>(v);
-    P += n;
-  }
+  const auto P = static_cast<size_t>(count_params(c));
   // 2-D tensors in the storage dtype; norms and biases stay fp32 (params.h).
   size_t P2 = 0, largest2 = 0;
   for (const auto& s : specs) {
@@ -61,8 +56,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
     case OptimizerKind::AdaLomo: {
       size_t held = 0, shared = 0;
       for (const auto& s : specs) {
-        size_t n = 1;
-        for (int64_t v : s.shape) n *= static_cast<size_t>(v);
+        const auto n = static_cast<size_t>(spec_numel(s));
         if (c.tied_embeddings && s.name == "model.embed_tokens.weight") {
           held = n;
         } else if (!(fused_buffers && s.shape.size() == 2 &&
