@@ -4,6 +4,7 @@
 // (f(x + h) − f(x − h)) / 2h. In fp64 with h = 1e-5 the truncation error is O(h²) ≈ 1e-10 and
 // the cancellation error O(u/h) ≈ 1e-11, so 1e-7 relative is a tight yet safe tolerance.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <functional>
 #include <vector>
@@ -120,14 +121,15 @@ TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
     for (int64_t j = 0; j < d.n_head * d.head_dim; ++j)
       R[((1 * d.T) + t) * d.n_head * d.head_dim + j] = 0;
   }
-  Vec out(nq), probs(d.B * d.n_head * d.T * d.T);
+  Vec out(nq), stats(attention_stats_elems(d)), work(attention_work_elems(d, omp_get_max_threads()));
   auto f = [&] {
-    attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), lengths.data(), d);
+    attention_forward(out.data(), stats.data(), work.data(), q.data(), k.data(), v.data(),
+                      lengths.data(), d);
     return dot(R, out);
   };
   f();
-  Vec dq(nq), dk(nk), dv(nk), work(attention_work_elems(d));
-  attention_backward(dq.data(), dk.data(), dv.data(), work.data(), R.data(), probs.data(), q.data(),
+  Vec dq(nq), dk(nk), dv(nk);
+  attention_backward(dq.data(), dk.data(), dv.data(), work.data(), R.data(), stats.data(), q.data(),
                      k.data(), v.data(), lengths.data(), d);
   expect_fd("dq", q, dq, f);
   expect_fd("dk", k, dk, f);

@@ -1,5 +1,7 @@
 #include "model/llama.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,69 +34,77 @@ LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTra
       wc_(params, tracker) {}
 
 void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
-                       bool backward, Carver& acts, Carver& work, Layout& L) {
+                       bool backward, StorageDtype weights, Carver& acts, Carver& work,
+                       Layout& L) {
   const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
                 ff = c.d_ff;
+  const AttnDims dims{B, T, c.n_head, c.n_kv, c.head_dim};
   const int64_t n_sets = (ckpt == Checkpointing::On || !backward) ? 1 : c.n_layer;
   L.block_in.assign(c.n_layer + 1, nullptr);
   for (auto& p : L.block_in) p = acts.take(N * d);
   L.layer_acts.assign(n_sets, LayerActs{});
   for (auto& a : L.layer_acts) {
-    a.xn1 = acts.take(N * d);
     a.rstd1 = acts.take(N);
+    a.rstd2 = acts.take(N);
     a.q = acts.take(N * qd);
     a.k = acts.take(N * kvd);
     a.v = acts.take(N * kvd);
-    a.probs = acts.take(B * c.n_head * T * T);
+    a.stats = acts.take(attention_stats_elems(dims));
     a.attn = acts.take(N * qd);
     a.h_mid = acts.take(N * d);
-    a.xn2 = acts.take(N * d);
-    a.rstd2 = acts.take(N);
-    a.gate = acts.take(N * ff);
-    a.up = acts.take(N * ff);
-    a.m = acts.take(N * ff);
+    a.gate = acts.take(N * std::max(2 * ff, qd + 2 * kvd));  // gate, up; dq, dk, dv in backward
+    a.up = a.gate ? a.gate + N * ff : nullptr;
+    a.m = acts.take(N * std::max(ff, d));
   }
   L.xnf = acts.take(N * d);
   L.rstdf = acts.take(N);
   L.nll = work.take(N);
-  L.chunk_rows = lm_head_chunk_rows(c.vocab, N);
-  L.logits_chunk = work.take(L.chunk_rows * c.vocab);
+  // The LM head runs outside every block and attention inside them: one scratch serves both.
+  L.head_tiles = lm_head_tiles(c.vocab, N);
+  const int64_t tile = (L.head_tiles.rows * L.head_tiles.cols + 15) / 16 * 16;
+  const int64_t w_block = weights != StorageDtype::F32 ? L.head_tiles.cols * d : 0;
+  float* scratch =
+      work.take(std::max(tile + w_block, attention_work_elems(dims, omp_get_max_threads())));
+  L.head_tile = scratch;
+  L.head_w_block = scratch && w_block ? scratch + tile : nullptr;
+  L.attn_work = scratch;
+  L.head_row_stats = reinterpret_cast<double*>(work.take(2 * N * 2));
   if (!backward) return;
   L.grads.dh = work.take(N * d);
   L.grads.dxn = work.take(N * d);
   L.grads.dm = work.take(N * std::max(ff, qd));
-  L.grads.dg = work.take(N * ff);
-  L.grads.du = work.take(N * ff);
-  L.grads.dq = work.take(N * qd);
-  L.grads.dk = work.take(N * kvd);
-  L.grads.dv = work.take(N * kvd);
-  L.grads.attn_work = work.take(B * c.n_kv * T * T);
 }
 
 std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
-                                                   Checkpointing ckpt, bool backward) {
+                                                   Checkpointing ckpt, bool backward,
+                                                   StorageDtype weights) {
   Carver acts(nullptr), work(nullptr);
   Layout L;
-  carve(c, B, T, ckpt, backward, acts, work, L);
+  carve(c, B, T, ckpt, backward, weights, acts, work, L);
   return {static_cast<size_t>(acts.used()) * sizeof(float),
           static_cast<size_t>(work.used()) * sizeof(float)};
 }
 
 void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
   LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
-  const auto [act_bytes, work_bytes] = buffer_bytes(config_, batch.B, batch.T, ckpt, backward);
+  const StorageDtype weights = head_param().dtype;
+  const auto [act_bytes, work_bytes] =
+      buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights);
   ensure_capacity(act_buf_, tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, work_bytes);
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
-  carve(config_, batch.B, batch.T, ckpt, backward, acts, work, L);
+  carve(config_, batch.B, batch.T, ckpt, backward, weights, acts, work, L);
   block_in_ = std::move(L.block_in);
   layer_acts_ = std::move(L.layer_acts);
   xnf_ = L.xnf;
   rstdf_ = L.rstdf;
   nll_ = L.nll;
-  chunk_rows_ = L.chunk_rows;
-  logits_chunk_ = L.logits_chunk;
+  head_tiles_ = L.head_tiles;
+  head_tile_ = L.head_tile;
+  head_w_block_ = L.head_w_block;
+  head_row_stats_ = L.head_row_stats;
+  attn_work_ = L.attn_work;
   grads_ = L.grads;
 }
 
@@ -103,19 +113,20 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   const ModelConfig& c = config_;
   const LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
-  rmsnorm_forward(a.xn1, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.q, a.xn1, *p.wq, p.bq, N, wc_);
-  linear_forward(a.k, a.xn1, *p.wk, p.bk, N, wc_);
-  linear_forward(a.v, a.xn1, *p.wv, p.bv, N, wc_);
+  float* xn = a.m;  // (N, d_model) each norm's output, until swiglu writes m
+  rmsnorm_forward(xn, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
+  linear_forward(a.q, xn, *p.wq, p.bq, N, wc_);
+  linear_forward(a.k, xn, *p.wk, p.bk, N, wc_);
+  linear_forward(a.v, xn, *p.wv, p.bv, N, wc_);
   rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
   rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
-  attention_forward(a.attn, a.probs, a.q, a.k, a.v, batch.lengths.data(), dims);
+  attention_forward(a.attn, a.stats, attn_work_, a.q, a.k, a.v, batch.lengths.data(), dims);
   linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_);
   add_inplace(a.h_mid, x_in, N * d);
-  rmsnorm_forward(a.xn2, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.gate, a.xn2, *p.w_gate, nullptr, N, wc_);
-  linear_forward(a.up, a.xn2, *p.w_up, nullptr, N, wc_);
+  rmsnorm_forward(xn, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
+  linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_);
+  linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_);
   swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
   linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
   add_inplace(x_out, a.h_mid, N * d);
@@ -129,9 +140,14 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
   // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
   linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_);
-  swiglu_backward(g.dg, g.du, g.dm, a.gate, a.up, N * c.d_ff);
-  linear_backward(g.dxn, g.dg, a.xn2, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
-  linear_backward(g.dxn, g.du, a.xn2, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
+  // In place: gate and up become their gradients (nothing reads them afterwards).
+  float* dg = a.gate;  // (N, d_ff)
+  float* du = a.up;    // (N, d_ff)
+  swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
+  float* xn = a.m;  // m is dead: it takes the norm outputs again, as in forward
+  rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+  linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
+  linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
   // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
   float* dw = sink.gradient_buffer(*p.mlp_norm);
   rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
@@ -140,13 +156,18 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* dattn = g.dm;  // (N, n_head·head_dim), reusing the MLP temporary
   linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_);
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
-  attention_backward(g.dq, g.dk, g.dv, g.attn_work, dattn, a.probs, a.q, a.k, a.v,
-                     batch.lengths.data(), dims);
-  rope_backward(g.dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
-  rope_backward(g.dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
-  linear_backward(g.dxn, g.dq, a.xn1, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
-  linear_backward(g.dxn, g.dk, a.xn1, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
-  linear_backward(g.dxn, g.dv, a.xn1, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
+  // dq, dk, dv take the gate/up block, dead since the MLP's backward (carve sizes it for both).
+  float* dq = a.gate;                            // (N, n_head·head_dim)
+  float* dk = dq + N * c.n_head * c.head_dim;    // (N, n_kv·head_dim)
+  float* dv = dk + N * c.n_kv * c.head_dim;      // (N, n_kv·head_dim)
+  attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v, batch.lengths.data(),
+                     dims);
+  rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+  rope_backward(dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+  rmsnorm_apply(xn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+  linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
+  linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
+  linear_backward(g.dxn, dv, xn, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
   // In the forward pass this was: xn1 = rmsnorm(x_in).
   dw = sink.gradient_buffer(*p.attn_norm);
   rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
@@ -176,8 +197,10 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.targets = batch.targets.data();
   io.N = batch.B * batch.T;
   io.nll = nll_;
-  io.chunk = logits_chunk_;
-  io.chunk_rows = chunk_rows_;
+  io.tiles = head_tiles_;
+  io.tile = head_tile_;
+  io.w_block = head_w_block_;
+  io.row_stats = head_row_stats_;
   return io;
 }
 
@@ -188,8 +211,7 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   const int64_t N = batch.B * batch.T;
   LmHeadIo io = head_io(batch);
   io.logits_out = logits;
-  const double sum =
-      lm_head_cross_entropy(params_.lm_head ? *params_.lm_head : *params_.embed, io, wc_);
+  const double sum = lm_head_cross_entropy(head_param(), io);
   if (nll) nll->assign(nll_, nll_ + N);
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }
@@ -205,12 +227,12 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   // The LM head and the loss, chunked: its gradient lands in the sink's buffer. A tied head's
   // gradient is held until the embedding backward completes it (design §2 rule 4).
   const bool tied = params_.lm_head == nullptr;
-  Param& head = tied ? *params_.embed : *params_.lm_head;
+  Param& head = head_param();
   LmHeadIo io = head_io(batch);
   io.dxn = grads_.dxn;
   io.dW = sink.gradient_buffer(head);
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
-  const double loss = lm_head_cross_entropy(head, io, wc_) / static_cast<double>(batch.loss_tokens);
+  const double loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
   if (!std::isfinite(loss)) {
     throw NonFiniteError(

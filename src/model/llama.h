@@ -59,49 +59,52 @@ class LlamaModel {
 
   // Bytes of the activation and workspace blocks a step of this shape allocates: the memory
   // planner's source for those two categories, so prediction and allocation cannot drift.
+  // `weights`: the storage of the 2-D tensors (16-bit heads are converted block by block).
   static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
-                                                Checkpointing ckpt, bool backward);
+                                                Checkpointing ckpt, bool backward,
+                                                StorageDtype weights);
   ModelParams& params() { return params_; }
 
  private:
   struct LayerActs {  // everything block backward reads; N = B·T rows
-    float* xn1;       // (N, d_model)   input_layernorm output
-    float* rstd1;     // (N)
+    // The two norm outputs have no blocks of their own: each lives in `m` while it is read (m is
+    // written after both, and read first in backward), and backward remakes it there from the
+    // norm's input and rstd (rmsnorm_apply).
+    float* rstd1;     // (N)            input_layernorm
+    float* rstd2;     // (N)            post_attention_layernorm
     float* q;         // (N, n_head·head_dim) after RoPE
     float* k;         // (N, n_kv·head_dim)   after RoPE
     float* v;         // (N, n_kv·head_dim)
-    float* probs;     // (B, n_head, T, T)
+    float* stats;     // (B, n_head, T, 2) softmax max and 1/Σexp per query row
     float* attn;      // (N, n_head·head_dim) attention output
     float* h_mid;     // (N, d_model)   residual after attention
-    float* xn2;       // (N, d_model)   post_attention_layernorm output
-    float* rstd2;     // (N)
-    float* gate;      // (N, d_ff)
-    float* up;        // (N, d_ff)
-    float* m;         // (N, d_ff)      silu(gate) ⊙ up
+    float* gate;      // (N, d_ff)  } one block of N·max(2·d_ff, (n_head + 2·n_kv)·head_dim):
+    float* up;        // (N, d_ff)  } dg, du in place, then dq, dk, dv, in backward
+    float* m;         // (N, max(d_ff, d_model)) silu(gate) ⊙ up; earlier the norm outputs
   };
   struct Grads {       // backward temporaries (workspace)
     float* dh;         // (N, d_model)   gradient of the residual stream
     float* dxn;        // (N, d_model)
     float* dm;         // (N, max(d_ff, n_head·head_dim))
-    float* dg;         // (N, d_ff)
-    float* du;         // (N, d_ff)
-    float* dq;         // (N, n_head·head_dim)
-    float* dk;         // (N, n_kv·head_dim)
-    float* dv;         // (N, n_kv·head_dim)
-    float* attn_work;  // (B, n_kv, T, T)
+    // dg, du, dq, dk and dv have no blocks of their own: they overwrite the layer's gate/up
+    // block, which nothing reads after the MLP's backward (LayerActs::gate).
   };
 
   struct Layout {
     std::vector<float*> block_in;
     std::vector<LayerActs> layer_acts;
-    float *xnf = nullptr, *rstdf = nullptr, *nll = nullptr, *logits_chunk = nullptr;
-    int64_t chunk_rows = 0;
+    float *xnf = nullptr, *rstdf = nullptr, *nll = nullptr;
+    LmHeadTiles head_tiles;
+    float *head_tile = nullptr, *head_w_block = nullptr;
+    double* head_row_stats = nullptr;
+    float* attn_work = nullptr;
     Grads grads{};
   };
   static void carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt, bool backward,
-                    Carver& acts, Carver& work, Layout& L);
+                    StorageDtype weights, Carver& acts, Carver& work, Layout& L);
   void plan(const Batch& batch, Checkpointing ckpt, bool backward);
   LmHeadIo head_io(const Batch& batch);
+  Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
   void run_forward(const Batch& batch, Checkpointing ckpt);
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
@@ -117,8 +120,8 @@ class LlamaModel {
   WeightCache wc_;  // fp32 views of bf16 weights
 
   // Planned blocks, reused across steps while the batch shape allows.
-  Buffer act_buf_;   // activations: block inputs, layer activations, final norm, logits
-  Buffer work_buf_;  // workspace: backward temporaries, per-token NLL
+  Buffer act_buf_;   // activations: block inputs, layer activations, final norm
+  Buffer work_buf_;  // workspace: backward temporaries, per-token NLL, LM-head and attention scratch
   int64_t planned_B_ = -1, planned_T_ = -1;
   Checkpointing planned_ckpt_ = Checkpointing::On;
   bool planned_backward_ = false;
@@ -126,9 +129,12 @@ class LlamaModel {
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)
-  float* logits_chunk_ = nullptr;      // (chunk_rows_, V) scratch of the chunked LM head
-  int64_t chunk_rows_ = 0;
-  float* nll_ = nullptr;  // (N)
+  float* nll_ = nullptr;               // (N)
+  LmHeadTiles head_tiles_;
+  float* head_tile_ = nullptr;          // (tile rows, tile cols) LM-head logits tile
+  float* head_w_block_ = nullptr;       // (tile cols, d_model) fp32 block of a 16-bit head
+  double* head_row_stats_ = nullptr;    // (N, 2)
+  float* attn_work_ = nullptr;          // (threads, 2, T, T) attention scratch
   Grads grads_{};
 };
 

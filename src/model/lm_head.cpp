@@ -1,38 +1,133 @@
 #include "model/lm_head.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
-#include "ops/cpu/cross_entropy.h"
+#include "core/half.h"
 #include "ops/cpu/gemm.h"
 
 namespace lomo {
 
-int64_t lm_head_chunk_rows(int64_t V, int64_t N) {
-  const int64_t rows = std::max<int64_t>(16, (int64_t{4} << 20) / std::max<int64_t>(1, V));
-  return std::max<int64_t>(1, std::min(rows, N));
+namespace {
+
+// W rows [v0, v0 + n) as fp32 (n, d): W's own storage when fp32, else converted into `scratch`.
+const float* w_rows(const Param& W, int64_t v0, int64_t n, float* scratch) {
+  const int64_t d = W.shape[1];
+  if (W.dtype == StorageDtype::F32) return W.f() + v0 * d;
+  const uint16_t* src = W.h() + v0 * d;
+  const bool f16 = W.dtype == StorageDtype::F16;
+#pragma omp parallel for
+  for (int64_t i = 0; i < n * d; ++i) scratch[i] = f16 ? f16_to_f32(src[i]) : bf16_to_f32(src[i]);
+  return scratch;
 }
 
-double lm_head_cross_entropy(Param& W, const LmHeadIo& io, WeightCache& wc) {
-  const int64_t V = W.shape[0], d = W.shape[1];
+// Pass 1 on one tile: logits(C, n) of rows [r0, r0 + C), vocabulary [v0, v0 + n).
+void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64_t v0,
+                    const LmHeadIo& io) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < C; ++i) {
+    const int64_t r = r0 + i;
+    const int32_t t = io.targets[r];
+    if (t < 0) continue;
+    const float* row = logits + i * n;
+    float bm = row[0];
+    for (int64_t j = 1; j < n; ++j) bm = row[j] > bm ? row[j] : bm;
+    double& m = io.row_stats[2 * r];
+    double& s = io.row_stats[2 * r + 1];
+    if (bm > m) {
+      s *= std::exp(m - bm);
+      m = bm;
+    }
+    const auto mf = static_cast<float>(m);
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - mf);
+    s += sum;
+    if (t >= v0 && t < v0 + n) io.nll[r] = row[t - v0];  // the target's logit, for now
+  }
+}
+
+// Pass 2 on one tile, in place: logits → dlogits = scale · (exp(logits − lse) − onehot).
+void logits_to_grad(float* tile, int64_t C, int64_t n, int64_t r0, int64_t v0, const LmHeadIo& io) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < C; ++i) {
+    const int64_t r = r0 + i;
+    const int32_t t = io.targets[r];
+    float* row = tile + i * n;
+    if (t < 0) {
+      std::fill(row, row + n, 0.0f);
+      continue;
+    }
+    const double lse = io.row_stats[2 * r];
+    for (int64_t j = 0; j < n; ++j) {
+      row[j] = io.grad_scale * std::exp(static_cast<float>(row[j] - lse));
+    }
+    if (t >= v0 && t < v0 + n) row[t - v0] -= io.grad_scale;
+  }
+}
+
+}  // namespace
+
+LmHeadTiles lm_head_tiles(int64_t V, int64_t N) {
+  LmHeadTiles t;
+  t.rows = std::max<int64_t>(1, std::min<int64_t>(N, 4096));
+  const int64_t cols = std::max<int64_t>(64, (int64_t{1} << 20) / t.rows) / 16 * 16;
+  t.cols = std::max<int64_t>(1, std::min(V, cols));
+  return t;
+}
+
+double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
+  const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
+  const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
   const bool train = io.dxn != nullptr;
-  if (io.logits_out) io.logits_out->resize(static_cast<size_t>(io.N * V));
-  const float* w = wc.view(W);  // (V, d) fp32
+  if (io.logits_out) io.logits_out->resize(static_cast<size_t>(N * V));
+  for (int64_t r = 0; r < N; ++r) {
+    io.row_stats[2 * r] = -std::numeric_limits<double>::infinity();
+    io.row_stats[2 * r + 1] = 0;
+    io.nll[r] = 0;
+  }
+  // Pass 1: the loss. tile(C, n) = xn_r(C, d) · W_v(n, d)ᵀ
+  for (int64_t v0 = 0; v0 < V; v0 += Vb) {
+    const int64_t n = std::min(Vb, V - v0);
+    const float* w = w_rows(W, v0, n, io.w_block);  // (n, d)
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+      const int64_t C = std::min(R, N - r0);
+      gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, io.tile, n);
+      if (io.logits_out) {
+        for (int64_t i = 0; i < C; ++i) {
+          std::copy(io.tile + i * n, io.tile + (i + 1) * n,
+                    io.logits_out->data() + (r0 + i) * V + v0);
+        }
+      }
+      accumulate_lse(io.tile, C, n, r0, v0, io);
+    }
+  }
   double sum = 0;
-  for (int64_t r0 = 0; r0 < io.N; r0 += io.chunk_rows) {
-    const int64_t C = std::min(io.chunk_rows, io.N - r0);
-    float* logits = io.chunk;  // (C, V)
-    gemm(Trans::No, Trans::Yes, C, V, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, logits, V);
-    if (io.logits_out) std::copy(logits, logits + C * V, io.logits_out->data() + r0 * V);
-    cross_entropy_forward(io.nll + r0, logits, io.targets + r0, C, V);
-    for (int64_t i = 0; i < C; ++i) sum += io.nll[r0 + i];
-    if (!train) continue;
-    // In the forward pass this was: nll = cross_entropy(logits), logits = xn · Wᵀ.
-    cross_entropy_backward(logits, logits, io.targets + r0, C, V, io.grad_scale);
-    // dxn_c(C, d) = dlogits(C, V) · W(V, d)
-    gemm(Trans::No, Trans::No, C, d, V, 1.0f, logits, V, w, d, 0.0f, io.dxn + r0 * d, d);
-    // dW(V, d) (+)= dlogitsᵀ(V, C) · xn_c(C, d)
-    const float beta = (r0 > 0 || io.accumulate_dw) ? 1.0f : 0.0f;
-    gemm(Trans::Yes, Trans::No, V, d, C, 1.0f, logits, V, io.xn + r0 * d, d, beta, io.dW, d);
+  for (int64_t r = 0; r < N; ++r) {
+    if (io.targets[r] < 0) continue;
+    const double lse = io.row_stats[2 * r] + std::log(io.row_stats[2 * r + 1]);
+    io.row_stats[2 * r] = lse;
+    io.nll[r] = static_cast<float>(lse - io.nll[r]);
+    sum += io.nll[r];
+  }
+  if (!train) return sum;
+  // Pass 2: the gradients. In the forward pass this was: nll = cross_entropy(logits),
+  // logits = xn · Wᵀ.
+  for (int64_t v0 = 0; v0 < V; v0 += Vb) {
+    const int64_t n = std::min(Vb, V - v0);
+    const float* w = w_rows(W, v0, n, io.w_block);  // (n, d)
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+      const int64_t C = std::min(R, N - r0);
+      float* tile = io.tile;  // (C, n): logits, then dlogits
+      gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, tile, n);
+      logits_to_grad(tile, C, n, r0, v0, io);
+      // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d)
+      gemm(Trans::No, Trans::No, C, d, n, 1.0f, tile, n, w, d, v0 > 0 ? 1.0f : 0.0f,
+           io.dxn + r0 * d, d);
+      // dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d)
+      gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile, n, io.xn + r0 * d, d, r0 > 0 ? 1.0f : 0.0f,
+           io.dW + v0 * d, d);
+    }
   }
   return sum;
 }

@@ -1,8 +1,12 @@
-// The fused, chunked LM head + cross-entropy: the (tokens × vocab) logits are never
-// materialised. Rows are processed C at a time:
-//   logits(C, V) = xn_c · Wᵀ;  nll_c;  and when training, in place,
-//   dlogits = scale · (softmax − onehot);  dxn_c = dlogits · W;  dW (+)= dlogitsᵀ · xn_c.
-// Every read of W (the dxn products of all chunks) precedes the gradient's hand-over, which the
+// The fused LM head + cross-entropy: the (tokens × vocab) logits are never materialised. They are
+// made one tile at a time — `rows` tokens × `cols` vocabulary entries — against one block of W:
+//   pass 1, per tile:  logits = xn_r · W_vᵀ;  running max and Σexp per token (online logsumexp),
+//                      and the target's logit when it falls in the block  →  nll, lse;
+//   pass 2 (training), per tile, the logits again:  dlogits = scale · (exp(logits − lse) − onehot);
+//                      dxn_r (+)= dlogits · W_v;  dW_v (+)= dlogitsᵀ · xn_r.
+// Pass 2 recomputes the head's forward product (one extra 2·N·V·d) instead of holding N·V logits.
+// A 16-bit W is converted block by block into `w_block` (cols × d): no fp32 copy of the whole head.
+// Every read of W (the dxn products of all tiles) precedes the gradient's hand-over, which the
 // caller does after checking the loss: the LOMO order rule (design §2 rule 2) holds for the head
 // as for every other linear layer (model/linear.h).
 #pragma once
@@ -11,29 +15,34 @@
 #include <vector>
 
 #include "model/params.h"
-#include "model/weights.h"
 
 namespace lomo {
+
+struct LmHeadTiles {
+  int64_t rows = 0;  // tokens per tile
+  int64_t cols = 0;  // vocabulary entries per tile (and per W block)
+};
+
+// About 1 Mi fp32 logits per tile: all N tokens (up to 4096) × as many vocabulary entries as fit.
+LmHeadTiles lm_head_tiles(int64_t V, int64_t N);
 
 struct LmHeadIo {
   const float* xn = nullptr;         // (N, d) final-norm output
   const int32_t* targets = nullptr;  // (N), −1 = no loss
   int64_t N = 0;
-  float* nll = nullptr;    // (N) out
-  float* chunk = nullptr;  // (C, V) scratch
-  int64_t chunk_rows = 0;  // C
+  float* nll = nullptr;  // (N) out
+  LmHeadTiles tiles;
+  float* tile = nullptr;       // (tiles.rows, tiles.cols) scratch
+  float* w_block = nullptr;    // (tiles.cols, d) scratch, used when W is 16-bit
+  double* row_stats = nullptr;  // (N, 2) scratch: running max and Σexp, then lse
   // Training only (all null for a forward pass):
   float* dxn = nullptr;  // (N, d) out, overwritten
-  float* dW = nullptr;   // (V, d) out, overwritten (or added to when accumulate_dw)
-  bool accumulate_dw = false;
+  float* dW = nullptr;   // (V, d) out, overwritten
   float grad_scale = 0;  // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
   std::vector<float>* logits_out = nullptr;  // (N, V) copy for tests, forward only
 };
 
-// Rows per chunk for a vocabulary of V: about 16 MiB of fp32 logits, at least 16 rows.
-int64_t lm_head_chunk_rows(int64_t V, int64_t N);
-
 // Returns Σ nll over the rows.
-double lm_head_cross_entropy(Param& W, const LmHeadIo& io, WeightCache& wc);
+double lm_head_cross_entropy(const Param& W, const LmHeadIo& io);
 
 }  // namespace lomo

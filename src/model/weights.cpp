@@ -6,11 +6,23 @@
 
 namespace lomo {
 
-WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker) : tracker_(tracker) {
+namespace {
+
+// The LM head (tied or not) converts itself block by block (model/lm_head.h) and the embedding
+// lookup reads 16-bit rows directly: neither goes through the cache.
+int64_t largest_viewed(const ModelParams& params) {
+  int64_t largest = 0;
   for (const auto& p : params.all()) {
-    if (p.dtype != StorageDtype::F32) largest_ = std::max(largest_, p.numel());
+    if (p.dtype == StorageDtype::F32 || &p == params.embed || &p == params.lm_head) continue;
+    largest = std::max(largest, p.numel());
   }
+  return largest;
 }
+
+}  // namespace
+
+WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker)
+    : tracker_(tracker), largest_(largest_viewed(params)) {}
 
 float* WeightCache::view(Param& p) {
   if (p.dtype == StorageDtype::F32) return p.f();
@@ -33,11 +45,7 @@ void store_rounded(Param& p, const float* w32, const RoundingMode& r) {
 }
 
 size_t weight_cache_bytes(const ModelParams& params) {
-  int64_t largest = 0;
-  for (const auto& p : params.all()) {
-    if (p.dtype != StorageDtype::F32) largest = std::max(largest, p.numel());
-  }
-  return static_cast<size_t>(largest) * 4;
+  return static_cast<size_t>(largest_viewed(params)) * 4;
 }
 
 }  // namespace lomo

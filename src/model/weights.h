@@ -1,5 +1,6 @@
 // fp32 views of parameters for compute. An fp32 tensor is its own view; a bf16 tensor is
-// converted into one reusable scratch buffer (workspace, the size of the largest tensor), valid
+// converted into one reusable scratch buffer (workspace, the size of the largest tensor other
+// than the embedding and the LM head, which never go through views), valid
 // until the next view() call. Ops read weights through views one tensor at a time, so one
 // scratch suffices. store() writes fp32 values back into a parameter's storage, rounding
 // stochastically (counter-based: seed, step, tensor id, element) or to nearest.

@@ -34,12 +34,13 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const auto specs = expected_params(c);
   const auto P = static_cast<size_t>(count_params(c));
   // 2-D tensors in the storage dtype; norms and biases stay fp32 (params.h).
-  size_t P2 = 0, largest2 = 0;
+  size_t P2 = 0, largest_viewed = 0;
   for (const auto& s : specs) {
     if (s.shape.size() == 2) {
       const size_t n = static_cast<size_t>(s.shape[0] * s.shape[1]);
       P2 += n;
-      largest2 = std::max(largest2, n);
+      // Layer weights are read through the weight cache; embedding and head are not (weights.h).
+      if (s.name.rfind("model.layers.", 0) == 0) largest_viewed = std::max(largest_viewed, n);
     }
   }
   MemoryPlan m;
@@ -82,10 +83,11 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       m.optimizer_states = (e == 4 ? 8 : 12) * P;
       break;
   }
-  const auto [acts, work] = LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true);
+  const auto [acts, work] =
+      LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true, in.dtype);
   m.activations = acts;
-  // bf16 weights are read through one fp32 scratch the size of the largest 2-D tensor.
-  m.workspace = work + (in.dtype == StorageDtype::BF16 ? 4 * largest2 : 0);
+  // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
+  m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);
   return m;
 }
 

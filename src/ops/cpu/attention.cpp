@@ -1,5 +1,7 @@
 #include "ops/cpu/attention.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -7,9 +9,41 @@
 
 namespace lomo {
 
+namespace {
+
+// P(L, L) with row stride Tn ← q(L, hd), k(L, hd): S = scale·q·kᵀ, then row i (keys j ≤ i)
+// becomes exp(S − m_i)·r_i. Forward passes stats_out: m_i and r_i = 1/Σ_j exp(S − m_i) are
+// computed and written (L, 2). Backward passes stats_in instead and reads them, which reproduces
+// forward's P exactly.
 template <class T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const int32_t* lengths,
-                       const AttnDims& d) {
+void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int64_t L, int64_t Tn,
+                  int64_t hd, T scale, T* stats_out, const T* stats_in) {
+  gemm(Trans::No, Trans::Yes, L, L, hd, scale, qb, ldq, kb, ldk, T(0), P, Tn);
+  for (int64_t i = 0; i < L; ++i) {
+    T* row = P + i * Tn;
+    T mx, inv;
+    if (stats_out) {
+      mx = row[0];
+      for (int64_t j = 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
+      double sum = 0;
+      for (int64_t j = 0; j <= i; ++j) sum += static_cast<double>(std::exp(row[j] - mx));
+      inv = static_cast<T>(1.0 / sum);
+      stats_out[2 * i] = mx;
+      stats_out[2 * i + 1] = inv;
+    } else {
+      mx = stats_in[2 * i];
+      inv = stats_in[2 * i + 1];
+    }
+    for (int64_t j = 0; j <= i; ++j) row[j] = std::exp(row[j] - mx) * inv;
+    for (int64_t j = i + 1; j < L; ++j) row[j] = 0;
+  }
+}
+
+}  // namespace
+
+template <class T>
+void attention_forward(T* out, T* stats, T* work, const T* q, const T* k, const T* v,
+                       const int32_t* lengths, const AttnDims& d) {
   const int64_t group = d.n_head / d.n_kv;
   const int64_t ldq = d.n_head * d.head_dim, ldk = d.n_kv * d.head_dim;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
@@ -22,23 +56,10 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
       const T* kb = k + b * d.T * ldk + g * d.head_dim;  // (L, hd) with row stride ldk
       const T* vb = v + b * d.T * ldk + g * d.head_dim;
       T* ob = out + b * d.T * ldq + h * d.head_dim;
-      T* P = probs + (b * d.n_head + h) * d.T * d.T;  // (T, T)
-      std::memset(P, 0, sizeof(T) * d.T * d.T);
-      // S(L, L) = scale · q kᵀ, then row-wise causal softmax in place.
-      gemm(Trans::No, Trans::Yes, L, L, d.head_dim, scale, qb, ldq, kb, ldk, T(0), P, d.T);
-      for (int64_t i = 0; i < L; ++i) {
-        T* row = P + i * d.T;
-        T mx = row[0];
-        for (int64_t j = 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = static_cast<T>(std::exp(static_cast<double>(row[j] - mx)));
-          sum += row[j];
-        }
-        const T inv = static_cast<T>(1.0 / sum);
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-        for (int64_t j = i + 1; j < L; ++j) row[j] = 0;
-      }
+      T* st = stats + (b * d.n_head + h) * d.T * 2;       // (T, 2)
+      T* P = work + omp_get_thread_num() * 2 * d.T * d.T;  // (L, L), row stride T
+      causal_probs(P, qb, ldq, kb, ldk, L, d.T, d.head_dim, scale, st, static_cast<const T*>(nullptr));
+      for (int64_t i = 2 * L; i < 2 * d.T; ++i) st[i] = 0;
       // out(L, hd) = P(L, L) · v(L, hd); padding rows zero.
       gemm(Trans::No, Trans::No, L, d.head_dim, L, T(1), P, d.T, vb, ldk, T(0), ob, ldq);
       for (int64_t i = L; i < d.T; ++i) std::memset(ob + i * ldq, 0, sizeof(T) * d.head_dim);
@@ -47,7 +68,7 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
 }
 
 template <class T>
-void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* probs, const T* q,
+void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats, const T* q,
                         const T* k, const T* v, const int32_t* lengths, const AttnDims& d) {
   const int64_t group = d.n_head / d.n_kv;
   const int64_t ldq = d.n_head * d.head_dim, ldk = d.n_kv * d.head_dim;
@@ -57,7 +78,8 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* pr
   for (int64_t b = 0; b < d.B; ++b) {
     for (int64_t g = 0; g < d.n_kv; ++g) {
       const int64_t L = lengths[b];
-      T* dS = work + (b * d.n_kv + g) * d.T * d.T;  // (L, L), row stride T
+      T* P = work + omp_get_thread_num() * 2 * d.T * d.T;  // (L, L), row stride T
+      T* dS = P + d.T * d.T;                               // (L, L), row stride T
       const T* kb = k + b * d.T * ldk + g * d.head_dim;
       const T* vb = v + b * d.T * ldk + g * d.head_dim;
       T* dkb = dk + b * d.T * ldk + g * d.head_dim;
@@ -67,10 +89,11 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* pr
         std::memset(dvb + i * ldk, 0, sizeof(T) * d.head_dim);
       }
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        const T* P = probs + (b * d.n_head + h) * d.T * d.T;
         const T* qb = q + b * d.T * ldq + h * d.head_dim;
         const T* dob = dout + b * d.T * ldq + h * d.head_dim;
         T* dqb = dq + b * d.T * ldq + h * d.head_dim;
+        const T* st = stats + (b * d.n_head + h) * d.T * 2;  // (T, 2)
+        causal_probs(P, qb, ldq, kb, ldk, L, d.T, d.head_dim, scale, static_cast<T*>(nullptr), st);
         // In the forward pass this was: out = P · v.
         // dv(L, hd) += Pᵀ(L, L) · dO(L, hd)
         gemm(Trans::Yes, Trans::No, L, d.head_dim, L, T(1), P, d.T, dob, ldq, T(1), dvb, ldk);
@@ -82,7 +105,8 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* pr
           T* r = dS + i * d.T;
           double dot = 0;
           for (int64_t j = 0; j <= i; ++j) dot += static_cast<double>(r[j]) * pr[j];
-          for (int64_t j = 0; j <= i; ++j) r[j] = static_cast<T>(pr[j] * (r[j] - dot)) * scale;
+          const T dt = static_cast<T>(dot);
+          for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dt) * scale;
           for (int64_t j = i + 1; j < L; ++j) r[j] = 0;
         }
         // In the forward pass this was: S = scale · q kᵀ (scale folded into dS above).
@@ -96,9 +120,9 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* pr
   }
 }
 
-template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
-                                       const int32_t*, const AttnDims&);
-template void attention_forward<double>(double*, double*, const double*, const double*,
+template void attention_forward<float>(float*, float*, float*, const float*, const float*,
+                                       const float*, const int32_t*, const AttnDims&);
+template void attention_forward<double>(double*, double*, double*, const double*, const double*,
                                         const double*, const int32_t*, const AttnDims&);
 template void attention_backward<float>(float*, float*, float*, float*, const float*, const float*,
                                         const float*, const float*, const float*, const int32_t*,

@@ -5,6 +5,15 @@
 
 namespace lomo {
 
+namespace {
+
+template <class T>
+void normalize_row(T* yr, const T* xr, T r, const T* w, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) yr[j] = w[j] * (xr[j] * r);
+}
+
+}  // namespace
+
 template <class T>
 void rmsnorm_forward(T* y, T* rstd, const T* x, const T* w, int64_t N, int64_t d, double eps) {
 #pragma omp parallel for
@@ -14,9 +23,14 @@ void rmsnorm_forward(T* y, T* rstd, const T* x, const T* w, int64_t N, int64_t d
     for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xr[j]) * xr[j];
     const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
     rstd[n] = r;
-    T* yr = y + n * d;
-    for (int64_t j = 0; j < d; ++j) yr[j] = w[j] * (xr[j] * r);
+    normalize_row(y + n * d, xr, r, w, d);
   }
+}
+
+template <class T>
+void rmsnorm_apply(T* y, const T* x, const T* rstd, const T* w, int64_t N, int64_t d) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; ++n) normalize_row(y + n * d, x + n * d, rstd[n], w, d);
 }
 
 template <class T>
@@ -54,6 +68,10 @@ template void rmsnorm_forward<float>(float*, float*, const float*, const float*,
                                      double);
 template void rmsnorm_forward<double>(double*, double*, const double*, const double*, int64_t,
                                       int64_t, double);
+template void rmsnorm_apply<float>(float*, const float*, const float*, const float*, int64_t,
+                                   int64_t);
+template void rmsnorm_apply<double>(double*, const double*, const double*, const double*, int64_t,
+                                    int64_t);
 template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*,
                                       const float*, int64_t, int64_t);
 template void rmsnorm_backward<double>(double*, double*, const double*, const double*,
