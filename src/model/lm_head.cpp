@@ -6,6 +6,7 @@
 
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/vexp.h"
 
 namespace lomo {
 
@@ -41,7 +42,8 @@ void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64
     }
     const auto mf = static_cast<float>(m);
     double sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - mf);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) sum += vexp(row[j] - mf);
     s += sum;
     if (t >= v0 && t < v0 + n) io.nll[r] = row[t - v0];  // the target's logit, for now
   }
@@ -59,8 +61,9 @@ void logits_to_grad(float* tile, int64_t C, int64_t n, int64_t r0, int64_t v0, c
       continue;
     }
     const double lse = io.row_stats[2 * r];
+#pragma omp simd
     for (int64_t j = 0; j < n; ++j) {
-      row[j] = io.grad_scale * std::exp(static_cast<float>(row[j] - lse));
+      row[j] = io.grad_scale * vexp(static_cast<float>(row[j] - lse));
     }
     if (t >= v0 && t < v0 + n) row[t - v0] -= io.grad_scale;
   }

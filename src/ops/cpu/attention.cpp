@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/vexp.h"
 
 namespace lomo {
 
@@ -21,20 +22,26 @@ void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int6
   gemm(Trans::No, Trans::Yes, L, L, hd, scale, qb, ldq, kb, ldk, T(0), P, Tn);
   for (int64_t i = 0; i < L; ++i) {
     T* row = P + i * Tn;
-    T mx, inv;
+    // Both branches leave row[j] = vexp(S_ij − m) · r, the same two roundings.
     if (stats_out) {
-      mx = row[0];
+      T mx = row[0];
       for (int64_t j = 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
       double sum = 0;
-      for (int64_t j = 0; j <= i; ++j) sum += static_cast<double>(std::exp(row[j] - mx));
-      inv = static_cast<T>(1.0 / sum);
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j <= i; ++j) {
+        row[j] = vexp(row[j] - mx);
+        sum += static_cast<double>(row[j]);
+      }
+      const auto inv = static_cast<T>(1.0 / sum);
+#pragma omp simd
+      for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
       stats_out[2 * i] = mx;
       stats_out[2 * i + 1] = inv;
     } else {
-      mx = stats_in[2 * i];
-      inv = stats_in[2 * i + 1];
+      const T mx = stats_in[2 * i], inv = stats_in[2 * i + 1];
+#pragma omp simd
+      for (int64_t j = 0; j <= i; ++j) row[j] = vexp(row[j] - mx) * inv;
     }
-    for (int64_t j = 0; j <= i; ++j) row[j] = std::exp(row[j] - mx) * inv;
     for (int64_t j = i + 1; j < L; ++j) row[j] = 0;
   }
 }
@@ -104,8 +111,10 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* st
           const T* pr = P + i * d.T;
           T* r = dS + i * d.T;
           double dot = 0;
+#pragma omp simd reduction(+ : dot)
           for (int64_t j = 0; j <= i; ++j) dot += static_cast<double>(r[j]) * pr[j];
           const T dt = static_cast<T>(dot);
+#pragma omp simd
           for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dt) * scale;
           for (int64_t j = i + 1; j < L; ++j) r[j] = 0;
         }

@@ -2,26 +2,27 @@
 
 #include <cmath>
 
+#include "ops/cpu/vexp.h"
+
 namespace lomo {
 
 template <class T>
 void swiglu_forward(T* m, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
-    const T s = T(1) / (T(1) + std::exp(-g[i]));
+    const T s = T(1) / (T(1) + vexp(-g[i]));
     m[i] = g[i] * s * u[i];
   }
 }
 
 template <class T>
 void swiglu_backward(T* dg, T* du, const T* dm, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
-    const T s = T(1) / (T(1) + std::exp(-g[i]));
-    const T silu = g[i] * s;
-    const T dmi = dm[i];
-    dg[i] = dmi * u[i] * s * (T(1) + g[i] * (T(1) - s));
-    du[i] = dmi * silu;
+    const T gi = g[i], ui = u[i], dmi = dm[i];  // read before dg, du are written (may alias)
+    const T s = T(1) / (T(1) + vexp(-gi));
+    dg[i] = dmi * ui * s * (T(1) + gi * (T(1) - s));
+    du[i] = dmi * gi * s;
   }
 }
 

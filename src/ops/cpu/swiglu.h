@@ -1,5 +1,5 @@
 // SwiGLU gate of the LLaMA MLP: m = silu(g) ⊙ u, silu(g) = g·σ(g).
-// Accumulation rule: forward overwrites m; backward overwrites dg and du.
+// Accumulation rule: forward overwrites m; backward overwrites dg and du, which may alias g and u.
 #pragma once
 
 #include <cstdint>
