@@ -111,15 +111,15 @@ TEST(FiniteDifferences, Rope) {
   expect_fd("dx", x, dx, f);
 }
 
-TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
-  const AttnDims d{2, 5, 4, 2, 3};  // B, T, n_head, n_kv, head_dim
-  const std::vector<int32_t> lengths = {5, 3};
+void check_attention(const AttnDims& d, const std::vector<int32_t>& lengths) {
   const int64_t nq = d.B * d.T * d.n_head * d.head_dim, nk = d.B * d.T * d.n_kv * d.head_dim;
   Vec q = randn(nq, 1), k = randn(nk, 2), v = randn(nk, 3), R = randn(nq, 4);
   // Padding rows carry no gradient (their dout is zero in the model); zero R there too.
-  for (int64_t t = lengths[1]; t < d.T; ++t) {
-    for (int64_t j = 0; j < d.n_head * d.head_dim; ++j)
-      R[((1 * d.T) + t) * d.n_head * d.head_dim + j] = 0;
+  for (int64_t b = 0; b < d.B; ++b) {
+    for (int64_t t = lengths[b]; t < d.T; ++t) {
+      for (int64_t j = 0; j < d.n_head * d.head_dim; ++j)
+        R[((b * d.T) + t) * d.n_head * d.head_dim + j] = 0;
+    }
   }
   Vec out(nq), stats(attention_stats_elems(d)), work(attention_work_elems(d, omp_get_max_threads()));
   auto f = [&] {
@@ -134,6 +134,16 @@ TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
   expect_fd("dq", q, dq, f);
   expect_fd("dk", k, dk, f);
   expect_fd("dv", v, dv, f);
+}
+
+TEST(FiniteDifferences, AttentionWithGqaAndPadding) {
+  check_attention({2, 5, 4, 2, 3}, {5, 3});  // B, T, n_head, n_kv, head_dim
+}
+
+// Longer than the 64-row blocks the causal products are cut into: three blocks, the last partial,
+// and a padded sequence ending inside a block.
+TEST(FiniteDifferences, AttentionAcrossRowBlocks) {
+  check_attention({2, 150, 2, 1, 2}, {150, 71});
 }
 
 TEST(FiniteDifferences, SwiGlu) {

@@ -104,6 +104,10 @@ std::vector<Flag> train_flags() {
       {"seed", "N", "seed for shuffling", "0"},
       {"threads", "N", "CPU threads", "all cores"},
       {"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""},
+      {"profile", "on|off",
+       "time each step by phase (linear GEMMs, attention, LM head, elementwise, updates) and "
+       "print the mean per step at the end",
+       "off"},
       {"out-format", "hf|gguf",
        "hf: config.json + model.safetensors + tokenizer files; gguf: OUT/model.gguf", "hf"},
       {"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0",
@@ -277,6 +281,9 @@ int cmd_train(int argc, char** argv) {
   Model model = load_model(model_path, tracker, dtype);
   LlamaModel net(cfg, model.params, tracker);
   Trainer trainer(net, opts, tracker);
+  // Timed steps only: evaluation passes between them stay out of the profile.
+  std::unique_ptr<StepProfile> profile;
+  if (args.on_off("profile")) profile = std::make_unique<StepProfile>();
   // Evaluation: higher accuracy or lower loss is better; the best and last are reported.
   double best = NAN, last_eval = NAN, first_eval = NAN;
   int64_t best_step = -1;
@@ -319,8 +326,11 @@ int cmd_train(int argc, char** argv) {
     const Batch batch = make_batch(seqs);
     const double step_lr = sched.at(step);
     const auto t0 = clock::now();
+    net.set_profile(profile.get());
     const StepResult r = trainer.step(batch, step_lr, step + 1);
+    net.set_profile(nullptr);
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+    if (profile) profile->end_step(secs);
     int64_t tokens = 0;
     for (int32_t L : batch.lengths) tokens += L;
     total_tokens += tokens;
@@ -350,6 +360,7 @@ int cmd_train(int argc, char** argv) {
     if ((step + 1) % eval_every == 0 || step + 1 == total_steps) evaluate(step + 1);
   }
   const double total_secs = std::chrono::duration<double>(clock::now() - t_start).count();
+  if (profile) std::printf("%s", profile->table().c_str());
   std::printf("done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", first_loss, last_loss,
               total_secs, total_tokens / std::max(total_secs, 1e-9));
   if (eval_on) {

@@ -114,21 +114,49 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   const LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
   float* xn = a.m;  // (N, d_model) each norm's output, until swiglu writes m
-  rmsnorm_forward(xn, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.q, xn, *p.wq, p.bq, N, wc_);
-  linear_forward(a.k, xn, *p.wk, p.bk, N, wc_);
-  linear_forward(a.v, xn, *p.wv, p.bv, N, wc_);
-  rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
-  rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
-  attention_forward(a.attn, a.stats, attn_work_, a.q, a.k, a.v, batch.lengths.data(), dims);
-  linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_);
-  add_inplace(a.h_mid, x_in, N * d);
-  rmsnorm_forward(xn, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
-  linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_);
-  linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_);
-  swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
-  linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    rmsnorm_forward(xn, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_forward(a.q, xn, *p.wq, p.bq, N, wc_);
+    linear_forward(a.k, xn, *p.wk, p.bk, N, wc_);
+    linear_forward(a.v, xn, *p.wv, p.bv, N, wc_);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+    rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Attention);
+    attention_forward(a.attn, a.stats, attn_work_, a.q, a.k, a.v, batch.lengths.data(), dims);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    add_inplace(a.h_mid, x_in, N * d);
+    rmsnorm_forward(xn, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_);
+    linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
+  }
+  PhaseTimer t(profile_, Phase::Elementwise);
   add_inplace(x_out, a.h_mid, N * d);
 }
 
@@ -139,38 +167,69 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   const int64_t N = batch.B * batch.T, d = c.d_model;
   // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
   // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
-  linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_);
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_);
+  }
   // In place: gate and up become their gradients (nothing reads them afterwards).
   float* dg = a.gate;  // (N, d_ff)
   float* du = a.up;    // (N, d_ff)
-  swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
-  float* xn = a.m;  // m is dead: it takes the norm outputs again, as in forward
-  rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
-  linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
-  linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
+  float* xn = a.m;     // m is dead: it takes the norm outputs again, as in forward
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
+    rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
+    linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
+  }
   // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
   float* dw = sink.gradient_buffer(*p.mlp_norm);
-  rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
-  sink.consume(*p.mlp_norm, dw);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Update);
+    sink.consume(*p.mlp_norm, dw);
+  }
   // In the forward pass this was: h_mid = x_in + attn·W_oᵀ.
   float* dattn = g.dm;  // (N, n_head·head_dim), reusing the MLP temporary
-  linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_);
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_);
+  }
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   // dq, dk, dv take the gate/up block, dead since the MLP's backward (carve sizes it for both).
-  float* dq = a.gate;                            // (N, n_head·head_dim)
-  float* dk = dq + N * c.n_head * c.head_dim;    // (N, n_kv·head_dim)
-  float* dv = dk + N * c.n_kv * c.head_dim;      // (N, n_kv·head_dim)
-  attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v, batch.lengths.data(),
-                     dims);
-  rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
-  rope_backward(dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
-  rmsnorm_apply(xn, x_in, a.rstd1, p.attn_norm->f(), N, d);
-  linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
-  linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
-  linear_backward(g.dxn, dv, xn, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
+  float* dq = a.gate;                          // (N, n_head·head_dim)
+  float* dk = dq + N * c.n_head * c.head_dim;  // (N, n_kv·head_dim)
+  float* dv = dk + N * c.n_kv * c.head_dim;    // (N, n_kv·head_dim)
+  {
+    PhaseTimer t(profile_, Phase::Attention);
+    attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v,
+                       batch.lengths.data(), dims);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+    rope_backward(dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+    rmsnorm_apply(xn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
+    linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
+    linear_backward(g.dxn, dv, xn, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
+  }
   // In the forward pass this was: xn1 = rmsnorm(x_in).
   dw = sink.gradient_buffer(*p.attn_norm);
-  rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+  }
+  PhaseTimer t(profile_, Phase::Update);
   sink.consume(*p.attn_norm, dw);
 }
 
@@ -178,15 +237,19 @@ void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T;
   for (int32_t id : batch.ids) LOMO_ASSERT(id < c.vocab, "token id out of range");
-  if (params_.embed->dtype == StorageDtype::F32) {
-    embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
-  } else {
-    embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model,
-                           params_.embed->dtype == StorageDtype::F16);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    if (params_.embed->dtype == StorageDtype::F32) {
+      embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
+    } else {
+      embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model,
+                             params_.embed->dtype == StorageDtype::F16);
+    }
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);
   }
+  PhaseTimer t(profile_, Phase::Elementwise);
   rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N, c.d_model,
                   c.rms_norm_eps);
 }
@@ -211,7 +274,11 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   const int64_t N = batch.B * batch.T;
   LmHeadIo io = head_io(batch);
   io.logits_out = logits;
-  const double sum = lm_head_cross_entropy(head_param(), io);
+  double sum;
+  {
+    PhaseTimer t(profile_, Phase::LmHead);
+    sum = lm_head_cross_entropy(head_param(), io);
+  }
   if (nll) nll->assign(nll_, nll_ + N);
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }
@@ -232,20 +299,33 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   io.dxn = grads_.dxn;
   io.dW = sink.gradient_buffer(head);
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
-  const double loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
+  double loss;
+  {
+    PhaseTimer t(profile_, Phase::LmHead);
+    loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
+  }
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
   if (!std::isfinite(loss)) {
     throw NonFiniteError(
-        "the loss is " + std::to_string(loss) +
+        std::string("the loss is ") + (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") +
         "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
   }
-  if (!tied) sink.consume(head, io.dW);
+  if (!tied) {
+    PhaseTimer t(profile_, Phase::Update);
+    sink.consume(head, io.dW);
+  }
   // In the forward pass this was: xnf = rmsnorm(h_L).
-  std::memset(grads_.dh, 0, sizeof(float) * N * d);
   float* dw = sink.gradient_buffer(*params_.final_norm);
-  rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_, params_.final_norm->f(),
-                   N, d);
-  sink.consume(*params_.final_norm, dw);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    std::memset(grads_.dh, 0, sizeof(float) * N * d);
+    rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
+                     params_.final_norm->f(), N, d);
+  }
+  {
+    PhaseTimer t(profile_, Phase::Update);
+    sink.consume(*params_.final_norm, dw);
+  }
 
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {
     LayerActs& a = acts_for(l, ckpt);
@@ -256,8 +336,12 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
 
   // In the forward pass this was: h_0 = embed[ids].
   float* dembed = sink.gradient_buffer(*params_.embed);
-  if (!tied) std::memset(dembed, 0, sizeof(float) * params_.embed->numel());
-  embedding_backward(dembed, grads_.dh, batch.ids.data(), N, d);
+  {
+    PhaseTimer t(profile_, Phase::Elementwise);
+    if (!tied) std::memset(dembed, 0, sizeof(float) * params_.embed->numel());
+    embedding_backward(dembed, grads_.dh, batch.ids.data(), N, d);
+  }
+  PhaseTimer t(profile_, Phase::Update);
   sink.consume(*params_.embed, dembed);
   return loss;
 }

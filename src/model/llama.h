@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/profile.h"
 #include "model/batch.h"
 #include "model/config.h"
 #include "model/lm_head.h"
@@ -64,6 +65,9 @@ class LlamaModel {
                                                 Checkpointing ckpt, bool backward,
                                                 StorageDtype weights);
   ModelParams& params() { return params_; }
+  // Phase timings of every later call go to `profile` (null: none).
+  void set_profile(StepProfile* profile) { profile_ = profile; }
+  StepProfile* profile() const { return profile_; }
 
  private:
   struct LayerActs {  // everything block backward reads; N = B·T rows
@@ -118,6 +122,7 @@ class LlamaModel {
   MemoryTracker& tracker_;
   RopeTable rope_;
   WeightCache wc_;  // fp32 views of bf16 weights
+  StepProfile* profile_ = nullptr;
 
   // Planned blocks, reused across steps while the batch shape allows.
   Buffer act_buf_;   // activations: block inputs, layer activations, final norm

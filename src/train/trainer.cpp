@@ -136,6 +136,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
     r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
     u.grad_coef = static_cast<float>(r.clip_coef);
   }
+  PhaseTimer t(model_.profile(), Phase::Update);
   if (opts_.optimizer == OptimizerKind::Sgd) {
     sgd_step(model_.params(), *stored_, u);
   } else {

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -12,14 +13,28 @@ namespace lomo {
 
 namespace {
 
+// Causal products skip the upper triangle a block of query rows at a time: rows [i0, i1) see
+// keys [0, i1) only, so every product below runs over P's block-lower-triangular part (about
+// (1 + kRows/L)/2 of the full L×L work). Entries j ≥ i1 of a block's rows are never written nor
+// read.
+constexpr int64_t kRows = 64;
+
+template <class F>
+void for_row_blocks(int64_t L, F&& f) {
+  for (int64_t i0 = 0; i0 < L; i0 += kRows) f(i0, std::min(L, i0 + kRows));
+}
+
 // P(L, L) with row stride Tn ← q(L, hd), k(L, hd): S = scale·q·kᵀ, then row i (keys j ≤ i)
-// becomes exp(S − m_i)·r_i. Forward passes stats_out: m_i and r_i = 1/Σ_j exp(S − m_i) are
-// computed and written (L, 2). Backward passes stats_in instead and reads them, which reproduces
-// forward's P exactly.
+// becomes exp(S − m_i)·r_i, and keys i < j < i1 of its block 0. Forward passes stats_out: m_i and
+// r_i = 1/Σ_j exp(S − m_i) are computed and written (L, 2). Backward passes stats_in instead and
+// reads them, which reproduces forward's P exactly.
 template <class T>
 void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int64_t L, int64_t Tn,
                   int64_t hd, T scale, T* stats_out, const T* stats_in) {
-  gemm(Trans::No, Trans::Yes, L, L, hd, scale, qb, ldq, kb, ldk, T(0), P, Tn);
+  for_row_blocks(L, [&](int64_t i0, int64_t i1) {
+    gemm(Trans::No, Trans::Yes, i1 - i0, i1, hd, scale, qb + i0 * ldq, ldq, kb, ldk, T(0),
+         P + i0 * Tn, Tn);
+  });
   for (int64_t i = 0; i < L; ++i) {
     T* row = P + i * Tn;
     // Both branches leave row[j] = vexp(S_ij − m) · r, the same two roundings.
@@ -42,7 +57,8 @@ void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int6
 #pragma omp simd
       for (int64_t j = 0; j <= i; ++j) row[j] = vexp(row[j] - mx) * inv;
     }
-    for (int64_t j = i + 1; j < L; ++j) row[j] = 0;
+    const int64_t i1 = std::min(L, (i / kRows + 1) * kRows);
+    for (int64_t j = i + 1; j < i1; ++j) row[j] = 0;
   }
 }
 
@@ -67,8 +83,11 @@ void attention_forward(T* out, T* stats, T* work, const T* q, const T* k, const 
       T* P = work + omp_get_thread_num() * 2 * d.T * d.T;  // (L, L), row stride T
       causal_probs(P, qb, ldq, kb, ldk, L, d.T, d.head_dim, scale, st, static_cast<const T*>(nullptr));
       for (int64_t i = 2 * L; i < 2 * d.T; ++i) st[i] = 0;
-      // out(L, hd) = P(L, L) · v(L, hd); padding rows zero.
-      gemm(Trans::No, Trans::No, L, d.head_dim, L, T(1), P, d.T, vb, ldk, T(0), ob, ldq);
+      // out(L, hd) = P(L, L) · v(L, hd), by row blocks; padding rows zero.
+      for_row_blocks(L, [&](int64_t i0, int64_t i1) {
+        gemm(Trans::No, Trans::No, i1 - i0, d.head_dim, i1, T(1), P + i0 * d.T, d.T, vb, ldk, T(0),
+             ob + i0 * ldq, ldq);
+      });
       for (int64_t i = L; i < d.T; ++i) std::memset(ob + i * ldq, 0, sizeof(T) * d.head_dim);
     }
   }
@@ -101,11 +120,14 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* st
         T* dqb = dq + b * d.T * ldq + h * d.head_dim;
         const T* st = stats + (b * d.n_head + h) * d.T * 2;  // (T, 2)
         causal_probs(P, qb, ldq, kb, ldk, L, d.T, d.head_dim, scale, static_cast<T*>(nullptr), st);
-        // In the forward pass this was: out = P · v.
-        // dv(L, hd) += Pᵀ(L, L) · dO(L, hd)
-        gemm(Trans::Yes, Trans::No, L, d.head_dim, L, T(1), P, d.T, dob, ldq, T(1), dvb, ldk);
-        // dP(L, L) = dO(L, hd) · vᵀ
-        gemm(Trans::No, Trans::Yes, L, L, d.head_dim, T(1), dob, ldq, vb, ldk, T(0), dS, d.T);
+        // In the forward pass this was: out = P · v. Each product by row blocks of P:
+        // dv(L, hd) += Pᵀ(L, L) · dO(L, hd);  dP(L, L) = dO(L, hd) · vᵀ
+        for_row_blocks(L, [&](int64_t i0, int64_t i1) {
+          gemm(Trans::Yes, Trans::No, i1, d.head_dim, i1 - i0, T(1), P + i0 * d.T, d.T,
+               dob + i0 * ldq, ldq, T(1), dvb, ldk);
+          gemm(Trans::No, Trans::Yes, i1 - i0, i1, d.head_dim, T(1), dob + i0 * ldq, ldq, vb, ldk,
+               T(0), dS + i0 * d.T, d.T);
+        });
         // In the forward pass this was: P = softmax(S); dS = P ⊙ (dP − Σ_j dP·P), times scale.
         for (int64_t i = 0; i < L; ++i) {
           const T* pr = P + i * d.T;
@@ -116,13 +138,17 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* st
           const T dt = static_cast<T>(dot);
 #pragma omp simd
           for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dt) * scale;
-          for (int64_t j = i + 1; j < L; ++j) r[j] = 0;
+          const int64_t i1 = std::min(L, (i / kRows + 1) * kRows);
+          for (int64_t j = i + 1; j < i1; ++j) r[j] = 0;
         }
         // In the forward pass this was: S = scale · q kᵀ (scale folded into dS above).
-        // dq(L, hd) = dS(L, L) · k(L, hd)
-        gemm(Trans::No, Trans::No, L, d.head_dim, L, T(1), dS, d.T, kb, ldk, T(0), dqb, ldq);
-        // dk(L, hd) += dSᵀ(L, L) · q(L, hd)
-        gemm(Trans::Yes, Trans::No, L, d.head_dim, L, T(1), dS, d.T, qb, ldq, T(1), dkb, ldk);
+        // dq(L, hd) = dS(L, L) · k(L, hd);  dk(L, hd) += dSᵀ(L, L) · q(L, hd)
+        for_row_blocks(L, [&](int64_t i0, int64_t i1) {
+          gemm(Trans::No, Trans::No, i1 - i0, d.head_dim, i1, T(1), dS + i0 * d.T, d.T, kb, ldk,
+               T(0), dqb + i0 * ldq, ldq);
+          gemm(Trans::Yes, Trans::No, i1, d.head_dim, i1 - i0, T(1), dS + i0 * d.T, d.T,
+               qb + i0 * ldq, ldq, T(1), dkb, ldk);
+        });
         for (int64_t i = L; i < d.T; ++i) std::memset(dqb + i * ldq, 0, sizeof(T) * d.head_dim);
       }
     }
