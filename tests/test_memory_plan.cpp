@@ -66,7 +66,11 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
       {OptimizerKind::Lomo, StorageDtype::BF16}, {OptimizerKind::AdaLomo, StorageDtype::BF16}};
   for (const Case& cs : cases) {
     const OptimizerKind opt = cs.opt;
-    for (Checkpointing ck : {Checkpointing::On, Checkpointing::Off}) {
+    std::vector<Checkpointing> modes = {Checkpointing::On, Checkpointing::Off};
+    // Blocks that keep activations and blocks recomputed in one step (--checkpointing auto's
+    // layouts): once, the rule is the same for every optimizer.
+    if (&cs == &cases[0]) modes.push_back(Checkpointing{7});
+    for (Checkpointing ck : modes) {
       MemoryTracker tracker;
       ModelParams params(c, tracker, cs.dtype);
       for (size_t i = 0; i < params.all().size(); ++i)
@@ -89,7 +93,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
       const MemoryPlan p = plan_memory(in);
       const std::string what = std::string(optimizer_name(opt)) + ", " +
                                storage_dtype_name(cs.dtype) +
-                               (ck == Checkpointing::On ? ", ckpt on" : ", ckpt off");
+                               ", ckpt " + describe_checkpointing(ck, c.n_layer);
       auto near = [&](size_t predicted, MemCategory cat) {
         const double m = static_cast<double>(tracker.peak(cat));
         EXPECT_LE(std::abs(static_cast<double>(predicted) - m), 0.05 * m + 1)
@@ -104,6 +108,30 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
                   gib(p.total()), gib(tracker.peak_total()));
     }
   }
+}
+
+// --checkpointing auto keeps as many blocks as the limit allows: exactly k when the limit is
+// k blocks' prediction, one fewer a byte below it, all with no limit, none when nothing fits.
+TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
+  MemoryPlanInput in;
+  in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/smollm2-135m-shape.json");
+  in.dtype = StorageDtype::BF16;
+  in.batch = 4;
+  in.seq = 512;
+  auto total = [&](int64_t kept) {
+    MemoryPlanInput x = in;
+    x.checkpointing = Checkpointing{kept};
+    return plan_memory(x).total();
+  };
+  EXPECT_LT(total(0), total(1));
+  EXPECT_LT(total(28), total(29));
+  // n − 1 kept blocks need the shared set of the one recomputed: as much as keeping all n.
+  EXPECT_EQ(total(29), total(30));
+  EXPECT_EQ(choose_checkpointing(in, total(5)).kept, 5);
+  EXPECT_EQ(choose_checkpointing(in, total(5) - 1).kept, 4);
+  EXPECT_EQ(choose_checkpointing(in, total(30)).kept_of(30), 30);
+  EXPECT_EQ(choose_checkpointing(in, 0).kept_of(30), 30);
+  EXPECT_EQ(choose_checkpointing(in, total(0) / 2), Checkpointing::On);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "cli/args.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -132,6 +133,26 @@ std::string Args::choice(const std::string& name, const std::vector<std::string>
     list += (list.empty() ? "" : ", ") + c;
   }
   throw Error("--" + name + ": \"" + v + "\" is not one of " + list);
+}
+
+// "20G", "512M", "1.5GiB", "1000000" -> bytes.
+size_t parse_bytes(const std::string& s) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  std::string unit(end);
+  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  double mult = 1;
+  if (unit == "K" || unit == "KB" || unit == "KIB")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
+  if (end == s.c_str() || v < 0)
+    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
+  return static_cast<size_t>(v * mult);
 }
 
 }  // namespace lomo::cli

@@ -43,4 +43,7 @@ class Args {
   bool help_ = false;
 };
 
+// A --memory-limit value: "20G", "512M", "1.5GiB", "1000000" -> bytes.
+size_t parse_bytes(const std::string& s);
+
 }  // namespace lomo::cli

@@ -38,7 +38,12 @@ int cmd_memory(int argc, char** argv) {
              {"dtype", "D", "parameter storage: fp32, bf16 or fp16", "fp32"},
              {"batch-size", "N", "sequences per step", "1"},
              {"seq-len", "N", "tokens per sequence", "512"},
-             {"checkpointing", "on|off", "activation checkpointing", "on"},
+             {"checkpointing", "on|off|auto",
+              "activation checkpointing; auto: keep as many blocks' activations as fit "
+              "--memory-limit",
+              "on"},
+             {"memory-limit", "BYTES", "the limit --checkpointing auto plans for (e.g. 20G)",
+              "available RAM"},
              {"fused-gemm-update", "on|off", "lomo's zero-buffer update of linear weights", "on"},
              {"clip-grad-norm", "F", "> 0: plan the norm pass (every gradient materialised)", "0"},
              {"measure", "", "run one step and print measured beside predicted", ""},
@@ -72,9 +77,15 @@ int cmd_memory(int argc, char** argv) {
   in.dtype = parse_storage_dtype(args.str("dtype"));
   in.batch = args.integer("batch-size", 1, 1 << 20);
   in.seq = args.integer("seq-len", 2, in.config.max_position);
-  in.checkpointing = args.on_off("checkpointing") ? Checkpointing::On : Checkpointing::Off;
   in.fused_gemm_update = args.on_off("fused-gemm-update");
   in.clip_grad_norm = args.number("clip-grad-norm", 0, 1e30) > 0;
+  const std::string ckpt = args.choice("checkpointing", {"on", "off", "auto"});
+  in.checkpointing = ckpt == "on" ? Checkpointing::On : Checkpointing::Off;
+  if (ckpt == "auto") {
+    const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
+                                                    : available_memory_bytes();
+    in.checkpointing = choose_checkpointing(in, limit);
+  }
   const MemoryPlan plan = plan_memory(in);
 
   MemoryPlan measured;
@@ -125,7 +136,8 @@ int cmd_memory(int argc, char** argv) {
   std::printf("%s, %.3f B parameters, %s, %s, batch %lld x seq %lld, checkpointing %s\n",
               arch_name(in.config.arch), static_cast<double>(P) / 1e9, storage_dtype_name(in.dtype),
               optimizer_name(in.optimizer), static_cast<long long>(in.batch),
-              static_cast<long long>(in.seq), in.checkpointing == Checkpointing::On ? "on" : "off");
+              static_cast<long long>(in.seq),
+              describe_checkpointing(in.checkpointing, in.config.n_layer).c_str());
   const std::pair<const char*, size_t MemoryPlan::*> rows[] = {
       {"parameters", &MemoryPlan::parameters},
       {"gradients", &MemoryPlan::gradients},

@@ -32,26 +32,6 @@ namespace lomo::cli {
 
 namespace {
 
-// "20G", "512M", "1.5GiB", "1000000" -> bytes.
-size_t parse_bytes(const std::string& s) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  std::string unit(end);
-  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  double mult = 1;
-  if (unit == "K" || unit == "KB" || unit == "KIB")
-    mult = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB")
-    mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GIB")
-    mult = 1024.0 * 1024 * 1024;
-  else if (!unit.empty())
-    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
-  if (end == s.c_str() || v < 0)
-    throw Error("--memory-limit: \"" + s + "\" is not a size (e.g. 20G, 512M)");
-  return static_cast<size_t>(v * mult);
-}
-
 std::vector<Flag> train_flags() {
   return {
       {"model", "PATH", "Hugging Face model folder or .gguf file", "the default model"},
@@ -97,8 +77,10 @@ std::vector<Flag> train_flags() {
       {"loss-scale-window", "N", "fp16: clean steps before the loss scale doubles", "1000"},
       {"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
        "stochastic"},
-      {"checkpointing", "on|off", "recompute each block in backward instead of keeping activations",
-       "on"},
+      {"checkpointing", "on|off|auto",
+       "on: recompute every block in backward instead of keeping its activations (least memory); "
+       "off: keep all; auto: keep as many blocks as --memory-limit allows, recompute the rest",
+       "auto"},
       {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
        "on"},
       {"seed", "N", "seed for shuffling", "0"},
@@ -146,7 +128,8 @@ int cmd_train(int argc, char** argv) {
   opts.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));
   opts.clip_grad_value = static_cast<float>(args.number("clip-grad-value", 0, 1e30));
   opts.decay_norms_and_biases = args.on_off("decay-norms-biases");
-  opts.checkpointing = args.on_off("checkpointing") ? Checkpointing::On : Checkpointing::Off;
+  const std::string ckpt_mode = args.choice("checkpointing", {"on", "off", "auto"});
+  opts.checkpointing = ckpt_mode == "off" ? Checkpointing::Off : Checkpointing::On;
   opts.fused_gemm_update = args.on_off("fused-gemm-update");
   opts.rounding = args.choice("rounding", {"stochastic", "nearest"}) == "nearest"
                       ? Rounding::Nearest
@@ -238,7 +221,7 @@ int cmd_train(int argc, char** argv) {
       "checkpointing %s, %d threads\n",
       optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
       static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
-      static_cast<long long>(batch_size), opts.checkpointing == Checkpointing::On ? "on" : "off",
+      static_cast<long long>(batch_size), ckpt_mode.c_str(),
       omp_get_max_threads());
   std::fflush(stdout);
 
@@ -253,13 +236,18 @@ int cmd_train(int argc, char** argv) {
     in.seq = 2;
     for (const auto& e : data.examples)
       in.seq = std::max<int64_t>(in.seq, static_cast<int64_t>(e.ids.size()));
-    in.checkpointing = opts.checkpointing;
     in.fused_gemm_update = opts.fused_gemm_update;
     in.clip_grad_norm = opts.clip_grad_norm > 0;
     in.clip_grad_value = opts.clip_grad_value > 0;
-    const MemoryPlan plan = plan_memory(in);
     const size_t limit =
         args.given("memory-limit") ? parse_bytes(args.str("memory-limit")) : available_at_start;
+    if (ckpt_mode == "auto") {
+      opts.checkpointing = choose_checkpointing(in, limit);
+      std::printf("ckpt    auto: %s\n",
+                  describe_checkpointing(opts.checkpointing, cfg.n_layer).c_str());
+    }
+    in.checkpointing = opts.checkpointing;
+    const MemoryPlan plan = plan_memory(in);
     std::printf(
         "memory  predicted %s (parameters %s, gradients %s, states %s, activations %s, workspace "
         "%s)%s\n",

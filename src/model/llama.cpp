@@ -39,7 +39,10 @@ void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing
   const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
                 ff = c.d_ff;
   const AttnDims dims{B, T, c.n_head, c.n_kv, c.head_dim};
-  const int64_t n_sets = (ckpt == Checkpointing::On || !backward) ? 1 : c.n_layer;
+  // Forward only: one set for every block. Training: one per kept block, and one shared by the
+  // recomputed blocks (acts_for).
+  const int64_t kept = backward ? ckpt.kept_of(c.n_layer) : 0;
+  const int64_t n_sets = kept + (kept < c.n_layer ? 1 : 0);
   L.block_in.assign(c.n_layer + 1, nullptr);
   for (auto& p : L.block_in) p = acts.take(N * d);
   L.layer_acts.assign(n_sets, LayerActs{});
@@ -330,7 +333,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {
     LayerActs& a = acts_for(l, ckpt);
     // Recompute: block l+1's input is no longer needed, so it takes the recomputed output.
-    if (ckpt == Checkpointing::On) block_forward(l, batch, block_in_[l], a, block_in_[l + 1]);
+    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, block_in_[l], a, block_in_[l + 1]);
     block_backward(l, batch, block_in_[l], a, grads_, sink);
   }
 

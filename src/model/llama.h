@@ -2,10 +2,11 @@
 // forward, and a backward that walks the layers in reverse handing every parameter's gradient to
 // a GradSink the moment it is complete (design §2).
 //
-// Activation checkpointing (Checkpointing::On): forward keeps only each block's input; backward
-// recomputes the block from it just before differentiating it. Because blocks are updated in
-// reverse order, block l's weights are still unchanged when it is recomputed, so the recomputed
-// activations are exactly those of the forward pass.
+// Activation checkpointing, block by block: a checkpointed block keeps only its input from
+// forward, and backward recomputes the block from it just before differentiating it. Because
+// blocks are updated in reverse order, block l's weights are still unchanged when it is
+// recomputed, so the recomputed activations are exactly those of the forward pass. Blocks that
+// keep their activations skip the recomputation (a quarter of their FLOPs).
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,20 @@
 
 namespace lomo {
 
-enum class Checkpointing { On, Off };
+// Which blocks keep their activations from forward to backward: the last `kept` (the first to be
+// differentiated); the others are recomputed. On = none kept (every block recomputed, the least
+// memory), Off = all kept (no recomputation). The memory planner picks `kept` for
+// `--checkpointing auto` (train/memory_plan.h).
+struct Checkpointing {
+  int64_t kept = 0;  // ≥ n_layer: every block
+  static const Checkpointing On;
+  static const Checkpointing Off;
+  bool operator==(const Checkpointing&) const = default;
+  int64_t kept_of(int64_t n_layer) const { return kept < n_layer ? kept : n_layer; }
+  bool keeps(int64_t l, int64_t n_layer) const { return l >= n_layer - kept_of(n_layer); }
+};
+inline constexpr Checkpointing Checkpointing::On{0};
+inline constexpr Checkpointing Checkpointing::Off{INT64_MAX};
 
 // Hands out 64-byte aligned sub-blocks of one buffer, or just counts when base is null.
 class Carver {
@@ -113,8 +127,10 @@ class LlamaModel {
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
                       GradSink& sink);
+  // Kept block l has its own set; every recomputed block shares the one after them.
   LayerActs& acts_for(int64_t l, Checkpointing ckpt) {
-    return ckpt == Checkpointing::On ? layer_acts_[0] : layer_acts_[l];
+    const int64_t L = config_.n_layer, kept = ckpt.kept_of(L);
+    return layer_acts_[l >= L - kept ? l - (L - kept) : kept];
   }
 
   const ModelConfig& config_;

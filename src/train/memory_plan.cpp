@@ -91,6 +91,22 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   return m;
 }
 
+Checkpointing choose_checkpointing(MemoryPlanInput in, size_t limit) {
+  // The prediction grows with every kept block: the first that fits, from all down, is the most.
+  for (int64_t kept = in.config.n_layer; kept > 0; --kept) {
+    in.checkpointing = Checkpointing{kept};
+    if (limit == 0 || plan_memory(in).total() <= limit) return in.checkpointing;
+  }
+  return Checkpointing::On;
+}
+
+std::string describe_checkpointing(Checkpointing c, int64_t n_layer) {
+  const int64_t kept = c.kept_of(n_layer);
+  if (kept == 0) return "on";
+  if (kept == n_layer) return "off";
+  return std::to_string(kept) + " of " + std::to_string(n_layer) + " blocks keep activations";
+}
+
 size_t available_memory_bytes() {
   std::ifstream in("/proc/meminfo");
   std::string line;
