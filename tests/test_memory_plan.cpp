@@ -58,12 +58,14 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
   struct Case {
     OptimizerKind opt;
     StorageDtype dtype;
+    bool bf16_gemm = false;
   };
   // SGD and AdamW need fp32 master weights in bf16, which the engine refuses for now.
   const Case cases[] = {
       {OptimizerKind::Lomo, StorageDtype::F32},  {OptimizerKind::AdaLomo, StorageDtype::F32},
       {OptimizerKind::Sgd, StorageDtype::F32},   {OptimizerKind::AdamW, StorageDtype::F32},
-      {OptimizerKind::Lomo, StorageDtype::BF16}, {OptimizerKind::AdaLomo, StorageDtype::BF16}};
+      {OptimizerKind::Lomo, StorageDtype::BF16}, {OptimizerKind::AdaLomo, StorageDtype::BF16},
+      {OptimizerKind::Lomo, StorageDtype::BF16, true}};
   for (const Case& cs : cases) {
     const OptimizerKind opt = cs.opt;
     std::vector<Checkpointing> modes = {Checkpointing::On, Checkpointing::Off};
@@ -80,6 +82,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
       o.optimizer = opt;
       o.checkpointing = ck;
       o.fused_gemm_update = true;
+      o.bf16_gemm = cs.bf16_gemm;
       Trainer trainer(net, o, tracker);
       trainer.step(batch, 0.0, 1);
       MemoryPlanInput in;
@@ -90,10 +93,12 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
       in.seq = T;
       in.checkpointing = ck;
       in.fused_gemm_update = true;
+      in.bf16_gemm = cs.bf16_gemm;
       const MemoryPlan p = plan_memory(in);
       const std::string what = std::string(optimizer_name(opt)) + ", " +
                                storage_dtype_name(cs.dtype) +
-                               ", ckpt " + describe_checkpointing(ck, c.n_layer);
+                               (cs.bf16_gemm ? ", bf16 products" : "") + ", ckpt " +
+                               describe_checkpointing(ck, c.n_layer);
       auto near = [&](size_t predicted, MemCategory cat) {
         const double m = static_cast<double>(tracker.peak(cat));
         EXPECT_LE(std::abs(static_cast<double>(predicted) - m), 0.05 * m + 1)

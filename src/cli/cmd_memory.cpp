@@ -42,6 +42,8 @@ int cmd_memory(int argc, char** argv) {
               "activation checkpointing; auto: keep as many blocks' activations as fit "
               "--memory-limit",
               "on"},
+             {"bf16-gemm", "on|off", "bf16: the linear layers' products in bf16 (lomo train)",
+              "on"},
              {"memory-limit", "BYTES", "the limit --checkpointing auto plans for (e.g. 20G)",
               "available RAM"},
              {"fused-gemm-update", "on|off", "lomo's zero-buffer update of linear weights", "on"},
@@ -79,6 +81,7 @@ int cmd_memory(int argc, char** argv) {
   in.seq = args.integer("seq-len", 2, in.config.max_position);
   in.fused_gemm_update = args.on_off("fused-gemm-update");
   in.clip_grad_norm = args.number("clip-grad-norm", 0, 1e30) > 0;
+  in.bf16_gemm = args.on_off("bf16-gemm") && in.dtype == StorageDtype::BF16;
   const std::string ckpt = args.choice("checkpointing", {"on", "off", "auto"});
   in.checkpointing = ckpt == "on" ? Checkpointing::On : Checkpointing::Off;
   if (ckpt == "auto") {
@@ -106,6 +109,7 @@ int cmd_memory(int argc, char** argv) {
     TrainOptions o;
     o.optimizer = in.optimizer;
     o.checkpointing = in.checkpointing;
+    o.bf16_gemm = in.bf16_gemm;
     o.fused_gemm_update = in.fused_gemm_update;
     o.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));
     Trainer trainer(net, o, tracker);

@@ -12,6 +12,7 @@
 #include "ops/cpu/attention.h"
 #include "ops/cpu/cross_entropy.h"
 #include "ops/cpu/embedding.h"
+#include "ops/cpu/gemm_bf16.h"
 #include "ops/cpu/rmsnorm.h"
 #include "ops/cpu/swiglu.h"
 
@@ -32,6 +33,18 @@ LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTra
       tracker_(tracker),
       rope_(make_rope_table(config.rope, config.head_dim, config.max_position)),
       wc_(params, tracker) {}
+
+void LlamaModel::set_bf16_gemm(bool on) {
+  if (on) {
+    for (const auto& l : params_.layers) {
+      for (const Param* w : {l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down}) {
+        if (w->dtype != StorageDtype::BF16)
+          throw Error("bf16 products need bf16 weights; " + w->name + " is not (use --dtype bf16)");
+      }
+    }
+  }
+  wc_.set_bf16_gemm(on);
+}
 
 void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
                        bool backward, StorageDtype weights, Carver& acts, Carver& work,
@@ -95,6 +108,7 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
       buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights);
   ensure_capacity(act_buf_, tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, work_bytes);
+  if (wc_.bf16_gemm()) wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T));
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
   carve(config_, batch.B, batch.T, ckpt, backward, weights, acts, work, L);
@@ -267,6 +281,14 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.tile = head_tile_;
   io.w_block = head_w_block_;
   io.row_stats = head_row_stats_;
+  if (wc_.bf16_gemm()) {
+    const int64_t N = batch.B * batch.T, d = config_.d_model;
+    const int64_t elems = bf16_scratch_elems(config_, N);
+    uint16_t* xn16 = wc_.act16(0, elems);  // (N, d)
+    to_bf16(xn16, xnf_, N * d);
+    io.xn16 = xn16;
+    io.tile16 = wc_.act16(1, elems);
+  }
   return io;
 }
 

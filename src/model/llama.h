@@ -79,6 +79,8 @@ class LlamaModel {
                                                 Checkpointing ckpt, bool backward,
                                                 StorageDtype weights);
   ModelParams& params() { return params_; }
+  // Linear layers multiply in bf16 (weights.h); the 2-D parameters must be stored in bf16.
+  void set_bf16_gemm(bool on);
   // Phase timings of every later call go to `profile` (null: none).
   void set_profile(StepProfile* profile) { profile_ = profile; }
   StepProfile* profile() const { return profile_; }

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/gemm_bf16.h"
 #include "ops/cpu/vexp.h"
 
 namespace lomo {
@@ -69,6 +71,19 @@ void logits_to_grad(float* tile, int64_t C, int64_t n, int64_t r0, int64_t v0, c
   }
 }
 
+// tile(C, n) = xn_r(C, d) · W_v(n, d)ᵀ for rows [r0, r0 + C), vocabulary [v0, v0 + n); `w` is
+// W_v in fp32 (unused with bf16 products).
+void logits_tile(const Param& W, const float* w, int64_t r0, int64_t C, int64_t v0, int64_t n,
+                 const LmHeadIo& io) {
+  const int64_t d = W.shape[1];
+  if (io.xn16) {
+    gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.h() + v0 * d, d, 0.0f,
+              io.tile, n);
+  } else {
+    gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, io.tile, n);
+  }
+}
+
 }  // namespace
 
 LmHeadTiles lm_head_tiles(int64_t V, int64_t N) {
@@ -83,6 +98,9 @@ double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
   const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
   const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
   const bool train = io.dxn != nullptr;
+  const bool bf16 = io.xn16 != nullptr;
+  LOMO_ASSERT(!bf16 || (W.dtype == StorageDtype::BF16 && io.tile16),
+              "bf16 LM-head products need a bf16 head and a bf16 tile");
   if (io.logits_out) io.logits_out->resize(static_cast<size_t>(N * V));
   for (int64_t r = 0; r < N; ++r) {
     io.row_stats[2 * r] = -std::numeric_limits<double>::infinity();
@@ -92,10 +110,10 @@ double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
   // Pass 1: the loss. tile(C, n) = xn_r(C, d) · W_v(n, d)ᵀ
   for (int64_t v0 = 0; v0 < V; v0 += Vb) {
     const int64_t n = std::min(Vb, V - v0);
-    const float* w = w_rows(W, v0, n, io.w_block);  // (n, d)
+    const float* w = bf16 ? nullptr : w_rows(W, v0, n, io.w_block);  // (n, d)
     for (int64_t r0 = 0; r0 < N; r0 += R) {
       const int64_t C = std::min(R, N - r0);
-      gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, io.tile, n);
+      logits_tile(W, w, r0, C, v0, n, io);
       if (io.logits_out) {
         for (int64_t i = 0; i < C; ++i) {
           std::copy(io.tile + i * n, io.tile + (i + 1) * n,
@@ -118,12 +136,21 @@ double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
   // logits = xn · Wᵀ.
   for (int64_t v0 = 0; v0 < V; v0 += Vb) {
     const int64_t n = std::min(Vb, V - v0);
-    const float* w = w_rows(W, v0, n, io.w_block);  // (n, d)
+    const float* w = bf16 ? nullptr : w_rows(W, v0, n, io.w_block);  // (n, d)
     for (int64_t r0 = 0; r0 < N; r0 += R) {
       const int64_t C = std::min(R, N - r0);
       float* tile = io.tile;  // (C, n): logits, then dlogits
-      gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, tile, n);
+      logits_tile(W, w, r0, C, v0, n, io);
       logits_to_grad(tile, C, n, r0, v0, io);
+      if (bf16) {
+        to_bf16(io.tile16, tile, C * n);
+        // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d)
+        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16, n, W.h() + v0 * d, d,
+                  v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
+        gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16, n, io.xn16 + r0 * d, d,
+                  r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        continue;
+      }
       // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d)
       gemm(Trans::No, Trans::No, C, d, n, 1.0f, tile, n, w, d, v0 > 0 ? 1.0f : 0.0f,
            io.dxn + r0 * d, d);

@@ -6,6 +6,8 @@
 //                      dxn_r (+)= dlogits · W_v;  dW_v (+)= dlogitsᵀ · xn_r.
 // Pass 2 recomputes the head's forward product (one extra 2·N·V·d) instead of holding N·V logits.
 // A 16-bit W is converted block by block into `w_block` (cols × d): no fp32 copy of the whole head.
+// With xn16 and tile16 given (bf16 W), the products run in bf16 instead: W as stored, xn and
+// dlogits rounded to bf16, fp32 accumulation (ops/cpu/gemm_bf16.h).
 // Every read of W (the dxn products of all tiles) precedes the gradient's hand-over, which the
 // caller does after checking the loss: the LOMO order rule (design §2 rule 2) holds for the head
 // as for every other linear layer (model/linear.h).
@@ -35,6 +37,9 @@ struct LmHeadIo {
   float* tile = nullptr;       // (tiles.rows, tiles.cols) scratch
   float* w_block = nullptr;    // (tiles.cols, d) scratch, used when W is 16-bit
   double* row_stats = nullptr;  // (N, 2) scratch: running max and Σexp, then lse
+  // bf16 products (--bf16-gemm, bf16 W): xn's bf16 copy, and scratch for dlogits in bf16.
+  const uint16_t* xn16 = nullptr;  // (N, d)
+  uint16_t* tile16 = nullptr;      // (tiles.rows, tiles.cols)
   // Training only (all null for a forward pass):
   float* dxn = nullptr;  // (N, d) out, overwritten
   float* dW = nullptr;   // (V, d) out, overwritten

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/lm_head.h"
 
 namespace lomo {
 
@@ -31,6 +32,22 @@ float* WeightCache::view(Param& p) {
   LOMO_ASSERT(p.numel() <= largest_, "weight cache too small for " + p.name);
   p.to_f32(scratch_.f32());
   return scratch_.f32();
+}
+
+uint16_t* WeightCache::act16(int slot, int64_t elems) {
+  Buffer& b = act16_[slot];
+  ensure_capacity(b, tracker_, MemCategory::Workspace, static_cast<size_t>(elems) * 2);
+  return b.as<uint16_t>();
+}
+
+void WeightCache::reserve_act16(int64_t elems) {
+  for (int slot = 0; slot < 2; ++slot) act16(slot, elems);
+}
+
+int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N) {
+  const int64_t widest = std::max({c.d_model, c.d_ff, c.n_head * c.head_dim});
+  const LmHeadTiles t = lm_head_tiles(c.vocab, N);
+  return std::max(N * widest, t.rows * t.cols);
 }
 
 void store_rounded(Param& p, const float* w32, const RoundingMode& r) {

@@ -22,11 +22,26 @@ class WeightCache {
       : tracker_(tracker), largest_(largest_numel) {}
   float* view(Param& p);
 
+  // bf16 products (--bf16-gemm): the linear layers multiply bf16 weights as they are stored with
+  // bf16 copies of their activations, made in two scratch slots of `elems` each (workspace,
+  // grown on demand; bf16_scratch_elems gives the size a step needs).
+  void set_bf16_gemm(bool on) { bf16_gemm_ = on; }
+  bool bf16_gemm() const { return bf16_gemm_; }
+  uint16_t* act16(int slot, int64_t elems);
+  // Sizes both slots for a step at once (LlamaModel::plan), so they are allocated once.
+  void reserve_act16(int64_t elems);
+
  private:
   MemoryTracker& tracker_;
   int64_t largest_ = 0;
   Buffer scratch_;
+  bool bf16_gemm_ = false;
+  Buffer act16_[2];
 };
+
+// Elements of each of the two bf16 slots for N rows: N · the widest linear dimension, or the LM
+// head's logits tile (model/lm_head.h) when that is larger.
+int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N);
 
 struct RoundingMode {
   Rounding rounding = Rounding::Stochastic;

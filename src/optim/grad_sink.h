@@ -4,6 +4,8 @@
 #pragma once
 
 #include "model/params.h"
+#include "model/weights.h"
+#include "ops/cpu/weight_grad.h"
 
 namespace lomo {
 
@@ -17,12 +19,13 @@ class GradSink {
   // p's gradient in `grad` is complete. After this returns, the buffer may be handed out again.
   virtual void consume(Param& p, float* grad) = 0;
   // The zero-buffer path for a linear weight W(out, in) whose gradient is dYᵀ·X: a sink that can
-  // apply its update straight from dY(N, out) and X(N, in), without the gradient ever existing,
-  // does so and returns true. The default materialises the gradient.
-  // w32 is W's fp32 view (W's own storage in fp32 mode), which the sink may overwrite.
-  virtual bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X,
-                                   int64_t N) {
-    (void)W, (void)w32, (void)dY, (void)X, (void)N;
+  // apply its update straight from the operands, without the gradient ever existing, does so
+  // and returns true. The default materialises the gradient.
+  // w32 is W's fp32 view (W's own storage in fp32 mode), which the sink may overwrite, or null
+  // when the caller has not made one (bf16 products): then wc.view(W) makes it.
+  virtual bool fused_linear_update(Param& W, float* w32, WeightCache& wc,
+                                   const LinearGradOperands& ops) {
+    (void)W, (void)w32, (void)wc, (void)ops;
     return false;
   }
 };

@@ -88,14 +88,14 @@ void LomoSink::consume(Param& p, float* grad) {
   apply_sgd(p, grad, u_);
 }
 
-bool LomoSink::fused_linear_update(Param& W, float* w32, const float* dY, const float* X,
-                                   int64_t N) {
+bool LomoSink::fused_linear_update(Param& W, float* w32, WeightCache& wc,
+                                   const LinearGradOperands& ops) {
   if (!u_.fused_linear || u_.clip_value > 0 || !is_block_linear_weight(W)) return false;
   const float wd = (W.is_norm_or_bias && !u_.decay_norms_and_biases) ? 0.0f : u_.weight_decay;
   const int64_t out = W.shape[0], in = W.shape[1];
   // W(out, in) = (1 − lr·wd)·W − lr·c · dYᵀ(out, N) · X(N, in)
-  gemm(Trans::Yes, Trans::No, out, in, N, -u_.lr * u_.grad_coef, dY, out, X, in, 1.0f - u_.lr * wd,
-       w32, in);
+  if (!w32) w32 = wc.view(W);  // (out, in)
+  linear_weight_grad(ops, out, in, -u_.lr * u_.grad_coef, 1.0f - u_.lr * wd, w32);
   RoundingMode r = u_.rounding;
   r.step = u_.step;
   store_rounded(W, w32, r);  // a no-op for fp32, where w32 is W itself

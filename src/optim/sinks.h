@@ -72,8 +72,8 @@ class LomoSink : public GradSink {
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
   // W ← (1 − lr·wd)·W − lr·c·dYᵀX as one GEMM (alpha = −lr·c, beta = 1 − lr·wd).
-  bool fused_linear_update(Param& W, float* w32, const float* dY, const float* X,
-                           int64_t N) override;
+  bool fused_linear_update(Param& W, float* w32, WeightCache& wc,
+                           const LinearGradOperands& ops) override;
 
  private:
   ReusableGradients& grads_;

@@ -88,6 +88,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   m.activations = acts;
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
   m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);
+  if (in.bf16_gemm) {
+    m.workspace += 2 * 2 * static_cast<size_t>(bf16_scratch_elems(c, in.batch * in.seq));
+  }
   return m;
 }
 

@@ -32,6 +32,7 @@ struct MemoryPlanInput {
   bool fused_gemm_update = true;
   bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
   bool clip_grad_value = false;  // as does clamping
+  bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
 };
 
 struct MemoryPlan {

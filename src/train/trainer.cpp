@@ -37,6 +37,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   fp16_ = std::any_of(params.all().begin(), params.all().end(),
                       [](const Param& p) { return p.dtype == StorageDtype::F16; });
   loss_scale_ = opts.loss_scale_init;
+  model.set_bf16_gemm(opts.bf16_gemm);
   if (fp16_ && (loss_scale_ < 1 || !std::isfinite(loss_scale_))) {
     throw Error("--loss-scale-init must be a finite number ≥ 1");
   }

@@ -29,6 +29,9 @@ struct TrainOptions {
   // LOMO only: update linear weights inside their weight-gradient GEMM (no gradient buffer).
   // Falls back to the buffered path when clip-by-value needs the materialised gradient.
   bool fused_gemm_update = false;
+  // bf16 parameters: the linear layers' products in bf16 (weights as stored, activations
+  // rounded to bf16, fp32 accumulation) instead of fp32 products on fp32 views.
+  bool bf16_gemm = false;
   // Write-back of bf16 parameters; the seed feeds the counter-based stochastic rounding.
   Rounding rounding = Rounding::Stochastic;
   uint64_t seed = 0;

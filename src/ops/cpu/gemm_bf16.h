@@ -1,0 +1,22 @@
+// bf16 matrix products with fp32 results, for bf16 training (`--bf16-gemm on`): the same
+// row-major convention as gemm() (ops/cpu/gemm.h),
+//   C(M,N) = alpha · op(A)(M,K) · op(B)(K,N) + beta · C,   A, B bf16;  C fp32,
+// through oneDNN's matmul primitive, which picks its AVX-512-BF16 kernel where the CPU has one
+// (about 2x the fp32 GEMM rate on the development machine: docs/performance.md). Products
+// accumulate in fp32; the inputs are what they are, bf16. One primitive per shape is created on
+// first use and kept (a training step repeats the same dozen shapes).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/cpu/gemm.h"
+
+namespace lomo {
+
+void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+               int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// dst(n) ← src(n) rounded to nearest-even bf16.
+void to_bf16(uint16_t* dst, const float* src, int64_t n);
+
+}  // namespace lomo
