@@ -8,13 +8,15 @@
 # Writes bench/results/train_cpu_<date>.json and prints a table.
 # Also reports the memory floor: parameters + checkpointed activations (the L+1 block inputs) +
 # one gradient (the largest tensor's, plus the tied embedding's), and peak RSS over it.
-#   usage: bench/train_cpu.sh [steps=12] [warmup=2] [dtype=fp32] [seq=256]
+#   usage: bench/train_cpu.sh [steps=12] [warmup=2] [dtype=fp32] [seq=256] [extra train flags]
+# e.g. bench/train_cpu.sh 5 1 bf16 512 "--bf16-gemm off" (the result file's name gets the flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-12}
 warmup=${2:-2}
 dtype=${3:-fp32}
 seq=${4:-256}
+extra=${5:-}
 scripts/setup.sh
 command -v /usr/bin/time > /dev/null || apt-get install -y -qq time
 scripts/build.sh > /dev/null
@@ -27,13 +29,13 @@ gemm_json=$(./build/gemm_rate 2048 7)
 /usr/bin/time -v ./build/lomo train --model "$work/model" --data "$work/data.jsonl" --out "$work/out" \
   --optimizer lomo --lr 1e-3 --lr-schedule constant --steps "$steps" --batch-size 4 --seq-len "$seq" \
   --dtype "$dtype" \
-  --shuffle off --checkpointing on --log "$work/log.jsonl" > "$work/train.out" 2> "$work/time.out"
+  --shuffle off --checkpointing on --log "$work/log.jsonl" $extra > "$work/train.out" 2> "$work/time.out"
 cat "$work/train.out"
 date=$(date -u +%Y-%m-%d)
-python3 - "$work" "$warmup" "$gemm_json" "$date" "$dtype" "$seq" <<'PY'
+python3 - "$work" "$warmup" "$gemm_json" "$date" "$dtype" "$seq" "$extra" <<'PY'
 import json, re, statistics, sys, platform
 work, warmup, gemm, date = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-dtype, seq = sys.argv[5], int(sys.argv[6])
+dtype, seq, extra = sys.argv[5], int(sys.argv[6]), sys.argv[7]
 cfg = json.load(open("configs/smollm2-135m-shape.json"))
 steps = [json.loads(l) for l in open(f"{work}/log.jsonl")]
 tps = statistics.median(s["tokens_per_s"] for s in steps[warmup:])
@@ -62,7 +64,9 @@ N = 4 * T
 floor = mem["parameters"] + (L + 1) * N * d * 4 + V * d * 4 + 4 * ff * d
 res["floor_bytes"] = floor
 res["rss_over_floor"] = round(rss_kb * 1024 / floor, 3)
-out = f"bench/results/train_cpu_{dtype}_seq{T}_{date}.json"
+res["extra_flags"] = extra
+tag = "".join("_" + w.lstrip("-").replace("-", "") for w in extra.split())
+out = f"bench/results/train_cpu_{dtype}_seq{T}{tag}_{date}.json"
 json.dump(res, open(out, "w"), indent=2)
 gib = lambda b: f"{b / 2**30:.3f} GiB"
 print(f"\n{date}, {cpu}, {res['threads']} threads -> {out}")
