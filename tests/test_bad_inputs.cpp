@@ -229,6 +229,14 @@ TEST_F(BadInputs, PredictedMemoryAboveTheLimit) {
   expect_failure("but the memory limit is 1.00 KiB", "--memory-limit 1K");
 }
 
+TEST_F(BadInputs, Bf16ProductsWithoutBf16Weights) {
+  expect_failure("--bf16-gemm on needs --dtype bf16", "--bf16-gemm on --dtype fp32");
+}
+
+TEST_F(BadInputs, CheckpointingNotAChoice) {
+  expect_failure("auto", "--checkpointing sometimes");
+}
+
 TEST_F(BadInputs, OutputFolderNotEmpty) {
   fs::create_directories(dir_ / "out");
   spit(dir_ / "out" / "keep.txt", "user data");
