@@ -35,6 +35,7 @@ void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64
     if (t < 0) continue;
     const float* row = logits + i * n;
     float bm = row[0];
+#pragma omp simd reduction(max : bm)
     for (int64_t j = 1; j < n; ++j) bm = row[j] > bm ? row[j] : bm;
     double& m = io.row_stats[2 * r];
     double& s = io.row_stats[2 * r + 1];

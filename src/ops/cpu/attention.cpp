@@ -40,6 +40,7 @@ void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int6
     // Both branches leave row[j] = vexp(S_ij − m) · r, the same two roundings.
     if (stats_out) {
       T mx = row[0];
+#pragma omp simd reduction(max : mx)
       for (int64_t j = 1; j <= i; ++j) mx = row[j] > mx ? row[j] : mx;
       double sum = 0;
 #pragma omp simd reduction(+ : sum)
