@@ -145,9 +145,6 @@ class LlamaModel {
   // Planned blocks, reused across steps while the batch shape allows.
   Buffer act_buf_;   // activations: block inputs, layer activations, final norm
   Buffer work_buf_;  // workspace: backward temporaries, per-token NLL, LM-head and attention scratch
-  int64_t planned_B_ = -1, planned_T_ = -1;
-  Checkpointing planned_ckpt_ = Checkpointing::On;
-  bool planned_backward_ = false;
   std::vector<float*> block_in_;       // n_layer + 1 of (N, d_model); [n_layer] = last block output
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output

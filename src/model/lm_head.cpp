@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "core/half.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
 #include "ops/cpu/vexp.h"
@@ -18,10 +17,7 @@ namespace {
 const float* w_rows(const Param& W, int64_t v0, int64_t n, float* scratch) {
   const int64_t d = W.shape[1];
   if (W.dtype == StorageDtype::F32) return W.f() + v0 * d;
-  const uint16_t* src = W.h() + v0 * d;
-  const bool f16 = W.dtype == StorageDtype::F16;
-#pragma omp parallel for
-  for (int64_t i = 0; i < n * d; ++i) scratch[i] = f16 ? f16_to_f32(src[i]) : bf16_to_f32(src[i]);
+  W.to_f32(scratch, v0 * d, n * d);
   return scratch;
 }
 

@@ -60,13 +60,14 @@ const float* Param::f() const {
   return data.f32();
 }
 
-void Param::to_f32(float* dst) const {
-  const int64_t n = numel();
+void Param::to_f32(float* dst) const { to_f32(dst, 0, numel()); }
+
+void Param::to_f32(float* dst, int64_t begin, int64_t n) const {
   if (dtype == StorageDtype::F32) {
-    std::copy(data.f32(), data.f32() + n, dst);
+    std::copy(data.f32() + begin, data.f32() + begin + n, dst);
     return;
   }
-  const uint16_t* src = h();
+  const uint16_t* src = h() + begin;
   if (dtype == StorageDtype::F16) {
 #pragma omp parallel for
     for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);

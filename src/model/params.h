@@ -44,6 +44,8 @@ struct Param {
   const uint16_t* h() const { return data.as<uint16_t>(); }
   // Reads the values as fp32 into dst (numel), whatever the storage.
   void to_f32(float* dst) const;
+  // Elements [begin, begin + n) as fp32 into dst (n).
+  void to_f32(float* dst, int64_t begin, int64_t n) const;
   // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest.
   void from_f32(const float* src);
 };

@@ -24,6 +24,9 @@ void for_row_blocks(int64_t L, F&& f) {
   for (int64_t i0 = 0; i0 < L; i0 += kRows) f(i0, std::min(L, i0 + kRows));
 }
 
+// One past the last key row i's block reaches: entries (i, block_end) of row i are zeroed.
+inline int64_t block_end(int64_t i, int64_t L) { return std::min(L, (i / kRows + 1) * kRows); }
+
 // P(L, L) with row stride Tn ← q(L, hd), k(L, hd): S = scale·q·kᵀ, then row i (keys j ≤ i)
 // becomes exp(S − m_i)·r_i, and keys i < j < i1 of its block 0. Forward passes stats_out: m_i and
 // r_i = 1/Σ_j exp(S − m_i) are computed and written (L, 2). Backward passes stats_in instead and
@@ -58,8 +61,7 @@ void causal_probs(T* P, const T* qb, int64_t ldq, const T* kb, int64_t ldk, int6
 #pragma omp simd
       for (int64_t j = 0; j <= i; ++j) row[j] = vexp(row[j] - mx) * inv;
     }
-    const int64_t i1 = std::min(L, (i / kRows + 1) * kRows);
-    for (int64_t j = i + 1; j < i1; ++j) row[j] = 0;
+    for (int64_t j = i + 1, end = block_end(i, L); j < end; ++j) row[j] = 0;
   }
 }
 
@@ -139,8 +141,7 @@ void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* st
           const T dt = static_cast<T>(dot);
 #pragma omp simd
           for (int64_t j = 0; j <= i; ++j) r[j] = pr[j] * (r[j] - dt) * scale;
-          const int64_t i1 = std::min(L, (i / kRows + 1) * kRows);
-          for (int64_t j = i + 1; j < i1; ++j) r[j] = 0;
+          for (int64_t j = i + 1, end = block_end(i, L); j < end; ++j) r[j] = 0;
         }
         // In the forward pass this was: S = scale · q kᵀ (scale folded into dS above).
         // dq(L, hd) = dS(L, L) · k(L, hd);  dk(L, hd) += dSᵀ(L, L) · q(L, hd)
