@@ -169,6 +169,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
     PhaseTimer t(profile_, Phase::Elementwise);
     swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
   }
+  if (!x_out) return;
   {
     PhaseTimer t(profile_, Phase::Linear);
     linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
@@ -354,8 +355,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
 
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {
     LayerActs& a = acts_for(l, ckpt);
-    // Recompute: block l+1's input is no longer needed, so it takes the recomputed output.
-    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, block_in_[l], a, block_in_[l + 1]);
+    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, block_in_[l], a, /*x_out=*/nullptr);
     block_backward(l, batch, block_in_[l], a, grads_, sink);
   }
 

@@ -126,6 +126,8 @@ class LlamaModel {
   LmHeadIo head_io(const Batch& batch);
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
   void run_forward(const Batch& batch, Checkpointing ckpt);
+  // x_out null: a recompute for the backward, which needs the block's activations but not its
+  // output, so the down projection (a quarter of the block's weights) is skipped.
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
                       GradSink& sink);
