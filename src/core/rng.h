@@ -14,8 +14,14 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// counter_random(seed, stream, i) == splitmix64(counter_key(seed, stream) ^ i): loops over many
+// indices of one stream compute the key once.
+inline uint64_t counter_key(uint64_t seed, uint64_t stream) {
+  return splitmix64(splitmix64(seed) ^ stream);
+}
+
 inline uint64_t counter_random(uint64_t seed, uint64_t stream, uint64_t index) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ index);
+  return splitmix64(counter_key(seed, stream) ^ index);
 }
 
 // Uniform in (0, 1).

@@ -56,9 +56,22 @@ void store_rounded(Param& p, const float* w32, const RoundingMode& r) {
     if (w32 != p.f()) std::copy(w32, w32 + n, p.f());
     return;
   }
+  // store16 per element, with its branches and the random stream's key out of the loops.
   uint16_t* dst = p.h();
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) dst[i] = store16(p, w32[i], r, i);
+  if (p.dtype == StorageDtype::F16) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(w32[i]);
+  } else if (r.rounding == Rounding::Nearest) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(w32[i]);
+  } else {
+    const uint64_t key = rounding_key(r, p.id);
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) {
+      const auto bits = static_cast<uint32_t>(splitmix64(key ^ static_cast<uint64_t>(i)));
+      dst[i] = f32_to_bf16_stochastic(w32[i], bits);
+    }
+  }
 }
 
 size_t weight_cache_bytes(const ModelParams& params) {

@@ -73,11 +73,16 @@ size_t weight_cache_bytes(const ModelParams& params);
 
 namespace lomo {
 
+// The random stream of parameter `id`'s stochastic rounding at step r.step.
+inline uint64_t rounding_key(const RoundingMode& r, int id) {
+  const uint64_t stream = (static_cast<uint64_t>(r.step) << 24) ^ static_cast<uint64_t>(id);
+  return counter_key(r.seed, stream);
+}
+
 inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
   if (r.rounding == Rounding::Nearest) return f32_to_bf16(x);
-  const uint64_t stream = (static_cast<uint64_t>(r.step) << 24) ^ static_cast<uint64_t>(id);
   return f32_to_bf16_stochastic(
-      x, static_cast<uint32_t>(counter_random(r.seed, stream, static_cast<uint64_t>(i))));
+      x, static_cast<uint32_t>(splitmix64(rounding_key(r, id) ^ static_cast<uint64_t>(i))));
 }
 
 }  // namespace lomo
