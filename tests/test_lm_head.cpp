@@ -1,7 +1,8 @@
-// The tiled LM head + cross-entropy (two passes, online logsumexp, no (N, V) logits) equals the
-// plain computation — full logits by one GEMM, then the cross-entropy ops, which the finite
-// difference tests check — for loss, dxn and dW, whatever the tile shape; and a 16-bit head,
-// converted block by block, equals the fp32 head holding the same values.
+// The tiled LM head + cross-entropy (two passes with an online logsumexp, or one pass over
+// row tiles of the whole vocabulary; no (N, V) logits) equals the plain computation — full
+// logits by one GEMM, then the cross-entropy ops, which the finite difference tests check — for
+// loss, dxn and dW, whatever the tile shape; and a 16-bit head, converted block by block, equals
+// the fp32 head holding the same values.
 #include <gtest/gtest.h>
 
 #include "core/half.h"
@@ -44,7 +45,7 @@ struct Inputs {
 
 Result tiled(const Param& W, const Inputs& in, LmHeadTiles tiles) {
   Result r;
-  std::vector<float> tile(tiles.rows * tiles.cols), w_block(tiles.cols * d);
+  std::vector<float> tile(tiles.tile_elems(V)), w_block(tiles.cols * d);
   std::vector<double> stats(2 * N);
   r.nll.assign(N, -1);
   r.dxn.assign(N * d, -1);
@@ -87,10 +88,13 @@ TEST(LmHead, TiledEqualsPlain) {
   const Param W = make_head(tracker, StorageDtype::F32);
   const Inputs in;
   const Result ref = plain(W, in);
-  for (LmHeadTiles t : {LmHeadTiles{N, V}, LmHeadTiles{1, 1}, LmHeadTiles{3, 5},
-                        LmHeadTiles{5, 16}, LmHeadTiles{12, 36}, lm_head_tiles(V, N)}) {
+  for (LmHeadTiles t :
+       {LmHeadTiles{N, V}, LmHeadTiles{1, 1}, LmHeadTiles{3, 5}, LmHeadTiles{5, 16},
+        LmHeadTiles{12, 36}, lm_head_tiles(V, N), LmHeadTiles{N, V, true}, LmHeadTiles{1, 1, true},
+        LmHeadTiles{5, 16, true}, LmHeadTiles{12, 36, true}, lm_head_tiles(V, N, true)}) {
     const Result r = tiled(W, in, t);
-    SCOPED_TRACE(std::to_string(t.rows) + "x" + std::to_string(t.cols));
+    SCOPED_TRACE(std::to_string(t.rows) + "x" + std::to_string(t.cols) +
+                 (t.one_pass ? " one pass" : " two passes"));
     EXPECT_NEAR(r.sum, ref.sum, 1e-6 * ref.sum);
     // Different GEMM shapes block differently and the logsumexp is accumulated block by block:
     // fp32 rounding only.
@@ -118,6 +122,14 @@ TEST(LmHead, SixteenBitHeadEqualsItsFp32Values) {
     EXPECT_EQ(a.nll, b.nll);
     EXPECT_EQ(a.dxn, b.dxn);
     EXPECT_EQ(a.dW, b.dW);
+    // One pass: the 16-bit head's products go block by block, the fp32 head's over all of W at
+    // once (different GEMM shapes), so fp32 rounding apart.
+    const LmHeadTiles t1{5, 16, true};
+    const Result c = tiled(W16, in, t1), e = tiled(W32, in, t1);
+    EXPECT_NEAR(c.sum, e.sum, 1e-6 * e.sum);
+    EXPECT_LE(test::rel_inf_error(c.nll.data(), e.nll.data(), N), 1e-6);
+    EXPECT_LE(test::rel_inf_error(c.dxn.data(), e.dxn.data(), N * d), 1e-6);
+    EXPECT_LE(test::rel_inf_error(c.dW.data(), e.dW.data(), V * d), 1e-6);
   }
 }
 

@@ -146,11 +146,13 @@ TEST(Memory, CheckpointingSameGradientsLessActivation) {
     for (int t = 0; t < 48 - 7 * b; ++t) seqs[b].ids.push_back((b * 31 + t * 7) % 256);
   }
   const Batch batch = make_batch(seqs);
-  // Every block recomputed, none, and 3 of the 8 keeping their activations.
-  const Checkpointing modes[3] = {Checkpointing::On, Checkpointing::Off, Checkpointing{3}};
-  std::vector<std::vector<float>> grads[3];
-  size_t act_peak[3];
-  for (int i = 0; i < 3; ++i) {
+  // Every block recomputed, none, and 3 of the 8 keeping their activations, all with the
+  // two-pass LM head; then the one-pass head (other GEMM shapes: fp32 rounding apart).
+  const Checkpointing modes[4] = {Checkpointing::On, Checkpointing{INT64_MAX, true},
+                                  Checkpointing{3, true}, Checkpointing{0, false}};
+  std::vector<std::vector<float>> grads[4];
+  size_t act_peak[4];
+  for (int i = 0; i < 4; ++i) {
     MemoryTracker tracker;
     ModelParams params(c, tracker);
     init_params(c, params, 7);
@@ -173,7 +175,11 @@ TEST(Memory, CheckpointingSameGradientsLessActivation) {
     // Recomputation repeats the same fp32 operations in the same order: identical results.
     ASSERT_EQ(grads[0][p], grads[1][p]) << "gradient " << p << " differs with checkpointing";
     ASSERT_EQ(grads[0][p], grads[2][p]) << "gradient " << p << " differs with 3 blocks kept";
+    EXPECT_LE(test::rel_inf_error(grads[3][p].data(), grads[0][p].data(), grads[0][p].size()),
+              1e-5)
+        << "gradient " << p << " differs with the one-pass LM head";
   }
+  EXPECT_EQ(act_peak[3], act_peak[0]);  // the head's tile is workspace
 }
 
 }  // namespace

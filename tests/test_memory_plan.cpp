@@ -72,6 +72,8 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
     // Blocks that keep activations and blocks recomputed in one step (--checkpointing auto's
     // layouts): once, the rule is the same for every optimizer.
     if (&cs == &cases[0]) modes.push_back(Checkpointing{7});
+    // Blocks recomputed, the LM head in one pass (its larger tiles; bf16 copies with bf16 products).
+    if (&cs == &cases[0] || cs.bf16_gemm) modes.push_back(Checkpointing{0, false});
     for (Checkpointing ck : modes) {
       MemoryTracker tracker;
       ModelParams params(c, tracker, cs.dtype);
@@ -115,28 +117,43 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
   }
 }
 
-// --checkpointing auto keeps as many blocks as the limit allows: exactly k when the limit is
-// k blocks' prediction, one fewer a byte below it, all with no limit, none when nothing fits.
+// --checkpointing auto runs the LM head in one pass when that fits, then keeps as many blocks as
+// the limit allows: exactly k when the limit is k blocks' prediction, one fewer a byte below it,
+// all with no limit, none when nothing fits; on/off blocks get the one-pass head when it fits.
 TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
   MemoryPlanInput in;
   in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/smollm2-135m-shape.json");
   in.dtype = StorageDtype::BF16;
   in.batch = 4;
   in.seq = 512;
-  auto total = [&](int64_t kept) {
+  auto total = [&](int64_t kept, bool recompute_head) {
     MemoryPlanInput x = in;
-    x.checkpointing = Checkpointing{kept};
+    x.checkpointing = Checkpointing{kept, recompute_head};
     return plan_memory(x).total();
   };
-  EXPECT_LT(total(0), total(1));
-  EXPECT_LT(total(28), total(29));
+  EXPECT_LT(total(0, true), total(1, true));
+  EXPECT_LT(total(28, true), total(29, true));
+  // The one-pass head's tile costs memory.
+  EXPECT_LT(total(0, true), total(0, false));
   // n − 1 kept blocks need the shared set of the one recomputed: as much as keeping all n.
-  EXPECT_EQ(total(29), total(30));
-  EXPECT_EQ(choose_checkpointing(in, total(5)).kept, 5);
-  EXPECT_EQ(choose_checkpointing(in, total(5) - 1).kept, 4);
-  EXPECT_EQ(choose_checkpointing(in, total(30)).kept_of(30), 30);
+  EXPECT_EQ(total(29, false), total(30, false));
+  EXPECT_EQ(choose_checkpointing(in, total(5, false)), (Checkpointing{5, false}));
+  EXPECT_EQ(choose_checkpointing(in, total(5, false) - 1), (Checkpointing{4, false}));
+  EXPECT_EQ(choose_checkpointing(in, total(30, false)).kept_of(30), 30);
   EXPECT_EQ(choose_checkpointing(in, 0).kept_of(30), 30);
-  EXPECT_EQ(choose_checkpointing(in, total(0) / 2), Checkpointing::On);
+  EXPECT_FALSE(choose_checkpointing(in, 0).recompute_head);
+  // A byte short of the one-pass head with every block recomputed: the head is recomputed too,
+  // and the blocks that fit then keep their activations.
+  const Checkpointing tight = choose_checkpointing(in, total(0, false) - 1);
+  EXPECT_TRUE(tight.recompute_head);
+  EXPECT_LE(total(tight.kept, true), total(0, false) - 1);
+  EXPECT_GT(total(tight.kept + 1, true), total(0, false) - 1);
+  EXPECT_EQ(choose_checkpointing(in, total(0, true) / 2), Checkpointing::On);
+  // --checkpointing on / off: their blocks, the head in one pass if it fits.
+  EXPECT_EQ(fit_head(in, Checkpointing::On, 0), (Checkpointing{0, false}));
+  EXPECT_EQ(fit_head(in, Checkpointing::On, total(0, false)), (Checkpointing{0, false}));
+  EXPECT_EQ(fit_head(in, Checkpointing::On, total(0, false) - 1), Checkpointing::On);
+  EXPECT_EQ(fit_head(in, Checkpointing::Off, total(30, false)), Checkpointing::Off);
 }
 
 }  // namespace

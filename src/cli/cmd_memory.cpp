@@ -40,11 +40,11 @@ int cmd_memory(int argc, char** argv) {
              {"seq-len", "N", "tokens per sequence", "512"},
              {"checkpointing", "on|off|auto",
               "activation checkpointing; auto: keep as many blocks' activations as fit "
-              "--memory-limit",
+              "--memory-limit (every mode: the one-pass LM head if it fits)",
               "on"},
              {"bf16-gemm", "on|off", "bf16: the linear layers' products in bf16 (lomo train)",
               "on"},
-             {"memory-limit", "BYTES", "the limit --checkpointing auto plans for (e.g. 20G)",
+             {"memory-limit", "BYTES", "the limit the checkpointing plan fits in (e.g. 20G)",
               "available RAM"},
              {"fused-gemm-update", "on|off", "lomo's zero-buffer update of linear weights", "on"},
              {"clip-grad-norm", "F", "> 0: plan the norm pass (every gradient materialised)", "0"},
@@ -84,11 +84,10 @@ int cmd_memory(int argc, char** argv) {
   in.bf16_gemm = args.on_off("bf16-gemm") && in.dtype == StorageDtype::BF16;
   const std::string ckpt = args.choice("checkpointing", {"on", "off", "auto"});
   in.checkpointing = ckpt == "on" ? Checkpointing::On : Checkpointing::Off;
-  if (ckpt == "auto") {
-    const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
-                                                    : available_memory_bytes();
-    in.checkpointing = choose_checkpointing(in, limit);
-  }
+  const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
+                                                  : available_memory_bytes();
+  in.checkpointing = ckpt == "auto" ? choose_checkpointing(in, limit)
+                                    : fit_head(in, in.checkpointing, limit);
   const MemoryPlan plan = plan_memory(in);
 
   MemoryPlan measured;

@@ -83,8 +83,10 @@ std::vector<Flag> train_flags() {
       {"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
        "stochastic"},
       {"checkpointing", "on|off|auto",
-       "on: recompute every block in backward instead of keeping its activations (least memory); "
-       "off: keep all; auto: keep as many blocks as --memory-limit allows, recompute the rest",
+       "on: recompute every block in backward instead of keeping its activations; off: keep "
+       "all; auto: keep as many blocks as --memory-limit allows, recompute the rest. In every "
+       "mode the LM head runs in one pass (no recomputed logits) when its larger logits tile "
+       "fits --memory-limit; the least memory is --checkpointing on with a tight --memory-limit",
        "auto"},
       {"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
        "on"},
@@ -252,11 +254,10 @@ int cmd_train(int argc, char** argv) {
     in.bf16_gemm = opts.bf16_gemm;
     const size_t limit =
         args.given("memory-limit") ? parse_bytes(args.str("memory-limit")) : available_at_start;
-    if (ckpt_mode == "auto") {
-      opts.checkpointing = choose_checkpointing(in, limit);
-      std::printf("ckpt    auto: %s\n",
-                  describe_checkpointing(opts.checkpointing, cfg.n_layer).c_str());
-    }
+    opts.checkpointing = ckpt_mode == "auto" ? choose_checkpointing(in, limit)
+                                             : fit_head(in, opts.checkpointing, limit);
+    std::printf("ckpt    %s: %s\n", ckpt_mode.c_str(),
+                describe_checkpointing(opts.checkpointing, cfg.n_layer).c_str());
     in.checkpointing = opts.checkpointing;
     const MemoryPlan plan = plan_memory(in);
     std::printf(

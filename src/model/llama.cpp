@@ -76,8 +76,8 @@ void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing
   L.rstdf = acts.take(N);
   L.nll = work.take(N);
   // The LM head runs outside every block and attention inside them: one scratch serves both.
-  L.head_tiles = lm_head_tiles(c.vocab, N);
-  const int64_t tile = (L.head_tiles.rows * L.head_tiles.cols + 15) / 16 * 16;
+  L.head_tiles = lm_head_tiles(c.vocab, N, backward && !ckpt.recompute_head);
+  const int64_t tile = (L.head_tiles.tile_elems(c.vocab) + 15) / 16 * 16;
   const int64_t w_block = weights != StorageDtype::F32 ? L.head_tiles.cols * d : 0;
   float* scratch =
       work.take(std::max(tile + w_block, attention_work_elems(dims, omp_get_max_threads())));
@@ -108,7 +108,10 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
       buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights);
   ensure_capacity(act_buf_, tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, work_bytes);
-  if (wc_.bf16_gemm()) wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T));
+  const bool head_one_pass = backward && !ckpt.recompute_head;
+  if (wc_.bf16_gemm()) {
+    wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass));
+  }
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
   carve(config_, batch.B, batch.T, ckpt, backward, weights, acts, work, L);
@@ -284,7 +287,7 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.row_stats = head_row_stats_;
   if (wc_.bf16_gemm()) {
     const int64_t N = batch.B * batch.T, d = config_.d_model;
-    const int64_t elems = bf16_scratch_elems(config_, N);
+    const int64_t elems = bf16_scratch_elems(config_, N, head_tiles_.one_pass);
     uint16_t* xn16 = wc_.act16(0, elems);  // (N, d)
     to_bf16(xn16, xnf_, N * d);
     io.xn16 = xn16;

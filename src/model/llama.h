@@ -25,20 +25,23 @@
 
 namespace lomo {
 
-// Which blocks keep their activations from forward to backward: the last `kept` (the first to be
-// differentiated); the others are recomputed. On = none kept (every block recomputed, the least
-// memory), Off = all kept (no recomputation). The memory planner picks `kept` for
-// `--checkpointing auto` (train/memory_plan.h).
+// What backward recomputes instead of keeping from forward. Blocks: the last `kept` (the first to
+// be differentiated) keep their activations; the others are recomputed. The LM head: with
+// recompute_head its gradient pass makes the logits again (two passes, a few MiB of tiles);
+// without, it runs in one pass over larger tiles (model/lm_head.h). On = every block and the head
+// recomputed (the least memory), Off = nothing recomputed. The memory planner picks both for what
+// --memory-limit allows (train/memory_plan.h).
 struct Checkpointing {
   int64_t kept = 0;  // ≥ n_layer: every block
+  bool recompute_head = true;
   static const Checkpointing On;
   static const Checkpointing Off;
   bool operator==(const Checkpointing&) const = default;
   int64_t kept_of(int64_t n_layer) const { return kept < n_layer ? kept : n_layer; }
   bool keeps(int64_t l, int64_t n_layer) const { return l >= n_layer - kept_of(n_layer); }
 };
-inline constexpr Checkpointing Checkpointing::On{0};
-inline constexpr Checkpointing Checkpointing::Off{INT64_MAX};
+inline constexpr Checkpointing Checkpointing::On{0, true};
+inline constexpr Checkpointing Checkpointing::Off{INT64_MAX, false};
 
 // Hands out 64-byte aligned sub-blocks of one buffer, or just counts when base is null.
 class Carver {

@@ -83,13 +83,98 @@ void logits_tile(const Param& W, const float* w, int64_t r0, int64_t C, int64_t 
 
 }  // namespace
 
-LmHeadTiles lm_head_tiles(int64_t V, int64_t N) {
+LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass) {
   LmHeadTiles t;
   t.rows = std::max<int64_t>(1, std::min<int64_t>(N, 4096));
   const int64_t cols = std::max<int64_t>(64, (int64_t{1} << 20) / t.rows) / 16 * 16;
   t.cols = std::max<int64_t>(1, std::min(V, cols));
+  if (one_pass) {
+    // Equal tiles of at most kOnePassTileElems logits (at least 16 rows): dW's product has
+    // K = rows, and dW is read and written once per tile.
+    const int64_t most = std::max<int64_t>(16, kOnePassTileElems / std::max<int64_t>(1, V));
+    const int64_t n_tiles = (N + most - 1) / most;
+    t.rows = std::max<int64_t>(1, std::min(N, (N + n_tiles - 1) / n_tiles));
+    t.one_pass = true;
+  }
   return t;
 }
+
+namespace {
+
+// One pass (training): per tile of C rows × all V entries, the loss and the gradients.
+double one_pass(const Param& W, const LmHeadIo& io) {
+  const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
+  const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
+  const bool bf16 = io.xn16 != nullptr;
+  // W as fp32 rows [v0, v0 + n), or null when the whole of W is used at once (fp32 W, bf16
+  // products): then the loops over W blocks below run once, over all V.
+  const bool blocked = !bf16 && W.dtype != StorageDtype::F32;
+  const int64_t wb = blocked ? Vb : V;
+  double sum = 0;
+  for (int64_t r0 = 0; r0 < N; r0 += R) {
+    const int64_t C = std::min(R, N - r0);
+    float* tile = io.tile;  // (C, V): logits, then dlogits
+    // logits(C, V) = xn_r(C, d) · Wᵀ(d, V)
+    for (int64_t v0 = 0; v0 < V; v0 += wb) {
+      const int64_t n = std::min(wb, V - v0);
+      if (bf16) {
+        gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.h() + v0 * d, d,
+                  0.0f, tile + v0, V);
+      } else {
+        gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d,
+             w_rows(W, v0, n, io.w_block), d, 0.0f, tile + v0, V);
+      }
+    }
+    // In the forward pass this was: nll = lse(logits) − logits[target]. In place:
+    // dlogits = scale · (softmax(logits) − onehot); rows without a target get 0.
+#pragma omp parallel for reduction(+ : sum)
+    for (int64_t i = 0; i < C; ++i) {
+      const int64_t r = r0 + i;
+      const int32_t t = io.targets[r];
+      float* row = tile + i * V;
+      if (t < 0) {
+        std::fill(row, row + V, 0.0f);
+        io.nll[r] = 0;
+        continue;
+      }
+      const float target_logit = row[t];
+      float mx = row[0];
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 1; j < V; ++j) mx = row[j] > mx ? row[j] : mx;
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < V; ++j) {
+        row[j] = vexp(row[j] - mx);
+        s += static_cast<double>(row[j]);
+      }
+      io.nll[r] = static_cast<float>(static_cast<double>(mx) + std::log(s) - target_logit);
+      const auto k = static_cast<float>(io.grad_scale / s);
+#pragma omp simd
+      for (int64_t j = 0; j < V; ++j) row[j] *= k;
+      row[t] -= io.grad_scale;
+      sum += io.nll[r];
+    }
+    if (bf16) to_bf16(io.tile16, tile, C * V);
+    for (int64_t v0 = 0; v0 < V; v0 += wb) {
+      const int64_t n = std::min(wb, V - v0);
+      // dxn_r(C, d) (+)= dlogits_v(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogits_vᵀ(n, C) · xn_r(C, d)
+      if (bf16) {
+        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16 + v0, V, W.h() + v0 * d, d,
+                  v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
+        gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16 + v0, V, io.xn16 + r0 * d, d,
+                  r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+      } else {
+        gemm(Trans::No, Trans::No, C, d, n, 1.0f, tile + v0, V, w_rows(W, v0, n, io.w_block), d,
+             v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
+        gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile + v0, V, io.xn + r0 * d, d,
+             r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+      }
+    }
+  }
+  return sum;
+}
+
+}  // namespace
 
 double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
   const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
@@ -98,6 +183,9 @@ double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
   const bool bf16 = io.xn16 != nullptr;
   LOMO_ASSERT(!bf16 || (W.dtype == StorageDtype::BF16 && io.tile16),
               "bf16 LM-head products need a bf16 head and a bf16 tile");
+  LOMO_ASSERT(!io.tiles.one_pass || (train && !io.logits_out),
+              "the one-pass LM head is for training only");
+  if (io.tiles.one_pass) return one_pass(W, io);
   if (io.logits_out) io.logits_out->resize(static_cast<size_t>(N * V));
   for (int64_t r = 0; r < N; ++r) {
     io.row_stats[2 * r] = -std::numeric_limits<double>::infinity();

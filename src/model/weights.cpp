@@ -44,10 +44,10 @@ void WeightCache::reserve_act16(int64_t elems) {
   for (int slot = 0; slot < 2; ++slot) act16(slot, elems);
 }
 
-int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N) {
+int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass) {
   const int64_t widest = std::max({c.d_model, c.d_ff, c.n_head * c.head_dim});
-  const LmHeadTiles t = lm_head_tiles(c.vocab, N);
-  return std::max(N * widest, t.rows * t.cols);
+  const LmHeadTiles t = lm_head_tiles(c.vocab, N, head_one_pass);
+  return std::max(N * widest, t.tile_elems(c.vocab));
 }
 
 void store_rounded(Param& p, const float* w32, const RoundingMode& r) {

@@ -40,8 +40,8 @@ class WeightCache {
 };
 
 // Elements of each of the two bf16 slots for N rows: N · the widest linear dimension, or the LM
-// head's logits tile (model/lm_head.h) when that is larger.
-int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N);
+// head's logits tile (model/lm_head.h, one pass or two) when that is larger.
+int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass);
 
 struct RoundingMode {
   Rounding rounding = Rounding::Stochastic;

@@ -89,25 +89,38 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
   m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);
   if (in.bf16_gemm) {
-    m.workspace += 2 * 2 * static_cast<size_t>(bf16_scratch_elems(c, in.batch * in.seq));
+    m.workspace += 2 * 2 * static_cast<size_t>(bf16_scratch_elems(
+                                c, in.batch * in.seq, !in.checkpointing.recompute_head));
   }
   return m;
 }
 
 Checkpointing choose_checkpointing(MemoryPlanInput in, size_t limit) {
-  // The prediction grows with every kept block: the first that fits, from all down, is the most.
+  // The one-pass head first: it saves a whole forward product of the head (2·N·V·d) for a tile
+  // of logits, where a kept block saves a block's forward for all its activations. Then the
+  // prediction grows with every kept block: the first that fits, from all down, is the most.
+  in.checkpointing = fit_head(in, Checkpointing::On, limit);
+  const bool recompute_head = in.checkpointing.recompute_head;
   for (int64_t kept = in.config.n_layer; kept > 0; --kept) {
-    in.checkpointing = Checkpointing{kept};
+    in.checkpointing = Checkpointing{kept, recompute_head};
     if (limit == 0 || plan_memory(in).total() <= limit) return in.checkpointing;
   }
-  return Checkpointing::On;
+  return Checkpointing{0, recompute_head};
+}
+
+Checkpointing fit_head(MemoryPlanInput in, Checkpointing blocks, size_t limit) {
+  in.checkpointing = Checkpointing{blocks.kept, false};
+  if (limit == 0 || plan_memory(in).total() <= limit) return in.checkpointing;
+  return Checkpointing{blocks.kept, true};
 }
 
 std::string describe_checkpointing(Checkpointing c, int64_t n_layer) {
   const int64_t kept = c.kept_of(n_layer);
-  if (kept == 0) return "on";
-  if (kept == n_layer) return "off";
-  return std::to_string(kept) + " of " + std::to_string(n_layer) + " blocks keep activations";
+  const std::string head = c.recompute_head ? ", LM head recomputed" : ", LM head in one pass";
+  if (kept == 0) return "on" + head;
+  if (kept == n_layer) return "off" + head;
+  return std::to_string(kept) + " of " + std::to_string(n_layer) + " blocks keep activations" +
+         head;
 }
 
 size_t available_memory_bytes() {

@@ -44,13 +44,16 @@ struct MemoryPlan {
 
 MemoryPlan plan_memory(const MemoryPlanInput& in);
 
-// `--checkpointing auto`: the most blocks that can keep their activations with the prediction
-// within `limit` (0 = no limit: all of them), so a run recomputes only as much as memory requires.
-// When even full checkpointing exceeds the limit this returns Checkpointing::On, and the caller's
-// limit check refuses with the numbers.
+// `--checkpointing auto`: the one-pass LM head if it fits within `limit` (0 = no limit), then the
+// most blocks that can keep their activations, so a run recomputes only as much as memory
+// requires. When even full checkpointing exceeds the limit this returns Checkpointing::On, and
+// the caller's limit check refuses with the numbers.
 Checkpointing choose_checkpointing(MemoryPlanInput in, size_t limit);
 
-// "on", "off" or "k of n blocks keep activations".
+// `--checkpointing on|off`: those blocks, and the one-pass LM head if it fits within `limit`.
+Checkpointing fit_head(MemoryPlanInput in, Checkpointing blocks, size_t limit);
+
+// "on", "off" or "k of n blocks keep activations", and how the LM head runs.
 std::string describe_checkpointing(Checkpointing c, int64_t n_layer);
 
 // MemAvailable from /proc/meminfo, in bytes (0 if unknown).
