@@ -106,8 +106,9 @@ double one_pass(const Param& W, const LmHeadIo& io) {
   const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
   const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
   const bool bf16 = io.xn16 != nullptr;
-  // W as fp32 rows [v0, v0 + n), or null when the whole of W is used at once (fp32 W, bf16
-  // products): then the loops over W blocks below run once, over all V.
+  // A 16-bit W with fp32 products is converted `cols` rows at a time into w_block (twice per
+  // row tile: for the logits and for dxn); otherwise each loop over W blocks below runs once,
+  // over all V, on W as stored.
   const bool blocked = !bf16 && W.dtype != StorageDtype::F32;
   const int64_t wb = blocked ? Vb : V;
   double sum = 0;
