@@ -256,7 +256,7 @@ int cmd_train(int argc, char** argv) {
         args.given("memory-limit") ? parse_bytes(args.str("memory-limit")) : available_at_start;
     opts.checkpointing = ckpt_mode == "auto" ? choose_checkpointing(in, limit)
                                              : fit_head(in, opts.checkpointing, limit);
-    std::printf("ckpt    %s: %s\n", ckpt_mode.c_str(),
+    std::printf("ckpt    %s%s\n", ckpt_mode == "auto" ? "auto: " : "",
                 describe_checkpointing(opts.checkpointing, cfg.n_layer).c_str());
     in.checkpointing = opts.checkpointing;
     const MemoryPlan plan = plan_memory(in);

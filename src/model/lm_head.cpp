@@ -21,6 +21,14 @@ const float* w_rows(const Param& W, int64_t v0, int64_t n, float* scratch) {
   return scratch;
 }
 
+// Largest of row[0, n), n ≥ 1.
+float row_max(const float* row, int64_t n) {
+  float m = row[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 1; j < n; ++j) m = row[j] > m ? row[j] : m;
+  return m;
+}
+
 // Pass 1 on one tile: logits(C, n) of rows [r0, r0 + C), vocabulary [v0, v0 + n).
 void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64_t v0,
                     const LmHeadIo& io) {
@@ -30,9 +38,7 @@ void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64
     const int32_t t = io.targets[r];
     if (t < 0) continue;
     const float* row = logits + i * n;
-    float bm = row[0];
-#pragma omp simd reduction(max : bm)
-    for (int64_t j = 1; j < n; ++j) bm = row[j] > bm ? row[j] : bm;
+    const float bm = row_max(row, n);
     double& m = io.row_stats[2 * r];
     double& s = io.row_stats[2 * r + 1];
     if (bm > m) {
@@ -46,6 +52,24 @@ void accumulate_lse(const float* logits, int64_t C, int64_t n, int64_t r0, int64
     s += sum;
     if (t >= v0 && t < v0 + n) io.nll[r] = row[t - v0];  // the target's logit, for now
   }
+}
+
+// One pass on one row of V logits with target t ≥ 0, in place: logits → dlogits =
+// scale · (softmax(logits) − onehot). Returns the row's nll = lse(logits) − logits[t].
+float row_loss_and_grad(float* row, int64_t V, int32_t t, float scale) {
+  const float target_logit = row[t];
+  const float mx = row_max(row, V);
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < V; ++j) {
+    row[j] = vexp(row[j] - mx);
+    s += static_cast<double>(row[j]);
+  }
+  const auto k = static_cast<float>(scale / s);
+#pragma omp simd
+  for (int64_t j = 0; j < V; ++j) row[j] *= k;
+  row[t] -= scale;
+  return static_cast<float>(static_cast<double>(mx) + std::log(s) - target_logit);
 }
 
 // Pass 2 on one tile, in place: logits → dlogits = scale · (exp(logits − lse) − onehot).
@@ -138,21 +162,7 @@ double one_pass(const Param& W, const LmHeadIo& io) {
         io.nll[r] = 0;
         continue;
       }
-      const float target_logit = row[t];
-      float mx = row[0];
-#pragma omp simd reduction(max : mx)
-      for (int64_t j = 1; j < V; ++j) mx = row[j] > mx ? row[j] : mx;
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < V; ++j) {
-        row[j] = vexp(row[j] - mx);
-        s += static_cast<double>(row[j]);
-      }
-      io.nll[r] = static_cast<float>(static_cast<double>(mx) + std::log(s) - target_logit);
-      const auto k = static_cast<float>(io.grad_scale / s);
-#pragma omp simd
-      for (int64_t j = 0; j < V; ++j) row[j] *= k;
-      row[t] -= io.grad_scale;
+      io.nll[r] = row_loss_and_grad(row, V, t, io.grad_scale);
       sum += io.nll[r];
     }
     if (bf16) to_bf16(io.tile16, tile, C * V);
