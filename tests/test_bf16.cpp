@@ -7,24 +7,21 @@
 #include <cstring>
 
 #include "core/half.h"
-#include "model/llama.h"
-#include "model/loader.h"
-#include "model/weights.h"
+#include "core/rounding.h"
+#include "test_run.h"
 #include "test_util.h"
-#include "optim/sinks.h"
-#include "train/trainer.h"
 
 namespace lomo {
 namespace {
 
+using test::TestRun;
+
 // The fixture model twice: in bf16, and in fp32 holding the same bf16-rounded values.
 struct Pair {
-  MemoryTracker t16, t32;
-  Model m16, m32;
+  TestRun r16, r32;
   explicit Pair(const std::string& fixture)
-      : m16(load_model(test::fixture_dir(fixture) + "/model", t16, StorageDtype::BF16)),
-        m32(load_model(test::fixture_dir(fixture) + "/model", t32, StorageDtype::F32)) {
-    for (auto& p : m32.params.all()) {
+      : r16(fixture, StorageDtype::BF16), r32(fixture, StorageDtype::F32) {
+    for (auto& p : r32.params().all()) {
       if (p.shape.size() != 2) continue;
       for (int64_t i = 0; i < p.numel(); ++i) p.f()[i] = bf16_to_f32(f32_to_bf16(p.f()[i]));
     }
@@ -35,12 +32,13 @@ TEST(Bf16, ForwardEqualsFp32OnTheSameValues) {
   Pair m("smollm_tied");
   SafetensorsFile ref(test::fixture_dir("smollm_tied") + "/reference.safetensors");
   const Batch batch = test::fixture_batch(ref);
-  LlamaModel a(m.m16.config, m.m16.params, m.t16), b(m.m32.config, m.m32.params, m.t32);
   std::vector<float> la, lb;
-  const double loss_a = a.forward(batch, nullptr, &la), loss_b = b.forward(batch, nullptr, &lb);
+  const double loss_a = m.r16.net.forward(batch, nullptr, &la);
+  const double loss_b = m.r32.net.forward(batch, nullptr, &lb);
   EXPECT_EQ(loss_a, loss_b);
   EXPECT_EQ(la, lb);
-  EXPECT_LT(m.t16.peak(MemCategory::Parameters), m.t32.peak(MemCategory::Parameters));
+  EXPECT_LT(m.r16.tracker.peak(MemCategory::Parameters),
+            m.r32.tracker.peak(MemCategory::Parameters));
 }
 
 TEST(Bf16, NearestRoundedStepEqualsRoundedFp32Step) {
@@ -51,18 +49,17 @@ TEST(Bf16, NearestRoundedStepEqualsRoundedFp32Step) {
         Pair m(fixture);
         SafetensorsFile ref(test::fixture_dir(fixture) + "/reference.safetensors");
         const Batch batch = test::fixture_batch(ref);
-        LlamaModel a(m.m16.config, m.m16.params, m.t16), b(m.m32.config, m.m32.params, m.t32);
         TrainOptions o;
         o.optimizer = opt;
         o.fused_gemm_update = fused;
         o.rounding = Rounding::Nearest;
-        Trainer ta(a, o, m.t16), tb(b, o, m.t32);
+        Trainer ta = m.r16.trainer(o), tb = m.r32.trainer(o);
         const double lr = opt == OptimizerKind::Lomo ? 0.1 : 1e-3;
         ta.step(batch, lr, 1);
         tb.step(batch, lr, 1);
-        for (size_t i = 0; i < m.m16.params.all().size(); ++i) {
-          const Param& p16 = m.m16.params.all()[i];
-          const Param& p32 = m.m32.params.all()[i];
+        for (size_t i = 0; i < m.r16.params().all().size(); ++i) {
+          const Param& p16 = m.r16.params().all()[i];
+          const Param& p32 = m.r32.params().all()[i];
           for (int64_t k = 0; k < p16.numel(); ++k) {
             const float want =
                 p16.dtype == StorageDtype::BF16 ? bf16_to_f32(f32_to_bf16(p32.f()[k])) : p32.f()[k];
@@ -117,15 +114,13 @@ TEST(Bf16, Bf16ProductsTrackFp32Products) {
     std::vector<std::vector<float>> grads[3];
     double loss[3];
     for (int mode = 0; mode < 3; ++mode) {
-      MemoryTracker t;
-      Model m = load_model(test::fixture_dir(fixture) + "/model", t, StorageDtype::BF16);
-      LlamaModel net(m.config, m.params, t);
-      net.set_bf16_gemm(mode >= 1);
-      StoredGradients store(m.params, t);
+      TestRun run(fixture, StorageDtype::BF16);
+      run.net.set_bf16_gemm(mode >= 1);
+      StoredGradients store = run.stored_gradients();
       StoreSink sink(store);
-      loss[mode] =
-          net.forward_backward(batch, sink, mode == 2 ? Checkpointing::Off : Checkpointing::On);
-      for (auto& p : m.params.all()) {
+      loss[mode] = run.net.forward_backward(batch, sink,
+                                            mode == 2 ? Checkpointing::Off : Checkpointing::On);
+      for (auto& p : run.params().all()) {
         grads[mode].emplace_back(store.buffer_for(p), store.buffer_for(p) + p.numel());
       }
     }
@@ -142,22 +137,18 @@ TEST(Bf16, Bf16ProductsTrackFp32Products) {
     std::printf("  %s: bf16 products: loss %.6f vs %.6f, worst gradient error %.2e (tolerance 2e-2)\n",
                 fixture, loss[1], loss[0], worst);
     // A fused LOMO step: the parameters move by lr·g; their change agrees to the same order.
-    Pair m(fixture);
-    LlamaModel a(m.m16.config, m.m16.params, m.t16);
-    MemoryTracker t2;
-    Model b16 = load_model(test::fixture_dir(fixture) + "/model", t2, StorageDtype::BF16);
-    LlamaModel b(b16.config, b16.params, t2);
+    TestRun a(fixture, StorageDtype::BF16), b(fixture, StorageDtype::BF16);
     TrainOptions o;
     o.fused_gemm_update = true;
     o.rounding = Rounding::Nearest;
-    Trainer ta(a, o, m.t16);
+    Trainer ta = a.trainer(o);
     o.bf16_gemm = true;
-    Trainer tb(b, o, t2);
+    Trainer tb = b.trainer(o);
     ta.step(batch, 0.1, 1);
     tb.step(batch, 0.1, 1);
-    for (size_t i = 0; i < m.m16.params.all().size(); ++i) {
-      const Param& p = m.m16.params.all()[i];
-      const Param& q = b16.params.all()[i];
+    for (size_t i = 0; i < a.params().all().size(); ++i) {
+      const Param& p = a.params().all()[i];
+      const Param& q = b.params().all()[i];
       std::vector<float> x(p.numel()), y(q.numel());
       p.to_f32(x.data());
       q.to_f32(y.data());

@@ -5,10 +5,8 @@
 
 #include <cstring>
 
-#include "model/llama.h"
-#include "model/loader.h"
+#include "test_run.h"
 #include "test_util.h"
-#include "train/trainer.h"
 
 namespace lomo {
 namespace {
@@ -23,20 +21,18 @@ std::vector<std::vector<uint8_t>> snapshot(const ModelParams& params) {
 }
 
 TEST(Fp16, OverflowSkipsTheStepAndHalvesTheScale) {
-  MemoryTracker t;
-  Model m = load_model(test::fixture_dir("llama_gqa") + "/model", t, StorageDtype::F16);
+  test::TestRun run("llama_gqa", StorageDtype::F16);
   SafetensorsFile ref(test::fixture_dir("llama_gqa") + "/reference.safetensors");
   const Batch batch = test::fixture_batch(ref);
-  LlamaModel net(m.config, m.params, t);
   TrainOptions o;
   o.loss_scale_init = 1 << 30;  // gradients of order 1 become ~1e9 > 65504: an overflow
   o.loss_scale_window = 1000;
-  Trainer trainer(net, o, t);
-  const auto before = snapshot(m.params);
+  Trainer trainer = run.trainer(o);
+  const auto before = snapshot(run.params());
   const StepResult r = trainer.step(batch, 0.1, 1);
   EXPECT_TRUE(r.skipped);
   EXPECT_EQ(r.loss_scale, static_cast<double>(1 << 29));
-  EXPECT_EQ(snapshot(m.params), before) << "a skipped step must not touch any parameter";
+  EXPECT_EQ(snapshot(run.params()), before) << "a skipped step must not touch any parameter";
   // Training continues: the scale keeps halving until a step fits, which then updates.
   int skipped = 1;
   StepResult s;
@@ -46,22 +42,20 @@ TEST(Fp16, OverflowSkipsTheStepAndHalvesTheScale) {
     ++skipped;
   }
   ASSERT_FALSE(s.skipped) << "the scale never came down";
-  EXPECT_NE(snapshot(m.params), before);
+  EXPECT_NE(snapshot(run.params()), before);
   EXPECT_LE(s.loss_scale * s.grad_norm, 65504.0 * 100);  // sanity: a representable scale
   std::printf("  fp16: %d skipped steps from scale 2^30, first clean step at scale %g\n", skipped,
               s.loss_scale);
 }
 
 TEST(Fp16, CleanStepsGrowTheScaleAfterTheWindow) {
-  MemoryTracker t;
-  Model m = load_model(test::fixture_dir("qwen2_bias") + "/model", t, StorageDtype::F16);
+  test::TestRun run("qwen2_bias", StorageDtype::F16);
   SafetensorsFile ref(test::fixture_dir("qwen2_bias") + "/reference.safetensors");
   const Batch batch = test::fixture_batch(ref);
-  LlamaModel net(m.config, m.params, t);
   TrainOptions o;
   o.loss_scale_init = 1;
   o.loss_scale_window = 2;
-  Trainer trainer(net, o, t);
+  Trainer trainer = run.trainer(o);
   const double want[] = {1, 2, 2, 4, 4, 8};
   for (int k = 0; k < 6; ++k) {
     const StepResult r = trainer.step(batch, 0.01, k + 1);
@@ -75,16 +69,14 @@ TEST(Fp16, ScaledStepEqualsUnscaledUpToFp16Rounding) {
   // (the gradient is divided by S in fp32 before use).
   std::vector<std::vector<uint8_t>> result[2];
   for (int k = 0; k < 2; ++k) {
-    MemoryTracker t;
-    Model m = load_model(test::fixture_dir("smollm_tied") + "/model", t, StorageDtype::F16);
+    test::TestRun run("smollm_tied", StorageDtype::F16);
     SafetensorsFile ref(test::fixture_dir("smollm_tied") + "/reference.safetensors");
-    LlamaModel net(m.config, m.params, t);
-    TrainOptions o;
+      TrainOptions o;
     o.loss_scale_init = k == 0 ? 1 : 1024;
-    Trainer trainer(net, o, t);
+    Trainer trainer = run.trainer(o);
     const StepResult r = trainer.step(test::fixture_batch(ref), 0.1, 1);
     ASSERT_FALSE(r.skipped);
-    result[k] = snapshot(m.params);
+    result[k] = snapshot(run.params());
   }
   size_t differing = 0, total = 0;
   for (size_t i = 0; i < result[0].size(); ++i) {

@@ -14,6 +14,7 @@
 #include "model/default_model.h"
 #include "model/llama.h"
 #include "model/loader.h"
+#include "test_run.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
@@ -85,11 +86,11 @@ class DefaultModel : public ::testing::Test {
 };
 
 TEST_F(DefaultModel, LogitsMatchTransformers) {
-  MemoryTracker tracker;
-  Model m = load_model(path_, tracker);
+  test::TestRun run(path_);
+  const Model& m = run.model;
+  LlamaModel& net = run.net;
   EXPECT_EQ(m.config.n_layer, 30);
   EXPECT_TRUE(m.config.tied_embeddings);
-  LlamaModel net(m.config, m.params, tracker);
   const auto prompts = read_json(test::fixture_dir("gguf") + "/smollm2_logits.json");
   SafetensorsFile ref(test::fixture_dir("gguf") + "/smollm2_logits.safetensors");
   std::vector<Sequence> seqs;

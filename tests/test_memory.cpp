@@ -5,34 +5,31 @@
 
 #include <cstdio>
 
-#include "model/init.h"
-#include "model/llama.h"
-#include "model/loader.h"
-#include "optim/sinks.h"
+#include "test_run.h"
 #include "test_util.h"
-#include "train/trainer.h"
 
 namespace lomo {
 namespace {
 
 using test::fixture_batch;
 using test::fixture_dir;
+using test::TestRun;
 
 struct StepMemory {
   size_t peak_gradients, peak_states, peak_activations, param_bytes, largest_bytes, embed_bytes;
 };
 
 StepMemory train_one_step(const std::string& fixture, OptimizerKind opt) {
-  MemoryTracker tracker;
-  Model m = load_model(fixture_dir(fixture) + "/model", tracker);
+  TestRun run(fixture);
   SafetensorsFile ref(fixture_dir(fixture) + "/reference.safetensors");
   const Batch batch = fixture_batch(ref);
-  LlamaModel net(m.config, m.params, tracker);
   TrainOptions o;
   o.optimizer = opt;
   o.clip_grad_norm = 1.0f;  // the norm pass must not add gradient memory either
-  Trainer trainer(net, o, tracker);
+  Trainer trainer = run.trainer(o);
   trainer.step(batch, 0.01, 1);
+  const MemoryTracker& tracker = run.tracker;
+  const Model& m = run.model;
   StepMemory r{};
   r.peak_gradients = tracker.peak(MemCategory::Gradients);
   r.peak_states = tracker.peak(MemCategory::OptimizerStates);
@@ -83,15 +80,12 @@ TEST(Memory, ZeroBufferUpdateLeavesNoLinearGradient) {
   const Batch batch = make_batch(seqs);
   size_t peak[2];
   for (int fused = 0; fused < 2; ++fused) {
-    MemoryTracker tracker;
-    ModelParams params(c, tracker);
-    init_params(c, params, 3);
-    LlamaModel net(c, params, tracker);
+    TestRun run(c, 3);
     TrainOptions o;
     o.fused_gemm_update = fused == 1;
-    Trainer trainer(net, o, tracker);
+    Trainer trainer = run.trainer(o);
     trainer.step(batch, 0.1, 1);
-    peak[fused] = tracker.peak(MemCategory::Gradients);
+    peak[fused] = run.tracker.peak(MemCategory::Gradients);
   }
   const size_t mlp = 256 * 32 * 4, embed = 64 * 32 * 4;
   std::printf(
@@ -113,10 +107,9 @@ TEST(Memory, AdaLomoKeepsFactoredStates) {
   // AdaLomo: gradients as LOMO (one buffer, plus the held tied embedding); states are fp32
   // rows + cols per matrix and one value per element of a vector.
   const StepMemory r = train_one_step("smollm_tied", OptimizerKind::AdaLomo);
-  MemoryTracker t;
-  Model m = load_model(fixture_dir("smollm_tied") + "/model", t);
+  TestRun run("smollm_tied");
   size_t states = 0;
-  for (const auto& p : m.params.all()) {
+  for (const auto& p : run.params().all()) {
     states += 4 * static_cast<size_t>(p.shape.size() == 2 ? p.shape[0] + p.shape[1] : p.numel());
   }
   std::printf("  adalomo: states %zu B (factored) vs AdamW's %zu B\n", r.peak_states,
@@ -153,15 +146,12 @@ TEST(Memory, CheckpointingSameGradientsLessActivation) {
   std::vector<std::vector<float>> grads[4];
   size_t act_peak[4];
   for (int i = 0; i < 4; ++i) {
-    MemoryTracker tracker;
-    ModelParams params(c, tracker);
-    init_params(c, params, 7);
-    LlamaModel net(c, params, tracker);
-    StoredGradients store(params, tracker);
+    TestRun run(c, 7);
+    StoredGradients store = run.stored_gradients();
     StoreSink sink(store);
-    net.forward_backward(batch, sink, modes[i]);
-    act_peak[i] = tracker.peak(MemCategory::Activations);
-    for (auto& p : params.all()) {
+    run.net.forward_backward(batch, sink, modes[i]);
+    act_peak[i] = run.tracker.peak(MemCategory::Activations);
+    for (auto& p : run.params().all()) {
       grads[i].emplace_back(store.buffer_for(p), store.buffer_for(p) + p.numel());
     }
   }

@@ -5,10 +5,9 @@
 #include <cmath>
 
 #include "core/rng.h"
-#include "model/init.h"
-#include "model/llama.h"
+#include "ops/backend.h"
+#include "test_run.h"
 #include "train/memory_plan.h"
-#include "train/trainer.h"
 
 namespace lomo {
 namespace {
@@ -19,7 +18,9 @@ double gib(size_t b) {
 
 TEST(MemoryPlan, ReproducesThePapersTable1ForLlama7B) {
   // Lv et al. 2023, Table 1: LLaMA-7B, fp16, batch 8, seq 512, GB = 2^30 bytes.
+  const auto backend = make_backend();
   MemoryPlanInput in;
+  in.backend = backend.get();
   in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/llama-7b.json");
   in.dtype = StorageDtype::F16;
   in.batch = 8;
@@ -52,9 +53,8 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
       seqs[b].ids.push_back(static_cast<int32_t>(counter_random(1, b, t) % c.vocab));
   }
   const Batch batch = make_batch(seqs);
-  MemoryTracker init_tracker;
-  ModelParams weights(c, init_tracker);
-  init_params(c, weights, 0);
+  test::TestRun init(c, 0);
+  const ModelParams& weights = init.params();
   struct Case {
     OptimizerKind opt;
     StorageDtype dtype;
@@ -75,20 +75,18 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
     // Blocks recomputed, the LM head in one pass (its larger tiles; bf16 copies with bf16 products).
     if (&cs == &cases[0] || cs.bf16_gemm) modes.push_back(Checkpointing{0, false});
     for (Checkpointing ck : modes) {
-      MemoryTracker tracker;
-      ModelParams params(c, tracker, cs.dtype);
-      for (size_t i = 0; i < params.all().size(); ++i)
-        params.all()[i].from_f32(weights.all()[i].f());
-      LlamaModel net(c, params, tracker);
+      test::TestRun run(c, weights, cs.dtype);
+      const MemoryTracker& tracker = run.tracker;
       TrainOptions o;
       o.optimizer = opt;
       o.checkpointing = ck;
       o.fused_gemm_update = true;
       o.bf16_gemm = cs.bf16_gemm;
-      Trainer trainer(net, o, tracker);
+      Trainer trainer = run.trainer(o);
       trainer.step(batch, 0.0, 1);
       MemoryPlanInput in;
       in.config = c;
+      in.backend = run.backend.get();
       in.optimizer = opt;
       in.dtype = cs.dtype;
       in.batch = B;
@@ -121,7 +119,9 @@ TEST(MemoryPlan, PredictionEqualsTrackedMeasurement) {
 // the limit allows: exactly k when the limit is k blocks' prediction, one fewer a byte below it,
 // all with no limit, none when nothing fits; on/off blocks get the one-pass head when it fits.
 TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
+  const auto backend = make_backend();
   MemoryPlanInput in;
+  in.backend = backend.get();
   in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/smollm2-135m-shape.json");
   in.dtype = StorageDtype::BF16;
   in.batch = 4;

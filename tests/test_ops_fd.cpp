@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "model/linear.h"
+#include "ops/backend.h"
 #include "ops/cpu/attention.h"
 #include "ops/cpu/cross_entropy.h"
 #include "ops/cpu/embedding.h"
@@ -201,6 +202,7 @@ TEST(FiniteDifferences, LinearWithBias) {
   MemoryTracker tracker;
   Param W, b;
   W.id = 0, b.id = 1;
+  b.role = ParamRole::Bias;
   W.shape = {out, in};
   b.shape = {out};
   W.data = Buffer(tracker, MemCategory::Parameters, out * in * 4);
@@ -223,7 +225,8 @@ TEST(FiniteDifferences, LinearWithBias) {
   std::vector<float> xf(x.begin(), x.end()), Rf(R.begin(), R.end()), dxf(N * in);
   std::vector<std::vector<float>> grads;
   CaptureSink sink(&grads);
-  WeightCache wc(tracker, 0);
+  const auto backend = make_backend();
+  WeightCache wc(tracker, *backend, 0);
   linear_backward(dxf.data(), Rf.data(), xf.data(), W, &b, N, DxMode::Overwrite, sink, wc);
   ASSERT_EQ(grads.size(), 2u);
   expect_fd("dX", x, Vec(dxf.begin(), dxf.end()), f, 1e-5);

@@ -1,6 +1,8 @@
 // The engine against the independent reference (PyTorch + transformers, float64; see
 // tests/tools/make_fixtures.py): logits, loss, every gradient, and parameters after 3 steps of
-// LOMO (== SGD, design §2 rule 3), SGD and AdamW, for three architectures.
+// LOMO (== SGD, design §2 rule 3), SGD and AdamW, for three architectures — on the CPU backend,
+// and on the NaN-filling backend (tests/nan_backend.h), which proves that no op leaves part of an
+// output unwritten: the same tolerances hold with every output poisoned before it is written.
 //
 // Tolerances. Our arithmetic is fp32 (unit roundoff u = 6e-8) against an fp64 reference, so the
 // errors below are ours alone. Each is relative to the tensor's own largest element.
@@ -17,11 +19,9 @@
 #include <cstdio>
 #include <map>
 
-#include "model/llama.h"
-#include "model/loader.h"
-#include "optim/sinks.h"
+#include "nan_backend.h"
+#include "test_run.h"
 #include "test_util.h"
-#include "train/trainer.h"
 
 namespace lomo {
 namespace {
@@ -30,14 +30,28 @@ using test::fixture_batch;
 using test::fixture_dir;
 using test::read_tensor;
 using test::rel_inf_error;
+using test::TestBackend;
+using test::TestRun;
 
-class Reference : public ::testing::TestWithParam<std::string> {
+class Reference : public ::testing::TestWithParam<std::tuple<std::string, TestBackend>> {
  protected:
   void SetUp() override {
-    ref_ = std::make_unique<SafetensorsFile>(fixture_dir(GetParam()) + "/reference.safetensors");
+    ref_ = std::make_unique<SafetensorsFile>(fixture_dir(fixture()) + "/reference.safetensors");
     batch_ = fixture_batch(*ref_);
   }
-  Model load() { return load_model(fixture_dir(GetParam()) + "/model", tracker_); }
+  const std::string& fixture() const { return std::get<0>(GetParam()); }
+  std::string name() const {
+    return fixture() + " on " + test::test_backend_name(std::get<1>(GetParam()));
+  }
+  std::unique_ptr<TestRun> load() {
+    return std::make_unique<TestRun>(fixture(), StorageDtype::F32, std::get<1>(GetParam()));
+  }
+  // The NaN-filling backend must actually have poisoned outputs, or it proved nothing.
+  void expect_checked(TestRun& run) {
+    if (auto* nan = dynamic_cast<test::NanFillBackend*>(run.backend.get())) {
+      EXPECT_GT(nan->poisoned(), 0) << name();
+    }
+  }
   double meta(const std::string& k) const { return std::stod(ref_->metadata().at(k)); }
 
   // Compares every parameter with "<prefix>.<name>" in the reference; reports the first failure.
@@ -47,57 +61,56 @@ class Reference : public ::testing::TestWithParam<std::string> {
       const auto want = read_tensor(*ref_, prefix + "." + p.name);
       ASSERT_EQ(static_cast<int64_t>(want.size()), p.numel()) << p.name;
       const double e = rel_inf_error(p.f(), want.data(), want.size());
-      ASSERT_LE(e, tol) << GetParam() << ": first failing tensor " << prefix << "." << p.name;
+      ASSERT_LE(e, tol) << name() << ": first failing tensor " << prefix << "." << p.name;
       worst = std::max(worst, e);
     }
-    std::printf("  %s %s: worst parameter error %.2e (tolerance %.0e)\n", GetParam().c_str(),
+    std::printf("  %s %s: worst parameter error %.2e (tolerance %.0e)\n", name().c_str(),
                 prefix.c_str(), worst, tol);
   }
 
-  MemoryTracker tracker_;
   std::unique_ptr<SafetensorsFile> ref_;
   Batch batch_;
 };
 
 TEST_P(Reference, LogitsAndLoss) {
-  Model m = load();
-  LlamaModel net(m.config, m.params, tracker_);
+  const auto run = load();
   std::vector<float> logits;
-  const double loss = net.forward(batch_, nullptr, &logits);
+  const double loss = run->net.forward(batch_, nullptr, &logits);
+  expect_checked(*run);
   const auto want = read_tensor(*ref_, "logits");
   const float want_loss = read_tensor(*ref_, "loss")[0];
   EXPECT_NEAR(loss, want_loss, 1e-5 * std::abs(want_loss));
   ASSERT_EQ(logits.size(), want.size());
-  const int64_t V = m.config.vocab;
+  const int64_t V = run->config().vocab;
   double worst = 0;
   for (int64_t b = 0; b < batch_.B; ++b) {
     const int64_t L = batch_.lengths[b];  // padding positions are not compared
     const size_t off = static_cast<size_t>(b * batch_.T * V);
     worst = std::max(worst, rel_inf_error(logits.data() + off, want.data() + off, L * V));
   }
-  EXPECT_LE(worst, 1e-5) << GetParam();
-  std::printf("  %s: logits error %.2e, loss error %.2e (tolerance 1e-5)\n", GetParam().c_str(),
+  EXPECT_LE(worst, 1e-5) << name();
+  std::printf("  %s: logits error %.2e, loss error %.2e (tolerance 1e-5)\n", name().c_str(),
               worst, std::abs(loss - want_loss) / std::abs(want_loss));
 }
 
 TEST_P(Reference, GradientsWithAndWithoutCheckpointing) {
   for (Checkpointing ck : {Checkpointing::On, Checkpointing::Off}) {
-    Model m = load();
-    LlamaModel net(m.config, m.params, tracker_);
-    StoredGradients grads(m.params, tracker_);
+    const auto run = load();
+    StoredGradients grads = run->stored_gradients();
     StoreSink sink(grads);
-    const double loss = net.forward_backward(batch_, sink, ck);
+    const double loss = run->net.forward_backward(batch_, sink, ck);
+    expect_checked(*run);
     EXPECT_NEAR(loss, read_tensor(*ref_, "loss")[0], 1e-5 * loss);
     double worst = 0;
-    for (auto& p : m.params.all()) {
+    for (auto& p : run->params().all()) {
       const auto want = read_tensor(*ref_, "grad." + p.name);
       const double e = rel_inf_error(grads.buffer_for(p), want.data(), want.size());
-      ASSERT_LE(e, 1e-4) << GetParam() << ": first failing gradient " << p.name
+      ASSERT_LE(e, 1e-4) << name() << ": first failing gradient " << p.name
                          << (ck == Checkpointing::On ? " (checkpointing on)" : " (off)");
       worst = std::max(worst, e);
     }
     std::printf("  %s: worst gradient error %.2e, checkpointing %s (tolerance 1e-4)\n",
-                GetParam().c_str(), worst, ck == Checkpointing::On ? "on" : "off");
+                name().c_str(), worst, ck == Checkpointing::On ? "on" : "off");
   }
 }
 
@@ -129,8 +142,7 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
     SCOPED_TRACE(std::string(v.fixture_prefix) + " with " + optimizer_name(v.optimizer) +
                  (v.fused ? " (zero-buffer update)" : ""));
     const std::string prefix = v.fixture_prefix;
-    Model m = load();
-    LlamaModel net(m.config, m.params, tracker_);
+    const auto run = load();
     TrainOptions o;
     o.optimizer = v.optimizer;
     o.fused_gemm_update = v.fused;
@@ -147,7 +159,7 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
       lr = meta("adamw_lr");
       o.weight_decay = static_cast<float>(meta("weight_decay"));
     }
-    Trainer trainer(net, o, tracker_);
+    Trainer trainer = run->trainer(o);
     for (int s = 0; s < steps; ++s) {
       const StepResult r = trainer.step(batch_, lr, s + 1);
       if (prefix == "sgd_clipnorm" || prefix == "adalomo_clipnorm") {
@@ -156,13 +168,18 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
     }
     // AdamW divides by √v, so early steps move every weight by ≈ lr regardless of |g|; the
     // update is lr = 1e-3 of weights ~0.15, and our fp32 error in m/√v stays ≲ 1e-4 of that.
-    expect_params(m.params, prefix, 1e-5);
+    expect_checked(*run);
+    expect_params(run->params(), prefix, 1e-5);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, Reference,
-                         ::testing::Values("llama_gqa", "smollm_tied", "qwen2_bias"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(
+    Models, Reference,
+    ::testing::Combine(::testing::Values("llama_gqa", "smollm_tied", "qwen2_bias"),
+                       ::testing::Values(TestBackend::Cpu, TestBackend::NanFill)),
+    [](const auto& info) {
+      return std::get<0>(info.param) + "_" + test::test_backend_name(std::get<1>(info.param));
+    });
 
 }  // namespace
 }  // namespace lomo

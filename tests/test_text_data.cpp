@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "model/loader.h"
+#include "test_run.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 #include "train/evaluate.h"
@@ -69,11 +70,10 @@ TEST(Tasks, PromptsAreThePapersTemplates) {
 
 TEST(Eval, PicksTheCandidateTheReferenceScoresLowest) {
   const auto ref = read_json(eval_model() + "/eval_reference.json");
-  MemoryTracker tracker;
-  Model m = load_model(eval_model(), tracker);
+  test::TestRun run(eval_model());
+  LlamaModel& net = run.net;
   const auto tok = text::load_tokenizer(eval_model());
   ASSERT_NE(tok, nullptr);
-  LlamaModel net(m.config, m.params, tracker);
   double worst = 0;
   for (const char* t : kTasks) {
     const auto examples =
@@ -101,16 +101,15 @@ TEST(Eval, PicksTheCandidateTheReferenceScoresLowest) {
 
 TEST(PromptCompletion, LossCountsOnlyCompletionAndEos) {
   const auto ref = read_json(eval_model() + "/pc_reference.json");
-  MemoryTracker tracker;
-  Model m = load_model(eval_model(), tracker);
+  test::TestRun run(eval_model());
+  const Model& m = run.model;
   const auto tok = text::load_tokenizer(eval_model());
   const data::Dataset ds = data::load_dataset(data_file("prompt_completion.jsonl"),
                                               {256, &m.config, tok.get(), std::nullopt});
   EXPECT_EQ(ds.format, data::Format::PromptCompletion);
   const Batch batch = make_batch(ds.examples);
   EXPECT_EQ(batch.loss_tokens, ref["loss_tokens"].get<int64_t>());
-  LlamaModel net(m.config, m.params, tracker);
-  const double loss = net.forward(batch);
+  const double loss = run.net.forward(batch);
   EXPECT_NEAR(loss, ref["mean_loss"].get<double>(), 1e-5 * loss);
   // The last loss token of every line is EOS.
   for (const auto& s : ds.examples) EXPECT_EQ(s.ids.back(), tok->eos_id);

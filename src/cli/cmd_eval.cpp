@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +9,7 @@
 #include "model/default_model.h"
 #include "model/llama.h"
 #include "model/loader.h"
+#include "ops/backend.h"
 #include "text/tokenizer.h"
 #include "train/evaluate.h"
 
@@ -37,8 +36,8 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
-  if (args.given("threads"))
-    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  const std::unique_ptr<Backend> backend = make_backend(
+      {"cpu", args.given("threads") ? static_cast<int>(args.integer("threads", 1, 1024)) : 0});
   const data::Task task = data::parse_task(args.str("task"));
   const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens"
                              ? Normalize::Tokens
@@ -52,7 +51,7 @@ int cmd_eval(int argc, char** argv) {
   const int64_t seq_len = args.given("seq-len")
                               ? args.integer("seq-len", 2, model.config.max_position)
                               : std::min<int64_t>(1024, model.config.max_position);
-  LlamaModel net(model.config, model.params, tracker);
+  LlamaModel net(model.config, model.params, tracker, *backend);
   std::vector<ChoicePrediction> preds;
   const ChoiceAccuracy acc = evaluate_choices(net, *tok, examples, norm, seq_len, &preds);
   int64_t truncated = 0;

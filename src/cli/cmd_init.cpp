@@ -32,7 +32,7 @@ int cmd_init(int argc, char** argv) {
   MemoryTracker tracker;
   const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
   ModelParams params(config, tracker, dtype);
-  init_params(config, params, seed);
+  init_params(config, params, seed, *make_backend());
   out.create();
   save_model(out.staging(), config, params);
   out.commit();

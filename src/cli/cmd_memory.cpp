@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +9,7 @@
 #include "model/gguf_model.h"
 #include "model/init.h"
 #include "model/loader.h"
+#include "ops/backend.h"
 #include "train/memory_plan.h"
 #include "train/trainer.h"
 
@@ -69,7 +68,9 @@ int cmd_memory(int argc, char** argv) {
   }
   if (args.given("model") && args.given("config"))
     throw Error("give --model or --config, not both");
+  const std::unique_ptr<Backend> backend = make_backend();
   MemoryPlanInput in;
+  in.backend = backend.get();
   const std::string model_path =
       args.given("config") ? ""
                            : (args.given("model") ? args.str("model") : require_default_model());
@@ -96,7 +97,7 @@ int cmd_memory(int argc, char** argv) {
     MemoryTracker tracker;
     Model model = model_path.empty() ? Model{in.config, ModelParams(in.config, tracker, in.dtype)}
                                      : load_model(model_path, tracker, in.dtype);
-    if (model_path.empty()) init_params(model.config, model.params, 0);
+    if (model_path.empty()) init_params(model.config, model.params, 0, *backend);
     std::vector<Sequence> seqs(in.batch);
     for (int64_t b = 0; b < in.batch; ++b) {
       for (int64_t t = 0; t < in.seq; ++t) {
@@ -104,7 +105,7 @@ int cmd_memory(int argc, char** argv) {
             static_cast<int32_t>(counter_random(1, b, t) % static_cast<uint64_t>(in.config.vocab)));
       }
     }
-    LlamaModel net(model.config, model.params, tracker);
+    LlamaModel net(model.config, model.params, tracker, *backend);
     TrainOptions o;
     o.optimizer = in.optimizer;
     o.checkpointing = in.checkpointing;

@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <cstdio>
 #include <memory>
 
@@ -29,15 +27,15 @@ int cmd_score(int argc, char** argv) {
     return 0;
   }
   const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
-  if (args.given("threads"))
-    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  const std::unique_ptr<Backend> backend = make_backend(
+      {"cpu", args.given("threads") ? static_cast<int>(args.integer("threads", 1, 1024)) : 0});
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
   Model model = load_model(model_path, tracker);
   const auto tok = text::load_tokenizer(model_path);
   const data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
-  LlamaModel net(model.config, model.params, tracker);
+  LlamaModel net(model.config, model.params, tracker, *backend);
   const int64_t n = static_cast<int64_t>(data.examples.size());
   for (int64_t start = 0; start < n; start += batch_size) {
     std::vector<Sequence> seqs(data.examples.begin() + start,

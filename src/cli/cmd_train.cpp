@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -20,6 +18,7 @@
 #include "model/export.h"
 #include "model/llama.h"
 #include "model/loader.h"
+#include "ops/backend.h"
 #include "optim/schedule.h"
 #include "text/tokenizer.h"
 #include "train/batch_order.h"
@@ -123,8 +122,8 @@ int cmd_train(int argc, char** argv) {
   if (args.given("steps") && args.given("epochs")) {
     throw Error("give --steps or --epochs, not both");
   }
-  if (args.given("threads"))
-    omp_set_num_threads(static_cast<int>(args.integer("threads", 1, 1024)));
+  const std::unique_ptr<Backend> backend = make_backend(
+      {"cpu", args.given("threads") ? static_cast<int>(args.integer("threads", 1, 1024)) : 0});
   TrainOptions opts;
   opts.optimizer = parse_optimizer(args.str("optimizer"));
   const double lr = args.given("lr")                           ? args.number("lr", 0, 1e6)
@@ -234,7 +233,7 @@ int cmd_train(int argc, char** argv) {
       optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
       static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
       static_cast<long long>(batch_size), ckpt_mode.c_str(),
-      omp_get_max_threads());
+      backend->threads());
   std::fflush(stdout);
 
   // The planner's prediction for the largest batch this run can see; refuse before step 1 if
@@ -242,6 +241,7 @@ int cmd_train(int argc, char** argv) {
   {
     MemoryPlanInput in;
     in.config = cfg;
+    in.backend = backend.get();
     in.optimizer = opts.optimizer;
     in.dtype = dtype;
     in.batch = batch_size;
@@ -279,7 +279,7 @@ int cmd_train(int argc, char** argv) {
   }
   MemoryTracker tracker;
   Model model = load_model(model_path, tracker, dtype);
-  LlamaModel net(cfg, model.params, tracker);
+  LlamaModel net(cfg, model.params, tracker, *backend);
   Trainer trainer(net, opts, tracker);
   // Timed steps only: evaluation passes between them stay out of the profile.
   std::unique_ptr<StepProfile> profile;

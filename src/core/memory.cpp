@@ -28,41 +28,76 @@ const char* category_name(MemCategory c) {
   return "?";
 }
 
-void MemoryTracker::on_alloc(MemCategory c, size_t bytes) {
-  const int i = index(c);
+int device_slot(Device d) {
+  const int slot = d.kind == Device::Kind::Host ? 0 : 1 + d.index;
+  LOMO_ASSERT(slot >= 0 && slot < kMaxDevices, "device index out of range");
+  return slot;
+}
+
+void MemoryTracker::on_alloc(Device d, MemCategory c, size_t bytes) {
+  const int i = index(c), s = device_slot(d);
   current_[i] += bytes;
   if (current_[i] > peak_[i]) peak_[i] = current_[i];
+  dev_current_[s][i] += bytes;
+  if (dev_current_[s][i] > dev_peak_[s][i]) dev_peak_[s][i] = dev_current_[s][i];
   total_ += bytes;
   if (total_ > peak_total_) peak_total_ = total_;
 }
 
-void MemoryTracker::on_free(MemCategory c, size_t bytes) {
-  const int i = index(c);
-  LOMO_ASSERT(current_[i] >= bytes && total_ >= bytes, category_name(c));
+void MemoryTracker::on_free(Device d, MemCategory c, size_t bytes) {
+  const int i = index(c), s = device_slot(d);
+  LOMO_ASSERT(current_[i] >= bytes && total_ >= bytes && dev_current_[s][i] >= bytes,
+              category_name(c));
   current_[i] -= bytes;
+  dev_current_[s][i] -= bytes;
   total_ -= bytes;
 }
 
 void MemoryTracker::reset_peaks() {
   peak_ = current_;
+  dev_peak_ = dev_current_;
   peak_total_ = total_;
 }
 
-Buffer::Buffer(MemoryTracker& tracker, MemCategory category, size_t bytes)
-    : tracker_(&tracker), category_(category), bytes_(bytes) {
-  if (bytes == 0) return;
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  ptr_ = std::aligned_alloc(64, rounded);
-  if (ptr_ == nullptr) {
-    throw Error("out of memory: could not allocate " + format_bytes(bytes) + " for " +
-                category_name(category));
+namespace {
+
+class HostAllocator final : public Allocator {
+ public:
+  Device device() const override { return Device::host(); }
+  void* allocate(size_t bytes) override {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) throw Error("out of memory: could not allocate " + format_bytes(bytes));
+    std::memset(p, 0, rounded);
+    return p;
   }
-  std::memset(ptr_, 0, rounded);
-  tracker_->on_alloc(category_, bytes_);
+  void deallocate(void* p, size_t) override { std::free(p); }
+};
+
+}  // namespace
+
+Allocator& host_allocator() {
+  static HostAllocator host;  // stateless
+  return host;
+}
+
+Buffer::Buffer(Allocator& allocator, MemoryTracker& tracker, MemCategory category, size_t bytes)
+    : allocator_(&allocator), tracker_(&tracker), category_(category), bytes_(bytes) {
+  if (bytes == 0) return;
+  try {
+    ptr_ = allocator.allocate(bytes);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " for " + category_name(category));
+  }
+  tracker_->on_alloc(allocator.device(), category_, bytes_);
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : tracker_(other.tracker_), category_(other.category_), ptr_(other.ptr_), bytes_(other.bytes_) {
+    : allocator_(other.allocator_),
+      tracker_(other.tracker_),
+      category_(other.category_),
+      ptr_(other.ptr_),
+      bytes_(other.bytes_) {
   other.ptr_ = nullptr;
   other.bytes_ = 0;
 }
@@ -70,6 +105,7 @@ Buffer::Buffer(Buffer&& other) noexcept
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
     release();
+    allocator_ = other.allocator_;
     tracker_ = other.tracker_;
     category_ = other.category_;
     ptr_ = std::exchange(other.ptr_, nullptr);
@@ -84,17 +120,18 @@ Buffer::~Buffer() {
 
 void Buffer::release() {
   if (ptr_ != nullptr) {
-    std::free(ptr_);
-    tracker_->on_free(category_, bytes_);
+    allocator_->deallocate(ptr_, bytes_);
+    tracker_->on_free(allocator_->device(), category_, bytes_);
   }
   ptr_ = nullptr;
   bytes_ = 0;
 }
 
-void ensure_capacity(Buffer& buf, MemoryTracker& tracker, MemCategory category, size_t bytes) {
-  if (!buf.empty() && buf.bytes() >= bytes) return;
+void ensure_capacity(Buffer& buf, Allocator& allocator, MemoryTracker& tracker,
+                     MemCategory category, size_t bytes) {
+  if (!buf.empty() && buf.bytes() >= bytes && buf.allocator() == &allocator) return;
   buf.release();
-  buf = Buffer(tracker, category, bytes);
+  buf = Buffer(allocator, tracker, category, bytes);
 }
 
 size_t process_peak_rss_bytes() {

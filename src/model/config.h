@@ -6,20 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "ops/rope.h"
+
 namespace lomo {
 
 enum class Arch { Llama, Mistral, Qwen2 };
-enum class RopeScaling { None, Linear, Llama3 };
-
-struct RopeConfig {
-  double theta = 10000.0;
-  RopeScaling scaling = RopeScaling::None;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;          // llama3
-  double high_freq_factor = 4.0;         // llama3
-  int64_t original_max_position = 8192;  // llama3
-};
-
 struct ModelConfig {
   Arch arch = Arch::Llama;
   int64_t d_model = 0;

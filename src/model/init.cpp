@@ -1,12 +1,11 @@
 #include "model/init.h"
 
+#include <algorithm>
 #include <vector>
-
-#include "core/rng.h"
 
 namespace lomo {
 
-void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed) {
+void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend) {
   std::vector<float> staging;  // one tensor at a time, for 16-bit storage
   for (auto& p : params.all()) {
     const int64_t n = p.numel();
@@ -15,19 +14,15 @@ void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed) {
       staging.resize(static_cast<size_t>(n));
       w = staging.data();
     }
-    const bool is_norm = p.name.find("norm") != std::string::npos;
-    const bool is_bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
-    if (is_norm) {
-      for (int64_t i = 0; i < n; ++i) w[i] = 1.0f;
-    } else if (is_bias) {
-      for (int64_t i = 0; i < n; ++i) w[i] = 0.0f;
-    } else {
-      const auto id = static_cast<uint64_t>(p.id);
-#pragma omp parallel for
-      for (int64_t i = 0; i < n; ++i) {
-        w[i] = static_cast<float>(c.initializer_range *
-                                  counter_normal(seed, id, static_cast<uint64_t>(i)));
-      }
+    switch (p.role) {
+      case ParamRole::Norm:
+        std::fill(w, w + n, 1.0f);
+        break;
+      case ParamRole::Bias:
+        std::fill(w, w + n, 0.0f);
+        break;
+      default:
+        backend.fill_normal(w, n, seed, static_cast<uint64_t>(p.id), c.initializer_range);
     }
     if (w == staging.data()) p.from_f32(w);
   }

@@ -6,9 +6,12 @@
 
 #include "model/config.h"
 #include "model/params.h"
+#include "ops/backend.h"
 
 namespace lomo {
 
-void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed);
+// The normal draws run on `backend`, which must be the one whose memory holds the parameters
+// (the host's, the CPU backend, while parameters are loaded on the host).
+void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend);
 
 }  // namespace lomo

@@ -1,38 +1,39 @@
 #include "model/llama.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "core/error.h"
 #include "model/linear.h"
-#include "model/lm_head.h"
-#include "ops/cpu/attention.h"
-#include "ops/cpu/cross_entropy.h"
-#include "ops/cpu/embedding.h"
-#include "ops/cpu/gemm_bf16.h"
-#include "ops/cpu/rmsnorm.h"
-#include "ops/cpu/swiglu.h"
 
 namespace lomo {
 
 namespace {
 
-void add_inplace(float* y, const float* x, int64_t n) {
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
+// Marks a layer's weights in use for the scope: acquire on entry, release on exit (also when an
+// exception leaves the scope).
+class UsingLayer {
+ public:
+  UsingLayer(Residency& r, int64_t layer) : r_(r), layer_(layer) { r_.acquire(layer_); }
+  ~UsingLayer() { r_.release(layer_); }
+  UsingLayer(const UsingLayer&) = delete;
+  UsingLayer& operator=(const UsingLayer&) = delete;
+
+ private:
+  Residency& r_;
+  int64_t layer_;
+};
 
 }  // namespace
 
-LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker)
+LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker,
+                       Backend& backend)
     : config_(config),
       params_(params),
       tracker_(tracker),
+      backend_(backend),
       rope_(make_rope_table(config.rope, config.head_dim, config.max_position)),
-      wc_(params, tracker) {}
+      wc_(params, tracker, backend) {}
 
 void LlamaModel::set_bf16_gemm(bool on) {
   if (on) {
@@ -47,8 +48,8 @@ void LlamaModel::set_bf16_gemm(bool on) {
 }
 
 void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
-                       bool backward, StorageDtype weights, Carver& acts, Carver& work,
-                       Layout& L) {
+                       bool backward, StorageDtype weights, const Backend& backend, Carver& acts,
+                       Carver& work, Layout& L) {
   const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
                 ff = c.d_ff;
   const AttnDims dims{B, T, c.n_head, c.n_kv, c.head_dim};
@@ -80,11 +81,14 @@ void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing
   const int64_t tile = (L.head_tiles.tile_elems(c.vocab) + 15) / 16 * 16;
   const int64_t w_block = weights != StorageDtype::F32 ? L.head_tiles.cols * d : 0;
   float* scratch =
-      work.take(std::max(tile + w_block, attention_work_elems(dims, omp_get_max_threads())));
+      work.take(std::max(tile + w_block, backend.attention_workspace_elems(dims)));
   L.head_tile = scratch;
   L.head_w_block = scratch && w_block ? scratch + tile : nullptr;
   L.attn_work = scratch;
   L.head_row_stats = reinterpret_cast<double*>(work.take(2 * N * 2));
+  L.ids = work.take_i32(N);
+  L.targets = work.take_i32(N);
+  L.lengths = work.take_i32(B);
   if (!backward) return;
   L.grads.dh = work.take(N * d);
   L.grads.dxn = work.take(N * d);
@@ -93,10 +97,10 @@ void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing
 
 std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
                                                    Checkpointing ckpt, bool backward,
-                                                   StorageDtype weights) {
+                                                   StorageDtype weights, const Backend& backend) {
   Carver acts(nullptr), work(nullptr);
   Layout L;
-  carve(c, B, T, ckpt, backward, weights, acts, work, L);
+  carve(c, B, T, ckpt, backward, weights, backend, acts, work, L);
   return {static_cast<size_t>(acts.used()) * sizeof(float),
           static_cast<size_t>(work.used()) * sizeof(float)};
 }
@@ -105,16 +109,16 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
   LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
   const StorageDtype weights = head_param().dtype;
   const auto [act_bytes, work_bytes] =
-      buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights);
-  ensure_capacity(act_buf_, tracker_, MemCategory::Activations, act_bytes);
-  ensure_capacity(work_buf_, tracker_, MemCategory::Workspace, work_bytes);
+      buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights, backend_);
+  ensure_capacity(act_buf_, backend_.allocator(), tracker_, MemCategory::Activations, act_bytes);
+  ensure_capacity(work_buf_, backend_.allocator(), tracker_, MemCategory::Workspace, work_bytes);
   const bool head_one_pass = backward && !ckpt.recompute_head;
   if (wc_.bf16_gemm()) {
     wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass));
   }
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
-  carve(config_, batch.B, batch.T, ckpt, backward, weights, acts, work, L);
+  carve(config_, batch.B, batch.T, ckpt, backward, weights, backend_, acts, work, L);
   block_in_ = std::move(L.block_in);
   layer_acts_ = std::move(L.layer_acts);
   xnf_ = L.xnf;
@@ -125,19 +129,31 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
   head_w_block_ = L.head_w_block;
   head_row_stats_ = L.head_row_stats;
   attn_work_ = L.attn_work;
+  ids_ = L.ids;
+  targets_ = L.targets;
+  lengths_ = L.lengths;
   grads_ = L.grads;
+}
+
+void LlamaModel::upload(const Batch& batch) {
+  const auto N = static_cast<size_t>(batch.B * batch.T);
+  backend_.copy_to_device(ids_, batch.ids.data(), N * sizeof(int32_t));
+  backend_.copy_to_device(targets_, batch.targets.data(), N * sizeof(int32_t));
+  backend_.copy_to_device(lengths_, batch.lengths.data(), batch.lengths.size() * sizeof(int32_t));
 }
 
 void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
                                float* x_out) {
   const ModelConfig& c = config_;
+  Backend& be = backend_;
+  const UsingLayer using_layer(*residency_, l);
   const LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
   float* xn = a.m;  // (N, d_model) each norm's output, until swiglu writes m
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    rmsnorm_forward(xn, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
+    be.rmsnorm_forward(xn, a.rstd1, x_in, p.attn_norm->f(), N, d, c.rms_norm_eps);
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
@@ -147,12 +163,12 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
-    rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+    be.rope_forward(a.q, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+    be.rope_forward(a.k, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
   }
   {
     PhaseTimer t(profile_, Phase::Attention);
-    attention_forward(a.attn, a.stats, attn_work_, a.q, a.k, a.v, batch.lengths.data(), dims);
+    be.attention_forward(a.attn, a.stats, attn_work_, a.q, a.k, a.v, lengths_, dims);
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
@@ -160,8 +176,8 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    add_inplace(a.h_mid, x_in, N * d);
-    rmsnorm_forward(xn, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
+    be.add(a.h_mid, x_in, N * d);
+    be.rmsnorm_forward(xn, a.rstd2, a.h_mid, p.mlp_norm->f(), N, d, c.rms_norm_eps);
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
@@ -170,7 +186,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
+    be.swiglu_forward(a.m, a.gate, a.up, N * c.d_ff);
   }
   if (!x_out) return;
   {
@@ -178,12 +194,14 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
     linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
   }
   PhaseTimer t(profile_, Phase::Elementwise);
-  add_inplace(x_out, a.h_mid, N * d);
+  be.add(x_out, a.h_mid, N * d);
 }
 
 void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
                                 Grads& g, GradSink& sink) {
   const ModelConfig& c = config_;
+  Backend& be = backend_;
+  const UsingLayer using_layer(*residency_, l);
   LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
   // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
@@ -198,8 +216,8 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* xn = a.m;     // m is dead: it takes the norm outputs again, as in forward
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
-    rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+    be.swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
+    be.rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
@@ -210,7 +228,7 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* dw = sink.gradient_buffer(*p.mlp_norm);
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
+    be.rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
   }
   {
     PhaseTimer t(profile_, Phase::Update);
@@ -229,14 +247,14 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* dv = dk + N * c.n_kv * c.head_dim;    // (N, n_kv·head_dim)
   {
     PhaseTimer t(profile_, Phase::Attention);
-    attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v,
-                       batch.lengths.data(), dims);
+    be.attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v, lengths_,
+                          dims);
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
-    rope_backward(dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
-    rmsnorm_apply(xn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+    be.rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
+    be.rope_backward(dk, rope_, batch.B, batch.T, c.n_kv, c.head_dim);
+    be.rmsnorm_apply(xn, x_in, a.rstd1, p.attn_norm->f(), N, d);
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
@@ -248,7 +266,7 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   dw = sink.gradient_buffer(*p.attn_norm);
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
+    be.rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
   }
   PhaseTimer t(profile_, Phase::Update);
   sink.consume(*p.attn_norm, dw);
@@ -258,27 +276,25 @@ void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T;
   for (int32_t id : batch.ids) LOMO_ASSERT(id < c.vocab, "token id out of range");
+  upload(batch);
   {
+    const UsingLayer using_layer(*residency_, kOutsideBlocks);
     PhaseTimer t(profile_, Phase::Elementwise);
-    if (params_.embed->dtype == StorageDtype::F32) {
-      embedding_forward(block_in_[0], batch.ids.data(), params_.embed->f(), N, c.d_model);
-    } else {
-      embedding_forward_bf16(block_in_[0], batch.ids.data(), params_.embed->h(), N, c.d_model,
-                             params_.embed->dtype == StorageDtype::F16);
-    }
+    backend_.embedding_forward(block_in_[0], ids_, params_.embed->view(), N);
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);
   }
+  const UsingLayer using_layer(*residency_, kOutsideBlocks);
   PhaseTimer t(profile_, Phase::Elementwise);
-  rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N, c.d_model,
-                  c.rms_norm_eps);
+  backend_.rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N,
+                           c.d_model, c.rms_norm_eps);
 }
 
 LmHeadIo LlamaModel::head_io(const Batch& batch) {
   LmHeadIo io;
   io.xn = xnf_;
-  io.targets = batch.targets.data();
+  io.targets = targets_;
   io.N = batch.B * batch.T;
   io.nll = nll_;
   io.tiles = head_tiles_;
@@ -289,7 +305,7 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
     const int64_t N = batch.B * batch.T, d = config_.d_model;
     const int64_t elems = bf16_scratch_elems(config_, N, head_tiles_.one_pass);
     uint16_t* xn16 = wc_.act16(0, elems);  // (N, d)
-    to_bf16(xn16, xnf_, N * d);
+    backend_.to_bf16(xn16, xnf_, N * d);
     io.xn16 = xn16;
     io.tile16 = wc_.act16(1, elems);
   }
@@ -305,10 +321,14 @@ double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
   io.logits_out = logits;
   double sum;
   {
+    const UsingLayer using_layer(*residency_, kOutsideBlocks);
     PhaseTimer t(profile_, Phase::LmHead);
-    sum = lm_head_cross_entropy(head_param(), io);
+    sum = backend_.lm_head_loss(head_param().view(), io);
   }
-  if (nll) nll->assign(nll_, nll_ + N);
+  if (nll) {
+    nll->resize(static_cast<size_t>(N));
+    backend_.copy_to_host(nll->data(), nll_, sizeof(float) * N);
+  }
   return batch.loss_tokens > 0 ? sum / static_cast<double>(batch.loss_tokens) : 0.0;
 }
 
@@ -328,10 +348,12 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   io.dxn = grads_.dxn;
   io.dW = sink.gradient_buffer(head);
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
+  // The embedding, final norm and head stay in use until the embedding backward at the end.
+  const UsingLayer using_outer(*residency_, kOutsideBlocks);
   double loss;
   {
     PhaseTimer t(profile_, Phase::LmHead);
-    loss = lm_head_cross_entropy(head, io) / static_cast<double>(batch.loss_tokens);
+    loss = backend_.lm_head_loss(head.view(), io) / static_cast<double>(batch.loss_tokens);
   }
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
   if (!std::isfinite(loss)) {
@@ -347,9 +369,9 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   float* dw = sink.gradient_buffer(*params_.final_norm);
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    std::memset(grads_.dh, 0, sizeof(float) * N * d);
-    rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
-                     params_.final_norm->f(), N, d);
+    backend_.fill(grads_.dh, 0.0f, N * d);
+    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
+                              params_.final_norm->f(), N, d);
   }
   {
     PhaseTimer t(profile_, Phase::Update);
@@ -366,8 +388,8 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   float* dembed = sink.gradient_buffer(*params_.embed);
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    if (!tied) std::memset(dembed, 0, sizeof(float) * params_.embed->numel());
-    embedding_backward(dembed, grads_.dh, batch.ids.data(), N, d);
+    if (!tied) backend_.fill(dembed, 0.0f, params_.embed->numel());
+    backend_.embedding_backward(dembed, grads_.dh, ids_, N, d);
   }
   PhaseTimer t(profile_, Phase::Update);
   sink.consume(*params_.embed, dembed);

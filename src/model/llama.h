@@ -1,6 +1,8 @@
-// The LLaMA-family decoder (LLaMA 1/2/3, Mistral, Qwen2, SmolLM) on the CPU in fp32:
-// forward, and a backward that walks the layers in reverse handing every parameter's gradient to
-// a GradSink the moment it is complete (design §2).
+// The LLaMA-family decoder (LLaMA 1/2/3, Mistral, Qwen2, SmolLM), computing in fp32 on a
+// Backend (ops/backend.h): forward, and a backward that walks the layers in reverse handing every
+// parameter's gradient to a GradSink the moment it is complete (design §2). The model owns the
+// schedule (which op runs when, on which buffer); the backend owns the arithmetic. Every buffer
+// the model uses comes from the backend's allocator; the batch's token ids are copied there.
 //
 // Activation checkpointing, block by block: a checkpointed block keeps only its input from
 // forward, and backward recomputes the block from it just before differentiating it. Because
@@ -17,11 +19,11 @@
 #include "core/profile.h"
 #include "model/batch.h"
 #include "model/config.h"
-#include "model/lm_head.h"
+#include "model/grad_sink.h"
 #include "model/params.h"
+#include "model/residency.h"
 #include "model/weights.h"
-#include "ops/cpu/rope.h"
-#include "optim/grad_sink.h"
+#include "ops/backend.h"
 
 namespace lomo {
 
@@ -52,6 +54,7 @@ class Carver {
     used_ += (n + 15) / 16 * 16;
     return p;
   }
+  int32_t* take_i32(int64_t n) { return reinterpret_cast<int32_t*>(take(n)); }
   int64_t used() const { return used_; }
 
  private:
@@ -61,7 +64,8 @@ class Carver {
 
 class LlamaModel {
  public:
-  LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker);
+  LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker,
+             Backend& backend);
 
   // Forward only. Returns the mean NLL over the batch's loss tokens; fills nll (B·T, 0 where no
   // loss) and logits (B·T·V) when given.
@@ -78,10 +82,14 @@ class LlamaModel {
   // Bytes of the activation and workspace blocks a step of this shape allocates: the memory
   // planner's source for those two categories, so prediction and allocation cannot drift.
   // `weights`: the storage of the 2-D tensors (16-bit heads are converted block by block).
+  // The backend's scratch (attention) is part of the workspace.
   static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
                                                 Checkpointing ckpt, bool backward,
-                                                StorageDtype weights);
+                                                StorageDtype weights, const Backend& backend);
   ModelParams& params() { return params_; }
+  Backend& backend() { return backend_; }
+  // Asked before and after each layer's weights are used (null: everything resident).
+  void set_residency(Residency* r) { residency_ = r ? r : &all_resident_; }
   // Linear layers multiply in bf16 (weights.h); the 2-D parameters must be stored in bf16.
   void set_bf16_gemm(bool on);
   // Phase timings of every later call go to `profile` (null: none).
@@ -121,11 +129,14 @@ class LlamaModel {
     float *head_tile = nullptr, *head_w_block = nullptr;
     double* head_row_stats = nullptr;
     float* attn_work = nullptr;
+    int32_t *ids = nullptr, *targets = nullptr, *lengths = nullptr;
     Grads grads{};
   };
   static void carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt, bool backward,
-                    StorageDtype weights, Carver& acts, Carver& work, Layout& L);
+                    StorageDtype weights, const Backend& backend, Carver& acts, Carver& work,
+                    Layout& L);
   void plan(const Batch& batch, Checkpointing ckpt, bool backward);
+  void upload(const Batch& batch);
   LmHeadIo head_io(const Batch& batch);
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
   void run_forward(const Batch& batch, Checkpointing ckpt);
@@ -143,9 +154,12 @@ class LlamaModel {
   const ModelConfig& config_;
   ModelParams& params_;
   MemoryTracker& tracker_;
+  Backend& backend_;
   RopeTable rope_;
-  WeightCache wc_;  // fp32 views of bf16 weights
+  WeightCache wc_;  // weights as product operands
   StepProfile* profile_ = nullptr;
+  Residency all_resident_;
+  Residency* residency_ = &all_resident_;
 
   // Planned blocks, reused across steps while the batch shape allows.
   Buffer act_buf_;   // activations: block inputs, layer activations, final norm
@@ -159,7 +173,10 @@ class LlamaModel {
   float* head_tile_ = nullptr;          // (tile rows, tile cols) LM-head logits tile
   float* head_w_block_ = nullptr;       // (tile cols, d_model) fp32 block of a 16-bit head
   double* head_row_stats_ = nullptr;    // (N, 2)
-  float* attn_work_ = nullptr;          // (threads, 2, T, T) attention scratch
+  float* attn_work_ = nullptr;          // backend's attention scratch
+  int32_t* ids_ = nullptr;              // (B, T) the batch's ids, in the backend's memory
+  int32_t* targets_ = nullptr;          // (B, T)
+  int32_t* lengths_ = nullptr;          // (B)
   Grads grads_{};
 };
 

@@ -10,25 +10,28 @@ namespace lomo {
 std::vector<ParamSpec> expected_params(const ModelConfig& c) {
   const int64_t d = c.d_model, q = c.n_head * c.head_dim, kv = c.n_kv * c.head_dim;
   std::vector<ParamSpec> s;
-  s.push_back({"model.embed_tokens.weight", {c.vocab, d}, false});
+  using R = ParamRole;
+  s.push_back({"model.embed_tokens.weight", {c.vocab, d}, R::Embedding, kOutsideBlocks});
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    s.push_back({p + "input_layernorm.weight", {d}, true});
-    s.push_back({p + "self_attn.q_proj.weight", {q, d}, false});
-    if (c.qkv_bias) s.push_back({p + "self_attn.q_proj.bias", {q}, true});
-    s.push_back({p + "self_attn.k_proj.weight", {kv, d}, false});
-    if (c.qkv_bias) s.push_back({p + "self_attn.k_proj.bias", {kv}, true});
-    s.push_back({p + "self_attn.v_proj.weight", {kv, d}, false});
-    if (c.qkv_bias) s.push_back({p + "self_attn.v_proj.bias", {kv}, true});
-    s.push_back({p + "self_attn.o_proj.weight", {d, q}, false});
-    if (c.o_bias) s.push_back({p + "self_attn.o_proj.bias", {d}, true});
-    s.push_back({p + "post_attention_layernorm.weight", {d}, true});
-    s.push_back({p + "mlp.gate_proj.weight", {c.d_ff, d}, false});
-    s.push_back({p + "mlp.up_proj.weight", {c.d_ff, d}, false});
-    s.push_back({p + "mlp.down_proj.weight", {d, c.d_ff}, false});
+    s.push_back({p + "input_layernorm.weight", {d}, R::Norm, l});
+    s.push_back({p + "self_attn.q_proj.weight", {q, d}, R::BlockLinear, l});
+    if (c.qkv_bias) s.push_back({p + "self_attn.q_proj.bias", {q}, R::Bias, l});
+    s.push_back({p + "self_attn.k_proj.weight", {kv, d}, R::BlockLinear, l});
+    if (c.qkv_bias) s.push_back({p + "self_attn.k_proj.bias", {kv}, R::Bias, l});
+    s.push_back({p + "self_attn.v_proj.weight", {kv, d}, R::BlockLinear, l});
+    if (c.qkv_bias) s.push_back({p + "self_attn.v_proj.bias", {kv}, R::Bias, l});
+    s.push_back({p + "self_attn.o_proj.weight", {d, q}, R::BlockLinear, l});
+    if (c.o_bias) s.push_back({p + "self_attn.o_proj.bias", {d}, R::Bias, l});
+    s.push_back({p + "post_attention_layernorm.weight", {d}, R::Norm, l});
+    s.push_back({p + "mlp.gate_proj.weight", {c.d_ff, d}, R::BlockLinear, l});
+    s.push_back({p + "mlp.up_proj.weight", {c.d_ff, d}, R::BlockLinear, l});
+    s.push_back({p + "mlp.down_proj.weight", {d, c.d_ff}, R::BlockLinear, l});
   }
-  s.push_back({"model.norm.weight", {d}, true});
-  if (!c.tied_embeddings) s.push_back({"lm_head.weight", {c.vocab, d}, false});
+  s.push_back({"model.norm.weight", {d}, R::Norm, kOutsideBlocks});
+  if (!c.tied_embeddings) {
+    s.push_back({"lm_head.weight", {c.vocab, d}, R::LmHead, kOutsideBlocks});
+  }
   return s;
 }
 
@@ -67,13 +70,12 @@ void Param::to_f32(float* dst, int64_t begin, int64_t n) const {
     std::copy(data.f32() + begin, data.f32() + begin + n, dst);
     return;
   }
+  // Host loops for loading and saving; the training path converts through the backend.
   const uint16_t* src = h() + begin;
   if (dtype == StorageDtype::F16) {
-#pragma omp parallel for
     for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
     return;
   }
-#pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
@@ -85,12 +87,20 @@ void Param::from_f32(const float* src) {
   }
   uint16_t* dst = h();
   if (dtype == StorageDtype::F16) {
-#pragma omp parallel for
     for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
     return;
   }
-#pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+ParamView Param::view() {
+  ParamView v;
+  v.data = data.as<void>();
+  v.dtype = dtype;
+  v.rows = shape.size() == 2 ? shape[0] : 1;
+  v.cols = shape.size() == 2 ? shape[1] : numel();
+  v.id = id;
+  return v;
 }
 
 ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype) {
@@ -101,7 +111,8 @@ ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDt
     p.id = static_cast<int>(all_.size());
     p.name = s.name;
     p.shape = s.shape;
-    p.is_norm_or_bias = s.is_norm_or_bias;
+    p.role = s.role;
+    p.layer = s.layer;
     p.dtype = s.shape.size() == 2 ? dtype : StorageDtype::F32;
     p.data = Buffer(tracker, MemCategory::Parameters,
                     static_cast<size_t>(p.numel()) * (p.dtype == StorageDtype::F32 ? 4 : 2));

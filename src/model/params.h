@@ -5,19 +5,48 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/memory.h"
 #include "model/config.h"
+#include "ops/tensor.h"
 
 namespace lomo {
 
-// Storage of the 2-D tensors (embedding, head, linear weights). Norm weights and biases stay
-// fp32 whatever the mode (a few KiB; llama.cpp does the same). Compute is always fp32.
-enum class StorageDtype { F32, BF16, F16 };
+// Storage (StorageDtype, core/dtype.h) of the 2-D tensors (embedding, head, linear weights). Norm
+// weights and biases stay fp32 whatever the mode (a few KiB; llama.cpp does the same). Compute is
+// always fp32.
+
+// What a tensor is to the model. The role, never the tensor's name, decides how it is updated
+// (style.md habit 13); the rules that read it are stated once, below.
+enum class ParamRole {
+  Embedding,    // (V, d_model) token embedding; with tied weights also the LM head
+  BlockLinear,  // (out, in) weight of a linear layer inside a decoder block
+  Norm,         // (d_model) RMSNorm weight
+  Bias,         // (out) bias of a linear layer
+  LmHead,       // (V, d_model) untied output projection
+  Adapter,      // reserved for LoRA adapters (not built yet)
+};
+
+// The zero-buffer LOMO update (W ← (1 − lr·wd)·W − lr·c·dYᵀX inside the weight-gradient GEMM,
+// no gradient buffer) applies to exactly these tensors: the block linear weights. The embedding
+// and the LM head have their own products (lookup, tiled head) and keep a buffer.
+inline bool takes_fused_linear_update(ParamRole r) { return r == ParamRole::BlockLinear; }
+// The tensors `--decay-norms-biases off` exempts from weight decay.
+inline bool is_norm_or_bias(ParamRole r) { return r == ParamRole::Norm || r == ParamRole::Bias; }
+// Weight decay of a tensor of role r under the run's setting.
+inline float weight_decay_for(ParamRole r, float weight_decay, bool decay_norms_and_biases) {
+  return is_norm_or_bias(r) && !decay_norms_and_biases ? 0.0f : weight_decay;
+}
+
+// The layer a tensor belongs to, for residency (model/residency.h): its block, or kOutsideBlocks
+// for the embedding, the final norm and the LM head.
+inline constexpr int64_t kOutsideBlocks = -1;
 
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. "model.layers.3.mlp.up_proj.weight"
   std::vector<int64_t> shape;
-  bool is_norm_or_bias = false;
+  ParamRole role = ParamRole::BlockLinear;
+  int64_t layer = kOutsideBlocks;
 };
 
 // Every tensor the config implies, in a fixed order (embedding, layers, final norm, head).
@@ -30,7 +59,11 @@ struct Param {
   int id = 0;  // index in ModelParams::all
   std::string name;
   std::vector<int64_t> shape;
-  bool is_norm_or_bias = false;
+  ParamRole role = ParamRole::BlockLinear;
+  int64_t layer = kOutsideBlocks;
+  // The optimizer group: 0 for the model's own tensors (the only group today; LoRA adds its
+  // adapters as a group with its own optimizer and learning rate).
+  int group = 0;
   StorageDtype dtype = StorageDtype::F32;
   Buffer data;  // numel elements of dtype, category Parameters
 
@@ -48,6 +81,8 @@ struct Param {
   void to_f32(float* dst, int64_t begin, int64_t n) const;
   // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest.
   void from_f32(const float* src);
+  // The tensor as ops see it: (rows, cols), or (1, n) for a vector.
+  ParamView view();
 };
 
 struct LayerParams {

@@ -21,7 +21,7 @@ namespace lomo {
 
 class AdaLomoStates {
  public:
-  AdaLomoStates(const ModelParams& params, MemoryTracker& tracker);
+  AdaLomoStates(const ModelParams& params, MemoryTracker& tracker, Backend& backend);
   float* row(const Param& p) { return states_[p.id].f32(); }               // (rows) or, 1-D, (n)
   float* col(const Param& p) { return states_[p.id].f32() + p.shape[0]; }  // (cols), 2-D only
 

@@ -10,6 +10,7 @@
 //  * LomoSink  — fused update p ← p·(1 − lr·wd) − lr·c·clamp(g), in fp32, the moment g is done.
 //  * NormSink  — pass 1 of global-norm clipping: Σ clamp(g)² and the first non-finite tensor.
 //  * StoreSink — keeps every gradient for a step after backward (SGD, AdamW).
+// Buffers come from the backend's allocator, and every update runs on the backend.
 #pragma once
 
 #include <cmath>
@@ -18,22 +19,25 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/rounding.h"
+#include "model/grad_sink.h"
 #include "model/params.h"
-#include "model/weights.h"
-#include "optim/grad_sink.h"
+#include "ops/backend.h"
 
 namespace lomo {
 
 class ReusableGradients {
  public:
   // held_id: id of the parameter whose gradient must survive the whole backward (the tied
-  // embedding), or −1. fused_linear: the 2-D weights of linear layers never ask for a buffer (the
-  // zero-buffer update), so the shared buffer is sized for the other tensors only.
+  // embedding), or −1. fused_linear: the tensors that take the zero-buffer update never ask for a
+  // buffer, so the shared buffer is sized for the other tensors only.
   ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
-                    bool fused_linear = false);
+                    Backend& backend, bool fused_linear = false);
   float* buffer_for(const Param& p);
+  Backend& backend() const { return backend_; }
 
  private:
+  Backend& backend_;
   int held_id_;
   Buffer held_;
   Buffer shared_;
@@ -41,19 +45,18 @@ class ReusableGradients {
 
 class StoredGradients {
  public:
-  StoredGradients(const ModelParams& params, MemoryTracker& tracker);
+  StoredGradients(const ModelParams& params, MemoryTracker& tracker, Backend& backend);
   float* buffer_for(const Param& p) { return bufs_[p.id].f32(); }
+  Backend& backend() const { return backend_; }
 
  private:
+  Backend& backend_;
   std::vector<Buffer> bufs_;
 };
 
-// Element-wise clamp to [−v, v] (v ≤ 0: off) — the paper's clip by value, applied before
-// anything else reads the gradient.
-void clip_by_value(float* g, int64_t n, float v);
-
-// Throws lomo::Error naming the tensor and step if g holds inf or NaN (design §2 rule 8).
-void check_finite(const float* g, int64_t n, const std::string& tensor, int64_t step);
+// Throws NonFiniteError naming the tensor and step if g holds inf or NaN (design §2 rule 8).
+void check_finite(Backend& backend, const float* g, int64_t n, const std::string& tensor,
+                  int64_t step);
 
 struct LomoUpdate {
   float lr = 0;
@@ -61,7 +64,7 @@ struct LomoUpdate {
   float clip_value = 0;    // ≤ 0: off
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
-  bool fused_linear = false;  // zero-buffer update of linear weights (needs clip_value off)
+  bool fused_linear = false;  // zero-buffer update where the role allows (needs clip_value off)
   RoundingMode rounding;      // write-back of 16-bit parameters (design §2 rule 5)
   int64_t step = 0;           // for messages
 };
@@ -72,8 +75,7 @@ class LomoSink : public GradSink {
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
   // W ← (1 − lr·wd)·W − lr·c·dYᵀX as one GEMM (alpha = −lr·c, beta = 1 − lr·wd).
-  bool fused_linear_update(Param& W, float* w32, WeightCache& wc,
-                           const LinearGradOperands& ops) override;
+  std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) override;
 
  private:
   ReusableGradients& grads_;
@@ -109,10 +111,6 @@ class StoreSink : public GradSink {
   StoredGradients& grads_;
 };
 
-// Whether a parameter is the 2-D weight of a linear layer inside a block (the tensors the
-// zero-buffer update covers; the embedding and LM head are not).
-bool is_block_linear_weight(const Param& p);
-
 // Global L2 norm over stored gradients (fp64 accumulation).
 double global_norm(ModelParams& params, StoredGradients& grads);
 
@@ -127,7 +125,8 @@ struct AdamWConfig {
 // m and v are fp32, counted as optimizer states (2 × parameter bytes).
 class AdamW {
  public:
-  AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker);
+  AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker,
+        Backend& backend);
   void step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
 
  private:

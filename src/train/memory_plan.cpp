@@ -40,7 +40,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       const size_t n = static_cast<size_t>(s.shape[0] * s.shape[1]);
       P2 += n;
       // Layer weights are read through the weight cache; embedding and head are not (weights.h).
-      if (s.name.rfind("model.layers.", 0) == 0) largest_viewed = std::max(largest_viewed, n);
+      if (s.role == ParamRole::BlockLinear) largest_viewed = std::max(largest_viewed, n);
     }
   }
   MemoryPlan m;
@@ -58,10 +58,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       size_t held = 0, shared = 0;
       for (const auto& s : specs) {
         const auto n = static_cast<size_t>(spec_numel(s));
-        if (c.tied_embeddings && s.name == "model.embed_tokens.weight") {
+        if (c.tied_embeddings && s.role == ParamRole::Embedding) {
           held = n;
-        } else if (!(fused_buffers && s.shape.size() == 2 &&
-                     s.name.rfind("model.layers.", 0) == 0)) {
+        } else if (!(fused_buffers && takes_fused_linear_update(s.role))) {
           shared = std::max(shared, n);
         }
       }
@@ -83,8 +82,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       m.optimizer_states = (e == 4 ? 8 : 12) * P;
       break;
   }
-  const auto [acts, work] =
-      LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true, in.dtype);
+  LOMO_ASSERT(in.backend != nullptr, "the memory planner needs the run's backend");
+  const auto [acts, work] = LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true,
+                                                     in.dtype, *in.backend);
   m.activations = acts;
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
   m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);

@@ -16,6 +16,7 @@
 
 #include "model/config.h"
 #include "model/llama.h"
+#include "ops/backend.h"
 #include "train/trainer.h"
 
 namespace lomo {
@@ -25,6 +26,8 @@ const char* storage_dtype_name(StorageDtype d);
 
 struct MemoryPlanInput {
   ModelConfig config;
+  // The backend the run will use: its scratch (attention) is part of the workspace. Required.
+  const Backend* backend = nullptr;
   OptimizerKind optimizer = OptimizerKind::Lomo;
   StorageDtype dtype = StorageDtype::F32;
   int64_t batch = 1, seq = 1;

@@ -38,6 +38,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
                       [](const Param& p) { return p.dtype == StorageDtype::F16; });
   loss_scale_ = opts.loss_scale_init;
   model.set_bf16_gemm(opts.bf16_gemm);
+  Backend& backend = model.backend();
   if (fp16_ && (loss_scale_ < 1 || !std::isfinite(loss_scale_))) {
     throw Error("--loss-scale-init must be a finite number ≥ 1");
   }
@@ -50,14 +51,14 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
     // its full size then; only without it do linear weights never need one.
-    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker,
-                                                    fused() && opts.clip_grad_norm <= 0 && !fp16_);
+    reusable_ = std::make_unique<ReusableGradients>(
+        params, held, tracker, backend, fused() && opts.clip_grad_norm <= 0 && !fp16_);
     if (opts.optimizer == OptimizerKind::AdaLomo)
-      adalomo_ = std::make_unique<AdaLomoStates>(params, tracker);
+      adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
   } else {
-    stored_ = std::make_unique<StoredGradients>(params, tracker);
+    stored_ = std::make_unique<StoredGradients>(params, tracker, backend);
     if (opts.optimizer == OptimizerKind::AdamW) {
-      adamw_ = std::make_unique<AdamW>(params, AdamWConfig{}, tracker);
+      adamw_ = std::make_unique<AdamW>(params, AdamWConfig{}, tracker, backend);
     }
   }
 }
@@ -131,7 +132,9 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   check_loss(r.loss, step_index);
   if (opts_.clip_grad_norm > 0) {
     ModelParams& params = model_.params();
-    for (auto& p : params.all()) clip_by_value(stored_->buffer_for(p), p.numel(), u.clip_value);
+    for (auto& p : params.all()) {
+      model_.backend().clip_by_value(stored_->buffer_for(p), p.numel(), u.clip_value);
+    }
     u.clip_value = 0;  // applied once, above
     r.grad_norm = global_norm(params, *stored_);
     r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);

@@ -11,14 +11,9 @@
 
 #include <cstdint>
 
+#include "ops/attention.h"
+
 namespace lomo {
-
-struct AttnDims {
-  int64_t B, T, n_head, n_kv, head_dim;
-};
-
-// Elements of the softmax statistics forward writes and backward reads: (B, n_head, T, 2).
-inline int64_t attention_stats_elems(const AttnDims& d) { return d.B * d.n_head * d.T * 2; }
 
 // Elements of the scratch either pass needs with `threads` OpenMP threads: two (T, T) blocks
 // per thread.

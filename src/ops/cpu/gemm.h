@@ -12,9 +12,9 @@
 
 #include <cstdint>
 
-namespace lomo {
+#include "ops/tensor.h"
 
-enum class Trans { No, Yes };
+namespace lomo {
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

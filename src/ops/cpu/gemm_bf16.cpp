@@ -85,9 +85,4 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
 }
 
-void to_bf16(uint16_t* dst, const float* src, int64_t n) {
-#pragma omp parallel for simd
-  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
-}
-
 }  // namespace lomo

@@ -16,7 +16,4 @@ namespace lomo {
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// dst(n) ← src(n) rounded to nearest-even bf16.
-void to_bf16(uint16_t* dst, const float* src, int64_t n);
-
 }  // namespace lomo

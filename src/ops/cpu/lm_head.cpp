@@ -1,10 +1,11 @@
-#include "model/lm_head.h"
+#include "ops/cpu/lm_head.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
+#include "ops/cpu/convert.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
 #include "ops/cpu/vexp.h"
@@ -14,10 +15,10 @@ namespace lomo {
 namespace {
 
 // W rows [v0, v0 + n) as fp32 (n, d): W's own storage when fp32, else converted into `scratch`.
-const float* w_rows(const Param& W, int64_t v0, int64_t n, float* scratch) {
-  const int64_t d = W.shape[1];
-  if (W.dtype == StorageDtype::F32) return W.f() + v0 * d;
-  W.to_f32(scratch, v0 * d, n * d);
+const float* w_rows(ParamView W, int64_t v0, int64_t n, float* scratch) {
+  const int64_t d = W.cols;
+  if (W.dtype == StorageDtype::F32) return W.f32() + v0 * d;
+  to_f32(scratch, W, v0 * d, n * d);
   return scratch;
 }
 
@@ -94,40 +95,20 @@ void logits_to_grad(float* tile, int64_t C, int64_t n, int64_t r0, int64_t v0, c
 
 // tile(C, n) = xn_r(C, d) · W_v(n, d)ᵀ for rows [r0, r0 + C), vocabulary [v0, v0 + n); `w` is
 // W_v in fp32 (unused with bf16 products).
-void logits_tile(const Param& W, const float* w, int64_t r0, int64_t C, int64_t v0, int64_t n,
+void logits_tile(ParamView W, const float* w, int64_t r0, int64_t C, int64_t v0, int64_t n,
                  const LmHeadIo& io) {
-  const int64_t d = W.shape[1];
+  const int64_t d = W.cols;
   if (io.xn16) {
-    gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.h() + v0 * d, d, 0.0f,
+    gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.u16() + v0 * d, d, 0.0f,
               io.tile, n);
   } else {
     gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d, w, d, 0.0f, io.tile, n);
   }
 }
 
-}  // namespace
-
-LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass) {
-  LmHeadTiles t;
-  t.rows = std::max<int64_t>(1, std::min<int64_t>(N, 4096));
-  const int64_t cols = std::max<int64_t>(64, (int64_t{1} << 20) / t.rows) / 16 * 16;
-  t.cols = std::max<int64_t>(1, std::min(V, cols));
-  if (one_pass) {
-    // Equal tiles of at most kOnePassTileElems logits (at least 16 rows): dW's product has
-    // K = rows, and dW is read and written once per tile.
-    const int64_t most = std::max<int64_t>(16, kOnePassTileElems / std::max<int64_t>(1, V));
-    const int64_t n_tiles = (N + most - 1) / most;
-    t.rows = std::max<int64_t>(1, std::min(N, (N + n_tiles - 1) / n_tiles));
-    t.one_pass = true;
-  }
-  return t;
-}
-
-namespace {
-
 // One pass (training): per tile of C rows × all V entries, the loss and the gradients.
-double one_pass(const Param& W, const LmHeadIo& io) {
-  const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
+double one_pass(ParamView W, const LmHeadIo& io) {
+  const int64_t V = W.rows, d = W.cols, N = io.N;
   const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
   const bool bf16 = io.xn16 != nullptr;
   // A 16-bit W with fp32 products is converted `cols` rows at a time into w_block (twice per
@@ -143,7 +124,7 @@ double one_pass(const Param& W, const LmHeadIo& io) {
     for (int64_t v0 = 0; v0 < V; v0 += wb) {
       const int64_t n = std::min(wb, V - v0);
       if (bf16) {
-        gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.h() + v0 * d, d,
+        gemm_bf16(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn16 + r0 * d, d, W.u16() + v0 * d, d,
                   0.0f, tile + v0, V);
       } else {
         gemm(Trans::No, Trans::Yes, C, n, d, 1.0f, io.xn + r0 * d, d,
@@ -170,7 +151,7 @@ double one_pass(const Param& W, const LmHeadIo& io) {
       const int64_t n = std::min(wb, V - v0);
       // dxn_r(C, d) (+)= dlogits_v(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogits_vᵀ(n, C) · xn_r(C, d)
       if (bf16) {
-        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16 + v0, V, W.h() + v0 * d, d,
+        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16 + v0, V, W.u16() + v0 * d, d,
                   v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
         gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16 + v0, V, io.xn16 + r0 * d, d,
                   r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
@@ -187,8 +168,8 @@ double one_pass(const Param& W, const LmHeadIo& io) {
 
 }  // namespace
 
-double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
-  const int64_t V = W.shape[0], d = W.shape[1], N = io.N;
+double lm_head_loss(ParamView W, const LmHeadIo& io) {
+  const int64_t V = W.rows, d = W.cols, N = io.N;
   const int64_t R = io.tiles.rows, Vb = io.tiles.cols;
   const bool train = io.dxn != nullptr;
   const bool bf16 = io.xn16 != nullptr;
@@ -241,7 +222,7 @@ double lm_head_cross_entropy(const Param& W, const LmHeadIo& io) {
       if (bf16) {
         to_bf16(io.tile16, tile, C * n);
         // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d)
-        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16, n, W.h() + v0 * d, d,
+        gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16, n, W.u16() + v0 * d, d,
                   v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
         gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16, n, io.xn16 + r0 * d, d,
                   r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);

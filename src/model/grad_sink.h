@@ -1,13 +1,22 @@
 // The gradient sink (design §2 rule 1): backward hands each parameter's gradient to the active
 // sink the moment it is complete. LOMO's sink applies the update at once and the buffer is
 // reused for the next parameter; the norm pass sums squares; the classic baselines store.
+// The model calls this interface; optim/ implements it. Buffers are in the backend's memory.
 #pragma once
 
+#include <optional>
+
+#include "core/rounding.h"
 #include "model/params.h"
-#include "model/weights.h"
-#include "ops/cpu/weight_grad.h"
 
 namespace lomo {
+
+// The zero-buffer update of a linear weight, as one GEMM on W's fp32 values:
+//   W ← beta·W + alpha·dYᵀ·X, then written back to W's storage with `rounding`.
+struct FusedLinearUpdate {
+  float alpha = 0, beta = 1;
+  RoundingMode rounding;
+};
 
 class GradSink {
  public:
@@ -18,15 +27,12 @@ class GradSink {
   virtual float* gradient_buffer(const Param& p) = 0;
   // p's gradient in `grad` is complete. After this returns, the buffer may be handed out again.
   virtual void consume(Param& p, float* grad) = 0;
-  // The zero-buffer path for a linear weight W(out, in) whose gradient is dYᵀ·X: a sink that can
-  // apply its update straight from the operands, without the gradient ever existing, does so
-  // and returns true. The default materialises the gradient.
-  // w32 is W's fp32 view (W's own storage in fp32 mode), which the sink may overwrite, or null
-  // when the caller has not made one (bf16 products): then wc.view(W) makes it.
-  virtual bool fused_linear_update(Param& W, float* w32, WeightCache& wc,
-                                   const LinearGradOperands& ops) {
-    (void)W, (void)w32, (void)wc, (void)ops;
-    return false;
+  // A sink that can apply its update to the linear weight W straight from the product's
+  // operands, without the gradient ever existing, returns the coefficients; the model then runs
+  // the GEMM (model/linear.cpp). The default materialises the gradient.
+  virtual std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) {
+    (void)W;
+    return std::nullopt;
   }
 };
 

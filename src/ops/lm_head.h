@@ -1,5 +1,5 @@
-// The fused LM head + cross-entropy: the (tokens × vocab) logits are never materialised whole.
-// Two schedules, chosen by the memory planner (LmHeadTiles::one_pass):
+// The fused LM head + cross-entropy (the backend op `lm_head_loss`): the (tokens × vocab) logits
+// are never materialised whole. Two schedules, chosen by the memory planner (LmHeadTiles::one_pass):
 // Two passes (inference, and training when memory is short): tiles of `rows` tokens × `cols`
 // vocabulary entries, made against one block of W at a time:
 //   pass 1, per tile:  logits = xn_r · W_vᵀ;  running max and Σexp per token (online logsumexp),
@@ -12,16 +12,16 @@
 //   product is recomputed; the tile holds rows·V logits, and dW is read and written once per tile.
 // A 16-bit W with fp32 products is converted block by block (`cols` rows of W) into `w_block`:
 // no fp32 copy of the whole head. With xn16 and tile16 given (bf16 W), the products run in bf16
-// instead: W as stored, xn and dlogits rounded to bf16, fp32 accumulation (ops/cpu/gemm_bf16.h).
+// instead: W as stored, xn and dlogits rounded to bf16, fp32 accumulation.
 // Every read of W (the dxn products of all tiles) precedes the gradient's hand-over, which the
 // caller does after checking the loss: the LOMO order rule (design §2 rule 2) holds for the head
 // as for every other linear layer (model/linear.h).
+// Accumulation rule: nll, dxn and dW are overwritten; the scratch (tile, w_block, row_stats,
+// tile16) holds nothing on entry or exit.
 #pragma once
 
 #include <cstdint>
 #include <vector>
-
-#include "model/params.h"
 
 namespace lomo {
 
@@ -44,8 +44,8 @@ struct LmHeadIo {
   int64_t N = 0;
   float* nll = nullptr;  // (N) out
   LmHeadTiles tiles;
-  float* tile = nullptr;       // (tiles.tile_elems(V)) scratch
-  float* w_block = nullptr;    // (tiles.cols, d) scratch, used when W is 16-bit
+  float* tile = nullptr;        // (tiles.tile_elems(V)) scratch
+  float* w_block = nullptr;     // (tiles.cols, d) scratch, used when W is 16-bit
   double* row_stats = nullptr;  // (N, 2) scratch: running max and Σexp, then lse
   // bf16 products (--bf16-gemm, bf16 W): xn's bf16 copy, and scratch for dlogits in bf16.
   const uint16_t* xn16 = nullptr;  // (N, d)
@@ -54,10 +54,7 @@ struct LmHeadIo {
   float* dxn = nullptr;  // (N, d) out, overwritten
   float* dW = nullptr;   // (V, d) out, overwritten
   float grad_scale = 0;  // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
-  std::vector<float>* logits_out = nullptr;  // (N, V) copy for tests, forward only
+  std::vector<float>* logits_out = nullptr;  // (N, V) host copy for tests, forward only
 };
-
-// Returns Σ nll over the rows.
-double lm_head_cross_entropy(const Param& W, const LmHeadIo& io);
 
 }  // namespace lomo

@@ -1,0 +1,19 @@
+// Causal multi-head attention with grouped key/value heads (GQA), on right-padded batches: the
+// shapes every backend's attention op shares. Query head h reads key/value head h / (n_head /
+// n_kv). Sequence b has lengths[b] real tokens at t < lengths[b]; rows t ≥ lengths[b] are
+// padding: output 0, no gradient. Forward keeps two numbers per query row for backward (the
+// softmax statistics), never the (T, T) probabilities.
+#pragma once
+
+#include <cstdint>
+
+namespace lomo {
+
+struct AttnDims {
+  int64_t B, T, n_head, n_kv, head_dim;
+};
+
+// Elements of the softmax statistics forward writes and backward reads: (B, n_head, T, 2).
+inline int64_t attention_stats_elems(const AttnDims& d) { return d.B * d.n_head * d.T * 2; }
+
+}  // namespace lomo

@@ -1,0 +1,63 @@
+#include "ops/cpu/convert.h"
+
+#include <algorithm>
+
+#include "core/half.h"
+#include "core/rng.h"
+
+namespace lomo {
+
+void to_f32(float* dst, ParamView src, int64_t begin, int64_t n) {
+  if (src.dtype == StorageDtype::F32) {
+    std::copy(src.f32() + begin, src.f32() + begin + n, dst);
+    return;
+  }
+  const uint16_t* h = src.u16() + begin;
+  if (src.dtype == StorageDtype::F16) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
+    return;
+  }
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
+}
+
+void to_bf16(uint16_t* dst, const float* src, int64_t n) {
+#pragma omp parallel for simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+void store_rounded(ParamView p, const float* w32, const RoundingMode& r) {
+  const int64_t n = p.numel();
+  if (p.dtype == StorageDtype::F32) {
+    if (w32 != p.f32()) std::copy(w32, w32 + n, p.f32());
+    return;
+  }
+  // store16 per element, with its branches and the random stream's key out of the loops.
+  uint16_t* dst = p.u16();
+  if (p.dtype == StorageDtype::F16) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(w32[i]);
+  } else if (r.rounding == Rounding::Nearest) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(w32[i]);
+  } else {
+    const uint64_t key = rounding_key(r, p.id);
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) {
+      const auto bits = static_cast<uint32_t>(splitmix64(key ^ static_cast<uint64_t>(i)));
+      dst[i] = f32_to_bf16_stochastic(w32[i], bits);
+    }
+  }
+}
+
+void fill(float* x, float value, int64_t n) { std::fill(x, x + n, value); }
+
+void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(stddev * counter_normal(seed, stream, static_cast<uint64_t>(i)));
+  }
+}
+
+}  // namespace lomo

@@ -1,0 +1,26 @@
+#include "ops/cpu/elementwise.h"
+
+namespace lomo {
+
+void add_inplace(float* y, const float* x, int64_t n) {
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void bias_rows(float* Y, const float* b, int64_t N, int64_t out) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t o = 0; o < out; ++o) Y[n * out + o] = b[o];
+  }
+}
+
+void bias_grad(float* db, const float* dY, int64_t N, int64_t out) {
+#pragma omp parallel for
+  for (int64_t o = 0; o < out; ++o) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) s += dY[n * out + o];
+    db[o] = static_cast<float>(s);
+  }
+}
+
+}  // namespace lomo

@@ -1,0 +1,47 @@
+// The one way tests build a model and what a training step needs: a tracker, a backend, the
+// weights (a fixture, a model folder, or a random init of a config) and the network on them.
+// Tests that compare two runs build two of these; nothing else repeats the setup.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "model/llama.h"
+#include "model/loader.h"
+#include "ops/backend.h"
+#include "optim/sinks.h"
+#include "train/trainer.h"
+
+namespace lomo::test {
+
+// Cpu: the reference backend. NanFill: the CPU with every op's outputs poisoned first
+// (tests/nan_backend.h).
+enum class TestBackend { Cpu, NanFill };
+const char* test_backend_name(TestBackend b);
+std::unique_ptr<Backend> make_test_backend(TestBackend b);
+
+class TestRun {
+ public:
+  // `model`: a fixture name ("llama_gqa") or a path to a model folder or GGUF file.
+  explicit TestRun(const std::string& model, StorageDtype dtype = StorageDtype::F32,
+                   TestBackend backend = TestBackend::Cpu);
+  // A random model of config `c` (init_params with `seed`).
+  TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype = StorageDtype::F32,
+          TestBackend backend = TestBackend::Cpu);
+  // A model of config `c` holding the values of fp32 `weights` (another run's), stored in `dtype`.
+  TestRun(const ModelConfig& c, const ModelParams& weights, StorageDtype dtype);
+  TestRun(const TestRun&) = delete;
+  TestRun& operator=(const TestRun&) = delete;
+
+  ModelParams& params() { return model.params; }
+  const ModelConfig& config() const { return model.config; }
+  Trainer trainer(const TrainOptions& opts) { return Trainer(net, opts, tracker); }
+  StoredGradients stored_gradients() { return StoredGradients(model.params, tracker, *backend); }
+
+  MemoryTracker tracker;
+  std::unique_ptr<Backend> backend;
+  Model model;
+  LlamaModel net;
+};
+
+}  // namespace lomo::test
