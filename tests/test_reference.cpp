@@ -16,6 +16,7 @@
 //    would show as ~1e-2.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -74,8 +75,8 @@ class Reference : public ::testing::TestWithParam<std::tuple<std::string, TestBa
 
 TEST_P(Reference, LogitsAndLoss) {
   const auto run = load();
-  std::vector<float> logits;
-  const double loss = run->net.forward(batch_, nullptr, &logits);
+  std::vector<float> logits, nll;
+  const double loss = run->net.forward(batch_, &nll, &logits);
   expect_checked(*run);
   const auto want = read_tensor(*ref_, "logits");
   const float want_loss = read_tensor(*ref_, "loss")[0];
@@ -89,6 +90,22 @@ TEST_P(Reference, LogitsAndLoss) {
     worst = std::max(worst, rel_inf_error(logits.data() + off, want.data() + off, L * V));
   }
   EXPECT_LE(worst, 1e-5) << name();
+  // Per-position NLL: logsumexp − the target's logit from the reference logits (fp64) where a
+  // position predicts a token, exactly 0 where it does not (padding, each sequence's last token).
+  ASSERT_EQ(nll.size(), static_cast<size_t>(batch_.B * batch_.T));
+  for (size_t r = 0; r < nll.size(); ++r) {
+    const int32_t t = batch_.targets[r];
+    if (t < 0) {
+      ASSERT_EQ(nll[r], 0.0f) << name() << ": position " << r << " has no target";
+      continue;
+    }
+    const float* row = want.data() + r * V;
+    double mx = row[0], sum = 0;
+    for (int64_t j = 1; j < V; ++j) mx = std::max(mx, static_cast<double>(row[j]));
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(row[j] - mx);
+    const double want_nll = mx + std::log(sum) - row[t];
+    ASSERT_NEAR(nll[r], want_nll, 1e-5 * std::max(1.0, want_nll)) << name() << ": position " << r;
+  }
   std::printf("  %s: logits error %.2e, loss error %.2e (tolerance 1e-5)\n", name().c_str(),
               worst, std::abs(loss - want_loss) / std::abs(want_loss));
 }
