@@ -245,7 +245,7 @@ void dequantize(GgmlType t, const uint8_t* src, int64_t n, float* dst) {
   }
   const int64_t bs = ggml_block_size(t), bb = ggml_block_bytes(t);
   LOMO_ASSERT(n % bs == 0, "dequantize: n not a multiple of the block size");
-#pragma omp parallel for
+  // One pass at load, on the host: file decoding, not device compute (OpenMP lives in ops/cpu).
   for (int64_t blk = 0; blk < n / bs; ++blk) dequant_block(t, src + blk * bb, dst + blk * bs);
 }
 
