@@ -30,7 +30,7 @@ namespace lomo {
 // What backward recomputes instead of keeping from forward. Blocks: the last `kept` (the first to
 // be differentiated) keep their activations; the others are recomputed. The LM head: with
 // recompute_head its gradient pass makes the logits again (two passes, a few MiB of tiles);
-// without, it runs in one pass over larger tiles (model/lm_head.h). On = every block and the head
+// without, it runs in one pass over larger tiles (ops/lm_head.h). On = every block and the head
 // recomputed (the least memory), Off = nothing recomputed. The memory planner picks both for what
 // --memory-limit allows (train/memory_plan.h).
 struct Checkpointing {

@@ -48,10 +48,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   // Gradient buffers: fp32 in our engine (GEMM output, read by the fp32 update); fp16 follows the
   // paper's Table 1 convention of fp16 gradients (the engine's fp16 buffers are fp32: 2x this).
   const size_t ge = in.dtype == StorageDtype::F16 ? 2 : 4;
-  const bool fused_buffers =
-      in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update && !in.clip_grad_norm &&
-      !in.clip_grad_value &&
-      in.dtype != StorageDtype::F16;  // fp16's overflow pass materialises all
+  const bool fused_buffers = zero_buffer_rule(in.optimizer, in.fused_gemm_update,
+                                              in.clip_grad_value, in.clip_grad_norm, in.dtype)
+                                 .no_buffer;
   switch (in.optimizer) {
     case OptimizerKind::Lomo:
     case OptimizerKind::AdaLomo: {

@@ -29,6 +29,20 @@ const char* optimizer_name(OptimizerKind k) {
   return "?";
 }
 
+ZeroBufferRule zero_buffer_rule(OptimizerKind optimizer, bool fused_gemm_update,
+                                bool clip_grad_value, bool clip_grad_norm, StorageDtype dtype) {
+  ZeroBufferRule r;
+  r.fused_update = optimizer == OptimizerKind::Lomo && fused_gemm_update && !clip_grad_value;
+  r.no_buffer = r.fused_update && !clip_grad_norm && dtype != StorageDtype::F16;
+  return r;
+}
+
+ZeroBufferRule Trainer::zero_buffer() const {
+  return zero_buffer_rule(opts_.optimizer, opts_.fused_gemm_update, opts_.clip_grad_value > 0,
+                          opts_.clip_grad_norm > 0,
+                          fp16_ ? StorageDtype::F16 : StorageDtype::F32);
+}
+
 Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)
     : model_(model), opts_(opts) {
   ModelParams& params = model.params();
@@ -49,10 +63,8 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   }
   if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
-    // The norm pass of --clip-grad-norm materialises every gradient, so the shared buffer keeps
-    // its full size then; only without it do linear weights never need one.
-    reusable_ = std::make_unique<ReusableGradients>(
-        params, held, tracker, backend, fused() && opts.clip_grad_norm <= 0 && !fp16_);
+    reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, backend,
+                                                    zero_buffer().no_buffer);
     if (opts.optimizer == OptimizerKind::AdaLomo)
       adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
   } else {
@@ -95,7 +107,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.weight_decay = opts_.weight_decay;
   u.clip_value = opts_.clip_grad_value;
   u.decay_norms_and_biases = opts_.decay_norms_and_biases;
-  u.fused_linear = fused();
+  u.fused_linear = zero_buffer().fused_update;
   u.step = step_index;
   u.rounding.rounding = opts_.rounding;
   u.rounding.seed = opts_.seed;

@@ -42,6 +42,20 @@ struct TrainOptions {
   int64_t loss_scale_window = 1000;
 };
 
+// Whether this run's block linear weights (takes_fused_linear_update) take LOMO's zero-buffer
+// update, and whether they then need no gradient buffer at all. The one statement of the rule,
+// read by the trainer and the memory planner:
+//  * the update is fused for LOMO with --fused-gemm-update, unless clip-by-value needs the
+//    materialised gradient;
+//  * no buffer is needed unless a norm pass (--clip-grad-norm, or fp16's overflow check)
+//    materialises every gradient first.
+struct ZeroBufferRule {
+  bool fused_update = false;
+  bool no_buffer = false;
+};
+ZeroBufferRule zero_buffer_rule(OptimizerKind optimizer, bool fused_gemm_update,
+                                bool clip_grad_value, bool clip_grad_norm, StorageDtype dtype);
+
 struct StepResult {
   double loss = 0;
   double grad_norm = -1;  // measured only when clipping by norm
@@ -58,10 +72,7 @@ class Trainer {
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
   StepResult run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index);
-  bool fused() const {
-    return opts_.optimizer == OptimizerKind::Lomo && opts_.fused_gemm_update &&
-           opts_.clip_grad_value <= 0;
-  }
+  ZeroBufferRule zero_buffer() const;
   LlamaModel& model_;
   TrainOptions opts_;
   std::unique_ptr<ReusableGradients> reusable_;
