@@ -50,23 +50,12 @@ int cmd_memory(int argc, char** argv) {
              {"clip-grad-norm", "F", "> 0: plan the norm pass (every gradient materialised)", "0"},
              {"measure", "", "run one step and print measured beside predicted", ""},
              {"json", "", "print one JSON object (bytes)", ""}});
-  std::vector<char*> rest{argv[0], argv[1]};
-  bool measure = false, json = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--measure") {
-      measure = true;
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  args.parse(static_cast<int>(rest.size()), rest.data(), 2);
+  args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
+  const bool measure = args.given("measure"), json = args.given("json");
   if (args.given("model") && args.given("config"))
     throw Error("give --model or --config, not both");
   MemoryPlanInput in;

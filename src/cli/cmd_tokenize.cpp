@@ -22,23 +22,13 @@ int cmd_tokenize(int argc, char** argv) {
              {"file", "F", "one input per line", ""},
              {"decode", "", "ids to text", ""},
              {"special", "on|off", "add BOS as the model's tokenizer does for a document", "on"}});
-  // --decode is a switch: accept it without a value.
-  std::vector<char*> rest;
-  bool decode = false;
-  for (int i = 2; i < argc; ++i) {
-    if (std::string(argv[i]) == "--decode") {
-      decode = true;
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  rest.insert(rest.begin(), {argv[0], argv[1]});
-  args.parse(static_cast<int>(rest.size()), rest.data(), 2);
+  args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
   const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
+  const bool decode = args.given("decode");
   if (args.given("text") == args.given("file"))
     throw Error("give exactly one of --text and --file");
   const auto tok = text::load_tokenizer(model_path);
