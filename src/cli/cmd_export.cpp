@@ -3,8 +3,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/output_dir.h"
 #include "core/error.h"
+#include "io/output_dir.h"
 #include "model/default_model.h"
 #include "model/export.h"
 #include "model/loader.h"

@@ -12,10 +12,10 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/output_dir.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/file.h"
+#include "io/output_dir.h"
 #include "model/default_model.h"
 #include "model/export.h"
 #include "model/llama.h"
@@ -233,8 +233,7 @@ int cmd_train(int argc, char** argv) {
       "checkpointing %s, %d threads\n",
       optimizer_name(opts.optimizer), lr, args.str("lr-schedule").c_str(),
       static_cast<long long>(sched.warmup_steps()), static_cast<long long>(total_steps),
-      static_cast<long long>(batch_size), ckpt_mode.c_str(),
-      omp_get_max_threads());
+      static_cast<long long>(batch_size), ckpt_mode.c_str(), omp_get_max_threads());
   std::fflush(stdout);
 
   // The planner's prediction for the largest batch this run can see; refuse before step 1 if
