@@ -48,7 +48,9 @@ void Args::parse(int argc, char** argv, int first) {
     if (f == nullptr) {
       throw Error("unknown flag --" + name + " (see lomo " + command_ + " --help)");
     }
-    if (!has_value) {
+    if (f->value_name.empty()) {
+      if (has_value) throw Error("--" + name + " is a switch and takes no value");
+    } else if (!has_value) {
       if (i + 1 >= argc) throw Error("--" + name + " needs a value (" + f->value_name + ")");
       value = argv[++i];
     }
@@ -80,6 +82,13 @@ std::string Args::help() const {
   }
   s += "  --help                    show this help\n";
   return s;
+}
+
+bool Args::declared(const std::string& name) const {
+  for (const auto& f : flags_) {
+    if (f.name == name) return true;
+  }
+  return false;
 }
 
 bool Args::given(const std::string& name) const {

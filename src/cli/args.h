@@ -1,5 +1,6 @@
 // A small flag parser: every command declares its flags once (name, value, help, default), and
 // gets --help text and clear errors for unknown flags, missing values and bad numbers from it.
+// A flag with an empty value_name is a switch: present or absent, never followed by a value.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@ namespace lomo::cli {
 
 struct Flag {
   std::string name;        // without the leading "--"
-  std::string value_name;  // "N", "F", "DIR"; empty for a switch (--help)
+  std::string value_name;  // "N", "F", "DIR"; empty for a switch (--measure)
   std::string help;
   std::string default_value;  // "" = no default
   bool required = false;
@@ -26,7 +27,8 @@ class Args {
   bool help_requested() const { return help_; }
   std::string help() const;
 
-  bool given(const std::string& name) const;  // set on the command line
+  bool declared(const std::string& name) const;  // a flag of this command
+  bool given(const std::string& name) const;     // set on the command line (a switch: present)
   std::string str(const std::string& name) const;
   int64_t integer(const std::string& name, int64_t min, int64_t max) const;
   double number(const std::string& name, double min, double max) const;

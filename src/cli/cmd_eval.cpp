@@ -3,14 +3,13 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/preamble.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "io/file.h"
-#include "model/default_model.h"
-#include "model/llama.h"
 #include "model/loader.h"
-#include "ops/backend.h"
 #include "text/tokenizer.h"
+#include "train/engine.h"
 #include "train/evaluate.h"
 
 namespace lomo::cli {
@@ -23,21 +22,20 @@ int cmd_eval(int argc, char** argv) {
       "answer is scored by the summed NLL of its tokens plus EOS after the prompt; the lowest\n"
       "wins. --task reads a SuperGLUE task's official JSONL fields and builds the paper's\n"
       "prompts; 'choice' reads {\"prompt\", \"choices\": [...], \"label\"}.",
-      {{"model", "PATH", "model folder or .gguf file, with a tokenizer", "the default model"},
+      {model_flag("model folder or .gguf file, with a tokenizer"),
        {"data", "FILE", "JSONL examples", "", true},
        {"task", "NAME", "boolq, rte, wic, wsc, multirc, copa or choice", "choice"},
        {"normalize", "none|tokens", "divide each candidate's NLL by its token count", "none"},
        {"out", "FILE", "write one JSON object per example: scores, prediction, label", ""},
        {"seq-len", "N", "longer prompts lose tokens from their start", "min(1024, context)"},
-       {"threads", "N", "CPU threads", "all cores"}});
+       threads_flag()});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
-  const std::unique_ptr<Backend> backend = make_backend(
-      {"cpu", args.given("threads") ? static_cast<int>(args.integer("threads", 1, 1024)) : 0});
+  const std::string model_path = model_preamble(args);
+  const std::unique_ptr<Backend> backend = backend_from_args(args);
   const data::Task task = data::parse_task(args.str("task"));
   const Normalize norm = args.choice("normalize", {"none", "tokens"}) == "tokens"
                              ? Normalize::Tokens
@@ -51,9 +49,9 @@ int cmd_eval(int argc, char** argv) {
   const int64_t seq_len = args.given("seq-len")
                               ? args.integer("seq-len", 2, model.config.max_position)
                               : std::min<int64_t>(1024, model.config.max_position);
-  LlamaModel net(model.config, model.params, tracker, *backend);
+  const auto net = make_model(model.config, model.params, tracker, *backend);
   std::vector<ChoicePrediction> preds;
-  const ChoiceAccuracy acc = evaluate_choices(net, *tok, examples, norm, seq_len, &preds);
+  const ChoiceAccuracy acc = evaluate_choices(*net, *tok, examples, norm, seq_len, &preds);
   int64_t truncated = 0;
   for (const auto& p : preds) truncated += p.truncated;
   std::printf("%s: accuracy %.4f (%lld/%lld labelled, %lld examples%s)\n", data::task_name(task),

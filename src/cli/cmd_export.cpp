@@ -3,9 +3,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/output_dir.h"
+#include "cli/preamble.h"
 #include "core/error.h"
-#include "model/default_model.h"
+#include "io/output_dir.h"
 #include "model/export.h"
 #include "model/loader.h"
 #include "text/tokenizer.h"
@@ -20,7 +20,7 @@ int cmd_export(int argc, char** argv) {
       "and biases in F32); anything else is a new Hugging Face folder (config.json,\n"
       "model.safetensors in fp32, tokenizer.json / tokenizer_config.json) that transformers\n"
       "loads as it is.",
-      {{"model", "PATH", "model folder or .gguf file", "the default model"},
+      {model_flag("model folder or .gguf file"),
        {"out", "FILE|DIR", "a .gguf file, or a folder that does not exist (or is empty)", "", true},
        {"type", "T", "GGUF weight type: f32, f16, bf16 or q8_0", "f32"}});
   args.parse(argc, argv, 2);
@@ -28,7 +28,7 @@ int cmd_export(int argc, char** argv) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  const std::string src = args.given("model") ? args.str("model") : require_default_model();
+  const std::string src = model_preamble(args);
   const std::string out = args.str("out");
   const bool gguf = out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
   const GgmlType type = parse_gguf_out_type(args.str("type"));

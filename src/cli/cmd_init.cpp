@@ -2,8 +2,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/output_dir.h"
 #include "core/error.h"
+#include "io/output_dir.h"
 #include "model/config.h"
 #include "model/init.h"
 #include "model/loader.h"

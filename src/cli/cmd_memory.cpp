@@ -3,15 +3,14 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/preamble.h"
+#include "cli/run_flags.h"
 #include "core/error.h"
-#include "core/rng.h"
-#include "model/default_model.h"
-#include "model/gguf_model.h"
-#include "model/init.h"
 #include "model/loader.h"
-#include "ops/backend.h"
+#include "model/params.h"
+#include "train/memory_measure.h"
 #include "train/memory_plan.h"
-#include "train/trainer.h"
+#include "train/run_config.h"
 
 namespace lomo::cli {
 
@@ -23,125 +22,71 @@ std::string gib(size_t b) {
   return s;
 }
 
+nlohmann::ordered_json as_json(const MemoryPlan& m) {
+  return {{"parameters", m.parameters},
+          {"gradients", m.gradients},
+          {"optimizer_states", m.optimizer_states},
+          {"activations", m.activations},
+          {"workspace", m.workspace},
+          {"total", m.total()}};
+}
+
+// The run flags that change a step's memory, with --config beside --model, then memory's own.
+std::vector<Flag> memory_flags() {
+  std::vector<Flag> flags = run_flags(RunCommand::Memory);
+  flags.insert(flags.begin() + 1, {"config", "FILE", "a config.json instead of a model", ""});
+  flags.push_back({"measure", "", "run one step and print measured beside predicted", ""});
+  flags.push_back({"json", "", "print one JSON object (bytes)", ""});
+  return flags;
+}
+
 }  // namespace
 
 int cmd_memory(int argc, char** argv) {
   Args args("memory", "lomo memory [--model PATH | --config FILE] [flags] [--measure] [--json]",
             "Predicts the memory of one training step by category (parameters, gradients,\n"
             "optimizer states, activations, workspace) from the config alone, by the rules the\n"
-            "engine allocates by. --measure runs one real step and prints the tracked\n"
-            "peaks beside the prediction. GiB = 2^30 bytes.",
-            {{"model", "PATH", "model folder or .gguf file", "the default model"},
-             {"config", "FILE", "a config.json instead of a model", ""},
-             {"optimizer", "NAME", "lomo, adalomo, sgd or adamw", "lomo"},
-             {"dtype", "D", "parameter storage: fp32, bf16 or fp16", "fp32"},
-             {"batch-size", "N", "sequences per step", "1"},
-             {"seq-len", "N", "tokens per sequence", "512"},
-             {"checkpointing", "on|off|auto",
-              "activation checkpointing; auto: keep as many blocks' activations as fit "
-              "--memory-limit (every mode: the one-pass LM head if it fits)",
-              "on"},
-             {"bf16-gemm", "on|off", "bf16: the linear layers' products in bf16 (lomo train)",
-              "on"},
-             {"memory-limit", "BYTES", "the limit the checkpointing plan fits in (e.g. 20G)",
-              "available RAM"},
-             {"fused-gemm-update", "on|off", "lomo's zero-buffer update of linear weights", "on"},
-             {"clip-grad-norm", "F", "> 0: plan the norm pass (every gradient materialised)", "0"},
-             {"measure", "", "run one step and print measured beside predicted", ""},
-             {"json", "", "print one JSON object (bytes)", ""}});
-  std::vector<char*> rest{argv[0], argv[1]};
-  bool measure = false, json = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--measure") {
-      measure = true;
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  args.parse(static_cast<int>(rest.size()), rest.data(), 2);
+            "engine allocates by, for the flags and defaults of lomo train: a batch of\n"
+            "--batch-size sequences of --seq-len tokens, the longest lomo train would see.\n"
+            "--measure runs one real step and prints the tracked peaks beside the prediction.\n"
+            "GiB = 2^30 bytes.",
+            memory_flags());
+  args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
   if (args.given("model") && args.given("config"))
     throw Error("give --model or --config, not both");
-  const std::unique_ptr<Backend> backend = make_backend();
-  MemoryPlanInput in;
-  in.backend = backend.get();
+  const RunConfig run = run_config_from_args(args);
+  check_run_config(run);
   const std::string model_path =
-      args.given("config") ? ""
-                           : (args.given("model") ? args.str("model") : require_default_model());
-  in.config =
+      model_preamble(args, args.given("config") ? ModelNeed::Optional : ModelNeed::Required);
+  const ModelConfig config =
       args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
-  in.optimizer = parse_optimizer(args.str("optimizer"));
-  in.dtype = parse_storage_dtype(args.str("dtype"));
-  in.batch = args.integer("batch-size", 1, 1 << 20);
-  in.seq = args.integer("seq-len", 2, in.config.max_position);
-  in.fused_gemm_update = args.on_off("fused-gemm-update");
-  in.clip_grad_norm = args.number("clip-grad-norm", 0, 1e30) > 0;
-  in.bf16_gemm = args.on_off("bf16-gemm") && in.dtype == StorageDtype::BF16;
-  const std::string ckpt = args.choice("checkpointing", {"on", "off", "auto"});
-  in.checkpointing = ckpt == "on" ? Checkpointing::On : Checkpointing::Off;
-  const size_t limit = args.given("memory-limit") ? parse_bytes(args.str("memory-limit"))
-                                                  : available_memory_bytes();
-  in.checkpointing = ckpt == "auto" ? choose_checkpointing(in, limit)
-                                    : fit_head(in, in.checkpointing, limit);
+  const std::unique_ptr<Backend> backend = backend_from_args(args);
+  MemoryPlanInput in = plan_input(run, config, run_seq_len(run, config), *backend);
+  in.checkpointing = fit_checkpointing(run.checkpointing, in, run_memory_limit(run));
   const MemoryPlan plan = plan_memory(in);
+  const bool measure = args.given("measure");
+  const MeasuredMemory measured =
+      measure ? measure_step_memory(in, train_options(run, in.checkpointing), model_path, *backend)
+              : MeasuredMemory{};
 
-  MemoryPlan measured;
-  size_t rss = 0;
-  if (measure) {
-    MemoryTracker tracker;
-    Model model = model_path.empty() ? Model{in.config, ModelParams(in.config, tracker, in.dtype)}
-                                     : load_model(model_path, tracker, in.dtype);
-    if (model_path.empty()) init_params(model.config, model.params, 0, *backend);
-    std::vector<Sequence> seqs(in.batch);
-    for (int64_t b = 0; b < in.batch; ++b) {
-      for (int64_t t = 0; t < in.seq; ++t) {
-        seqs[b].ids.push_back(
-            static_cast<int32_t>(counter_random(1, b, t) % static_cast<uint64_t>(in.config.vocab)));
-      }
-    }
-    LlamaModel net(model.config, model.params, tracker, *backend);
-    TrainOptions o;
-    o.optimizer = in.optimizer;
-    o.checkpointing = in.checkpointing;
-    o.bf16_gemm = in.bf16_gemm;
-    o.fused_gemm_update = in.fused_gemm_update;
-    o.clip_grad_norm = static_cast<float>(args.number("clip-grad-norm", 0, 1e30));
-    Trainer trainer(net, o, tracker);
-    trainer.step(make_batch(seqs), 0.0, 1);
-    measured = {tracker.peak(MemCategory::Parameters), tracker.peak(MemCategory::Gradients),
-                tracker.peak(MemCategory::OptimizerStates), tracker.peak(MemCategory::Activations),
-                tracker.peak(MemCategory::Workspace)};
-    rss = process_peak_rss_bytes();
-  }
-  auto as_json = [](const MemoryPlan& m) {
-    return nlohmann::ordered_json{{"parameters", m.parameters},
-                                  {"gradients", m.gradients},
-                                  {"optimizer_states", m.optimizer_states},
-                                  {"activations", m.activations},
-                                  {"workspace", m.workspace},
-                                  {"total", m.total()}};
-  };
-  if (json) {
+  if (args.given("json")) {
     nlohmann::ordered_json j = as_json(plan);
     if (measure) {
-      j["measured"] = as_json(measured);
-      j["measured"]["peak_rss"] = rss;
+      j["measured"] = as_json(measured.peaks);
+      j["measured"]["peak_rss"] = measured.peak_rss;
     }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  const int64_t P = count_params(in.config);
   std::printf("%s, %.3f B parameters, %s, %s, batch %lld x seq %lld, checkpointing %s\n",
-              arch_name(in.config.arch), static_cast<double>(P) / 1e9, storage_dtype_name(in.dtype),
-              optimizer_name(in.optimizer), static_cast<long long>(in.batch),
-              static_cast<long long>(in.seq),
-              describe_checkpointing(in.checkpointing, in.config.n_layer).c_str());
+              arch_name(config.arch), static_cast<double>(count_params(config)) / 1e9,
+              storage_dtype_name(in.dtype), optimizer_name(in.optimizer),
+              static_cast<long long>(in.batch), static_cast<long long>(in.seq),
+              describe_checkpointing(in.checkpointing, config.n_layer).c_str());
   const std::pair<const char*, size_t MemoryPlan::*> rows[] = {
       {"parameters", &MemoryPlan::parameters},
       {"gradients", &MemoryPlan::gradients},
@@ -151,11 +96,12 @@ int cmd_memory(int argc, char** argv) {
   std::printf("  %-18s %12s%s\n", "category", "predicted", measure ? "     measured" : "");
   for (const auto& [name, field] : rows) {
     std::printf("  %-18s %12s%s\n", name, gib(plan.*field).c_str(),
-                measure ? ("  " + gib(measured.*field)).c_str() : "");
+                measure ? ("  " + gib(measured.peaks.*field)).c_str() : "");
   }
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
-              measure ? ("  " + gib(measured.total())).c_str() : "");
-  if (measure) std::printf("  %-18s %12s  %s\n", "process peak RSS", "", gib(rss).c_str());
+              measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
+  if (measure)
+    std::printf("  %-18s %12s  %s\n", "process peak RSS", "", gib(measured.peak_rss).c_str());
   return 0;
 }
 

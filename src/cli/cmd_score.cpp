@@ -3,11 +3,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/preamble.h"
 #include "data/dataset.h"
-#include "model/default_model.h"
-#include "model/llama.h"
 #include "model/loader.h"
 #include "text/tokenizer.h"
+#include "train/engine.h"
 
 namespace lomo::cli {
 
@@ -17,32 +17,31 @@ int cmd_score(int argc, char** argv) {
       "Prints one JSON object per input line on stdout: {\"loss\": mean NLL over that line's\n"
       "loss-bearing tokens, \"tokens\": how many}. Lines are {\"text\"} (every token after\n"
       "the first), {\"prompt\", \"completion\"} (completion + EOS) or {\"input_ids\"}.",
-      {{"model", "PATH", "Hugging Face model folder or .gguf file", "the default model"},
+      {model_flag("Hugging Face model folder or .gguf file"),
        {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
        {"batch-size", "N", "sequences per forward pass", "4"},
-       {"threads", "N", "CPU threads", "all cores"}});
+       threads_flag()});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
-  const std::unique_ptr<Backend> backend = make_backend(
-      {"cpu", args.given("threads") ? static_cast<int>(args.integer("threads", 1, 1024)) : 0});
+  const std::string model_path = model_preamble(args);
+  const std::unique_ptr<Backend> backend = backend_from_args(args);
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
   Model model = load_model(model_path, tracker);
   const auto tok = text::load_tokenizer(model_path);
   const data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
-  LlamaModel net(model.config, model.params, tracker, *backend);
+  const auto net = make_model(model.config, model.params, tracker, *backend);
   const int64_t n = static_cast<int64_t>(data.examples.size());
   for (int64_t start = 0; start < n; start += batch_size) {
     std::vector<Sequence> seqs(data.examples.begin() + start,
                                data.examples.begin() + std::min(n, start + batch_size));
     const Batch batch = make_batch(seqs);
     std::vector<float> nll;
-    net.forward(batch, &nll);
+    net->forward(batch, &nll);
     for (int64_t b = 0; b < batch.B; ++b) {
       const SequenceLoss l = sequence_loss(batch, nll, b);
       std::printf("{\"loss\": %.6f, \"tokens\": %lld}\n", l.tokens ? l.sum / l.tokens : 0.0,

@@ -4,8 +4,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/preamble.h"
 #include "core/error.h"
-#include "model/default_model.h"
 #include "text/tokenizer.h"
 
 namespace lomo::cli {
@@ -16,29 +16,18 @@ int cmd_tokenize(int argc, char** argv) {
             "Prints the token ids of the text as a JSON array (one per line of --file), or with\n"
             "--decode reads JSON arrays of ids and prints the text as a JSON string, so that\n"
             "spaces and newlines are visible.",
-            {{"model", "PATH", "model folder (tokenizer.json / tokenizer.model) or .gguf file",
-              "the default model"},
+            {model_flag("model folder (tokenizer.json / tokenizer.model) or .gguf file"),
              {"text", "STR", "the text (or, with --decode, a JSON array of ids)", ""},
              {"file", "F", "one input per line", ""},
              {"decode", "", "ids to text", ""},
              {"special", "on|off", "add BOS as the model's tokenizer does for a document", "on"}});
-  // --decode is a switch: accept it without a value.
-  std::vector<char*> rest;
-  bool decode = false;
-  for (int i = 2; i < argc; ++i) {
-    if (std::string(argv[i]) == "--decode") {
-      decode = true;
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  rest.insert(rest.begin(), {argv[0], argv[1]});
-  args.parse(static_cast<int>(rest.size()), rest.data(), 2);
+  args.parse(argc, argv, 2);
   if (args.help_requested()) {
     std::fputs(args.help().c_str(), stdout);
     return 0;
   }
-  const std::string model_path = args.given("model") ? args.str("model") : require_default_model();
+  const std::string model_path = model_preamble(args);
+  const bool decode = args.given("decode");
   if (args.given("text") == args.given("file"))
     throw Error("give exactly one of --text and --file");
   const auto tok = text::load_tokenizer(model_path);

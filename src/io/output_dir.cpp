@@ -1,4 +1,4 @@
-#include "cli/output_dir.h"
+#include "io/output_dir.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace lomo::cli {
+namespace lomo {
 
 namespace fs = std::filesystem;
 
@@ -55,4 +55,4 @@ OutputDir::~OutputDir() {
   }
 }
 
-}  // namespace lomo::cli
+}  // namespace lomo

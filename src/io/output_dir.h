@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace lomo::cli {
+namespace lomo {
 
 class OutputDir {
  public:
@@ -24,4 +24,4 @@ class OutputDir {
   bool created_ = false, committed_ = false;
 };
 
-}  // namespace lomo::cli
+}  // namespace lomo

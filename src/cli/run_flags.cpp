@@ -1,0 +1,182 @@
+#include "cli/run_flags.h"
+
+#include <cstdint>
+
+#include "cli/preamble.h"
+#include "model/export.h"
+
+namespace lomo::cli {
+
+namespace {
+
+// Shared: `lomo memory` declares it too (it changes what a step allocates, or how many threads
+// share the attention scratch); TrainOnly: it does not.
+enum class Scope { Shared, TrainOnly };
+
+struct RunFlag {
+  Flag flag;
+  Scope scope;
+};
+
+std::vector<RunFlag> table() {
+  const Scope S = Scope::Shared, T = Scope::TrainOnly;
+  return {
+      {model_flag("Hugging Face model folder or .gguf file"), S},
+      {{"data", "FILE",
+        "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a "
+        "task's fields",
+        "", true},
+       T},
+      {{"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true}, T},
+      {{"task", "NAME",
+        "read --data (and --eval-data) as boolq, rte, wic, wsc, multirc, copa or choice; train "
+        "on prompt + the labelled answer",
+        ""},
+       T},
+      {{"eval-data", "FILE", "evaluate on FILE: accuracy with --task, else mean loss", ""}, T},
+      {{"eval-every", "N", "evaluate every N steps (and before the first and after the last)",
+        "once per epoch"},
+       T},
+      {{"normalize", "none|tokens", "with --task: divide each candidate's NLL by its token count",
+        "none"},
+       T},
+      {{"optimizer", "NAME",
+        "lomo (fused SGD), adalomo (fused, adaptive), sgd or adamw (classic baselines)", "lomo"},
+       S},
+      {{"lr", "F", "peak learning rate",
+        "0.03 for lomo/sgd (the paper's), 5e-4 adalomo, 1e-5 adamw"},
+       T},
+      {{"steps", "N", "number of optimisation steps (instead of --epochs)", ""}, T},
+      {{"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"}, T},
+      {{"batch-size", "N", "sequences per step", "4"}, S},
+      {{"seq-len", "N", "tokens per sequence at most: longer sequences are truncated (and counted)",
+        "min(1024, context)"},
+       S},
+      {{"clip-grad-norm", "F", "clip the global gradient norm to F (two backward passes); 0 = off",
+        "0"},
+       S},
+      {{"clip-grad-value", "F", "clamp every gradient element to [-F, F]; 0 = off", "0"}, S},
+      {{"weight-decay", "F", "p <- p(1 - lr*wd) - lr*g", "0"}, T},
+      {{"decay-norms-biases", "on|off", "apply weight decay to norm weights and biases too", "on"},
+       T},
+      {{"lr-schedule", "S", "constant, linear (warm-up then linear to 0) or cosine", "linear"}, T},
+      {{"warmup-ratio", "F", "fraction of the steps spent warming up", "0.1"}, T},
+      {{"fused-gemm-update", "on|off",
+        "lomo: update linear weights inside their gradient GEMM, no gradient buffer (off with "
+        "--clip-grad-value)",
+        "on"},
+       S},
+      {{"memory-limit", "BYTES",
+        "the memory the run must fit: --checkpointing and the LM head are planned within it, "
+        "and train refuses to start when the prediction exceeds it (e.g. 20G, 512M; 0 = no "
+        "limit)",
+        "available RAM"},
+       S},
+      {{"dtype", "D",
+        "parameter storage: fp32, bf16 or fp16 (compute and updates in fp32 either way)", "fp32"},
+       S},
+      {{"loss-scale-init", "S", "fp16: initial dynamic loss scale", "65536"}, T},
+      {{"loss-scale-window", "N", "fp16: clean steps before the loss scale doubles", "1000"}, T},
+      {{"bf16-gemm", "on|off",
+        "bf16: run the linear layers' products in bf16 (AVX-512-BF16 through oneDNN, ~2x the "
+        "fp32 rate where the CPU has it; activations rounded to bf16 for them) instead of fp32 "
+        "products on fp32 copies of the weights",
+        "on"},
+       S},
+      {{"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
+        "stochastic"},
+       T},
+      {{"checkpointing", "on|off|auto",
+        "on: recompute every block in backward instead of keeping its activations; off: keep "
+        "all; auto: keep as many blocks as --memory-limit allows, recompute the rest. In every "
+        "mode the LM head runs in one pass (no recomputed logits) when its larger logits tile "
+        "fits --memory-limit; the least memory is --checkpointing on with a tight "
+        "--memory-limit",
+        "auto"},
+       S},
+      {{"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
+        "on"},
+       T},
+      {{"seed", "N", "seed for shuffling", "0"}, T},
+      {threads_flag(), S},
+      {{"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""}, T},
+      {{"profile", "on|off",
+        "time each step by phase (linear GEMMs, attention, LM head, elementwise, updates) and "
+        "print the mean per step at the end",
+        "off"},
+       T},
+      {{"out-format", "hf|gguf",
+        "hf: config.json + model.safetensors + tokenizer files; gguf: OUT/model.gguf", "hf"},
+       T},
+      {{"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0",
+        "the training dtype"},
+       T},
+  };
+}
+
+}  // namespace
+
+std::vector<Flag> run_flags(RunCommand command) {
+  std::vector<Flag> flags;
+  for (auto& f : table()) {
+    if (command == RunCommand::Train || f.scope == Scope::Shared) flags.push_back(f.flag);
+  }
+  return flags;
+}
+
+RunConfig run_config_from_args(const Args& a) {
+  RunConfig r;
+  // A flag with a written-out default is read whenever the command declares it (the default
+  // parses like a given value); one whose default depends on something else only when given.
+  auto has = [&](const char* name) { return a.declared(name); };
+  auto given = [&](const char* name) { return a.given(name); };
+  if (given("model")) r.model_path = a.str("model");
+  if (has("data")) r.data_path = a.str("data");
+  if (has("out")) r.out_path = a.str("out");
+  if (given("task")) r.task = data::parse_task(a.str("task"));
+  if (given("eval-data")) r.eval_data_path = a.str("eval-data");
+  if (given("eval-every")) r.eval_every = a.integer("eval-every", 1, INT64_MAX);
+  if (has("normalize")) {
+    r.normalize =
+        a.choice("normalize", {"none", "tokens"}) == "tokens" ? Normalize::Tokens : Normalize::None;
+  }
+  if (has("optimizer")) r.optimizer = parse_optimizer(a.str("optimizer"));
+  if (given("lr")) r.lr = a.number("lr", 0, 1e6);
+  if (has("batch-size")) r.batch_size = a.integer("batch-size", 1, 1 << 20);
+  if (given("steps")) r.steps = a.integer("steps", 1, INT64_MAX / r.batch_size);
+  if (given("epochs")) r.epochs = a.integer("epochs", 1, 1 << 20);
+  // The range [2, context] needs the model: run_seq_len() checks it.
+  if (given("seq-len")) r.seq_len = a.integer("seq-len", INT64_MIN, INT64_MAX);
+  if (has("clip-grad-norm"))
+    r.clip_grad_norm = static_cast<float>(a.number("clip-grad-norm", 0, 1e30));
+  if (has("clip-grad-value"))
+    r.clip_grad_value = static_cast<float>(a.number("clip-grad-value", 0, 1e30));
+  if (has("weight-decay")) r.weight_decay = static_cast<float>(a.number("weight-decay", 0, 1e3));
+  if (has("decay-norms-biases")) r.decay_norms_biases = a.on_off("decay-norms-biases");
+  if (has("lr-schedule")) r.lr_schedule = parse_lr_schedule(a.str("lr-schedule"));
+  if (has("warmup-ratio")) r.warmup_ratio = a.number("warmup-ratio", 0, 1);
+  if (has("fused-gemm-update")) r.fused_gemm_update = a.on_off("fused-gemm-update");
+  if (given("memory-limit")) r.memory_limit = parse_bytes(a.str("memory-limit"));
+  if (has("dtype")) r.dtype = parse_storage_dtype(a.str("dtype"));
+  if (has("loss-scale-init")) r.loss_scale_init = a.number("loss-scale-init", 1, 3e38);
+  if (has("loss-scale-window")) r.loss_scale_window = a.integer("loss-scale-window", 1, INT64_MAX);
+  if (given("bf16-gemm")) r.bf16_gemm = a.on_off("bf16-gemm");
+  if (has("rounding")) {
+    r.rounding = a.choice("rounding", {"stochastic", "nearest"}) == "nearest"
+                     ? Rounding::Nearest
+                     : Rounding::Stochastic;
+  }
+  if (has("checkpointing")) {
+    r.checkpointing = parse_checkpointing_mode(a.choice("checkpointing", {"on", "off", "auto"}));
+  }
+  if (has("shuffle")) r.shuffle = a.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
+  if (has("seed")) r.seed = static_cast<uint64_t>(a.integer("seed", 0, INT64_MAX));
+  if (given("threads")) r.threads = static_cast<int>(a.integer("threads", 1, 1024));
+  if (given("log")) r.log_path = a.str("log");
+  if (has("profile")) r.profile = a.on_off("profile");
+  if (has("out-format")) r.out_format = parse_out_format(a.choice("out-format", {"hf", "gguf"}));
+  if (given("gguf-type")) r.gguf_type = parse_gguf_out_type(a.str("gguf-type"));
+  return r;
+}
+
+}  // namespace lomo::cli

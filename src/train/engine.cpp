@@ -1,0 +1,21 @@
+#include "train/engine.h"
+
+namespace lomo {
+
+std::unique_ptr<Backend> make_run_backend(int threads) {
+  BackendOptions o;
+  o.threads = threads;
+  return make_backend(o);
+}
+
+std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,
+                                       MemoryTracker& tracker, Backend& backend) {
+  return std::make_unique<LlamaModel>(config, params, tracker, backend);
+}
+
+std::unique_ptr<Trainer> make_trainer(LlamaModel& model, const TrainOptions& opts,
+                                      MemoryTracker& tracker) {
+  return std::make_unique<Trainer>(model, opts, tracker);
+}
+
+}  // namespace lomo

@@ -1,0 +1,27 @@
+// The one place where the engine's working parts are made: the backend a run computes on, the
+// model that runs forward and backward on it, and the trainer that steps it. Commands and
+// TrainingRun go through these functions, so a change of those constructors is made here once.
+#pragma once
+
+#include <memory>
+
+#include "core/memory.h"
+#include "model/config.h"
+#include "model/llama.h"
+#include "model/params.h"
+#include "ops/backend.h"
+#include "train/trainer.h"
+
+namespace lomo {
+
+// The backend of a run: the CPU with `threads` threads (0: all cores).
+std::unique_ptr<Backend> make_run_backend(int threads);
+
+// `config`, `params` and `backend` must outlive the model.
+std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,
+                                       MemoryTracker& tracker, Backend& backend);
+// `model` must outlive the trainer.
+std::unique_ptr<Trainer> make_trainer(LlamaModel& model, const TrainOptions& opts,
+                                      MemoryTracker& tracker);
+
+}  // namespace lomo

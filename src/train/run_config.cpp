@@ -1,0 +1,138 @@
+#include "train/run_config.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lomo {
+
+CheckpointingMode parse_checkpointing_mode(const std::string& s) {
+  if (s == "auto") return CheckpointingMode::Auto;
+  if (s == "on") return CheckpointingMode::On;
+  if (s == "off") return CheckpointingMode::Off;
+  throw Error("--checkpointing: \"" + s + "\" is not one of on, off, auto");
+}
+
+const char* checkpointing_mode_name(CheckpointingMode m) {
+  switch (m) {
+    case CheckpointingMode::Auto:
+      return "auto";
+    case CheckpointingMode::On:
+      return "on";
+    case CheckpointingMode::Off:
+      return "off";
+  }
+  return "?";
+}
+
+OutFormat parse_out_format(const std::string& s) {
+  if (s == "hf") return OutFormat::Hf;
+  if (s == "gguf") return OutFormat::Gguf;
+  throw Error("--out-format: \"" + s + "\" is not one of hf, gguf");
+}
+
+const char* lr_schedule_name(LrSchedule s) {
+  switch (s) {
+    case LrSchedule::Constant:
+      return "constant";
+    case LrSchedule::Linear:
+      return "linear";
+    case LrSchedule::Cosine:
+      return "cosine";
+  }
+  return "?";
+}
+
+double default_lr(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::AdamW:
+      return 1e-5;
+    case OptimizerKind::AdaLomo:
+      return 5e-4;
+    case OptimizerKind::Lomo:
+    case OptimizerKind::Sgd:
+      return 0.03;
+  }
+  return 0.03;
+}
+
+GgmlType RunConfig::export_type() const {
+  if (gguf_type) return *gguf_type;
+  switch (dtype) {
+    case StorageDtype::BF16:
+      return GgmlType::BF16;
+    case StorageDtype::F16:
+      return GgmlType::F16;
+    case StorageDtype::F32:
+      return GgmlType::F32;
+  }
+  return GgmlType::F32;
+}
+
+void check_run_config(const RunConfig& run) {
+  if (run.steps && run.epochs) throw Error("give --steps or --epochs, not both");
+  if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
+    throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");
+  }
+}
+
+int64_t run_seq_len(const RunConfig& run, const ModelConfig& config) {
+  const int64_t seq_len = run.seq_len.value_or(std::min<int64_t>(1024, config.max_position));
+  if (seq_len < 2 || seq_len > config.max_position) {
+    throw Error("--seq-len: " + std::to_string(seq_len) + " is out of range [2, " +
+                std::to_string(config.max_position) + "]");
+  }
+  if (config.sliding_window > 0 && seq_len > config.sliding_window) {
+    throw Error("--seq-len " + std::to_string(seq_len) + " exceeds the model's sliding_window " +
+                std::to_string(config.sliding_window) +
+                " (sliding-window attention is not supported)");
+  }
+  return seq_len;
+}
+
+size_t run_memory_limit(const RunConfig& run) {
+  return run.memory_limit ? *run.memory_limit : available_memory_bytes();
+}
+
+MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,
+                           const Backend& backend) {
+  MemoryPlanInput in;
+  in.backend = &backend;
+  in.config = config;
+  in.optimizer = run.optimizer;
+  in.dtype = run.dtype;
+  in.batch = run.batch_size;
+  in.seq = longest_seq;
+  in.checkpointing =
+      run.checkpointing == CheckpointingMode::Off ? Checkpointing::Off : Checkpointing::On;
+  in.fused_gemm_update = run.fused_gemm_update;
+  in.clip_grad_norm = run.clip_grad_norm > 0;
+  in.clip_grad_value = run.clip_grad_value > 0;
+  in.bf16_gemm = run.uses_bf16_gemm();
+  return in;
+}
+
+Checkpointing fit_checkpointing(CheckpointingMode mode, const MemoryPlanInput& in, size_t limit) {
+  if (mode == CheckpointingMode::Auto) return choose_checkpointing(in, limit);
+  return fit_head(in, mode == CheckpointingMode::Off ? Checkpointing::Off : Checkpointing::On,
+                  limit);
+}
+
+TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing) {
+  TrainOptions o;
+  o.optimizer = run.optimizer;
+  o.weight_decay = run.weight_decay;
+  o.clip_grad_norm = run.clip_grad_norm;
+  o.clip_grad_value = run.clip_grad_value;
+  o.checkpointing = checkpointing;
+  o.decay_norms_and_biases = run.decay_norms_biases;
+  o.fused_gemm_update = run.fused_gemm_update;
+  o.bf16_gemm = run.uses_bf16_gemm();
+  o.rounding = run.rounding;
+  o.seed = run.seed;
+  o.loss_scale_init = run.loss_scale_init;
+  o.loss_scale_window = run.loss_scale_window;
+  return o;
+}
+
+}  // namespace lomo

@@ -1,0 +1,121 @@
+// A training run's configuration: every option of `lomo train` as a typed field, the rules that
+// tie options together, and the memory planner's input derived from them. `lomo train` and
+// `lomo memory` both read their flags into a RunConfig and plan through plan_input() and
+// fit_checkpointing(), so what memory predicts is what train plans, by construction.
+//
+// Field defaults are the flags' defaults (cli/run_flags.cpp declares the flags; a test checks
+// that parsing no flags gives RunConfig{}). std::nullopt marks a default that depends on
+// something else: the optimizer (lr), the model (seq_len), the machine (memory_limit, threads).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/half.h"
+#include "data/tasks.h"
+#include "io/ggml_quants.h"
+#include "model/config.h"
+#include "model/llama.h"
+#include "optim/schedule.h"
+#include "train/batch_order.h"
+#include "train/evaluate.h"
+#include "train/memory_plan.h"
+#include "train/trainer.h"
+
+namespace lomo {
+
+// --checkpointing: which blocks keep their activations. Auto keeps as many as --memory-limit
+// allows; in every mode the LM head runs in one pass when its logits tile fits.
+enum class CheckpointingMode { Auto, On, Off };
+CheckpointingMode parse_checkpointing_mode(const std::string& s);  // "auto", "on", "off"
+const char* checkpointing_mode_name(CheckpointingMode m);
+
+enum class OutFormat { Hf, Gguf };  // a Hugging Face folder, or OUT/model.gguf
+OutFormat parse_out_format(const std::string& s);
+
+const char* lr_schedule_name(LrSchedule s);  // "constant", "linear", "cosine"
+// The peak learning rate of an optimizer when none is given: the paper's 0.03 for LOMO and SGD,
+// AdaLomo's 5e-4, and 1e-5 for AdamW.
+double default_lr(OptimizerKind k);
+
+struct RunConfig {
+  // What to train and where the result goes.
+  std::string model_path;          // Hugging Face folder or .gguf file
+  std::string data_path;           // JSONL (data/dataset.h)
+  std::string out_path;            // a folder that does not exist, or is empty
+  std::optional<data::Task> task;  // read data (and eval data) as this task's fields
+
+  // Evaluation: accuracy with a task, else mean loss; before the first step, every eval_every
+  // steps and after the last.
+  std::string eval_data_path;         // empty: no evaluation
+  std::optional<int64_t> eval_every;  // nullopt: once per epoch
+  Normalize normalize = Normalize::None;
+
+  // Optimisation.
+  OptimizerKind optimizer = OptimizerKind::Lomo;
+  std::optional<double> lr;  // peak; nullopt: default_lr(optimizer), see peak_lr()
+  std::optional<int64_t> steps;
+  std::optional<int64_t> epochs;  // nullopt: 1, unless steps is given (not both)
+  int64_t batch_size = 4;
+  std::optional<int64_t> seq_len;  // nullopt: min(1024, context); see run_seq_len()
+  float clip_grad_norm = 0;        // ≤ 0: off
+  float clip_grad_value = 0;       // ≤ 0: off
+  float weight_decay = 0;
+  bool decay_norms_biases = true;
+  LrSchedule lr_schedule = LrSchedule::Linear;
+  double warmup_ratio = 0.1;
+  bool fused_gemm_update = true;
+
+  // Memory and precision.
+  std::optional<size_t> memory_limit;  // bytes, 0 = no limit; nullopt: the RAM available
+  StorageDtype dtype = StorageDtype::F32;
+  double loss_scale_init = 65536;  // fp16
+  int64_t loss_scale_window = 1000;
+  // nullopt: on where it applies (bf16 storage); true without bf16 storage is an error.
+  std::optional<bool> bf16_gemm;
+  Rounding rounding = Rounding::Stochastic;
+  CheckpointingMode checkpointing = CheckpointingMode::Auto;
+
+  // Order, machine, reporting, output.
+  Shuffle shuffle = Shuffle::On;
+  uint64_t seed = 0;
+  int threads = 0;       // 0: all cores
+  std::string log_path;  // empty: no JSONL log
+  bool profile = false;  // time each step by phase
+  OutFormat out_format = OutFormat::Hf;
+  std::optional<GgmlType> gguf_type;  // nullopt: the training dtype
+
+  double peak_lr() const { return lr.value_or(default_lr(optimizer)); }
+  bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
+  GgmlType export_type() const;
+
+  bool operator==(const RunConfig&) const = default;
+};
+
+// The rules between options that hold whatever the model: throws lomo::Error with the message
+// `lomo train` has always given (e.g. "give --steps or --epochs, not both").
+void check_run_config(const RunConfig& run);
+
+// seq_len, or min(1024, context); throws when it is outside [2, context] or beyond a sliding
+// window (not supported).
+int64_t run_seq_len(const RunConfig& run, const ModelConfig& config);
+
+// The memory limit the plan must fit: memory_limit, else the RAM available now (0 = no limit).
+size_t run_memory_limit(const RunConfig& run);
+
+// The planner's input for a step of batch_size sequences of `longest_seq` tokens (train: the
+// longest example after truncation; memory: the sequence length). Its checkpointing is the blocks
+// the mode names before any fitting (auto: all recomputed); fit_checkpointing() chooses.
+MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,
+                           const Backend& backend);
+
+// The checkpointing the run uses: auto → choose_checkpointing (the most blocks kept that fit);
+// on/off → those blocks, with the one-pass LM head if it fits (fit_head).
+Checkpointing fit_checkpointing(CheckpointingMode mode, const MemoryPlanInput& in, size_t limit);
+
+// The trainer's options; `checkpointing` as fit_checkpointing() chose it.
+TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing);
+
+}  // namespace lomo

@@ -1,0 +1,106 @@
+// A training run as one object, outside any command line: `lomo train` is this class driven by
+// flags, and tests drive it directly.
+//
+//   TrainingRun run(config, stdout);
+//   run.prepare();  // model config, tokenizer, data, eval data, the memory plan: no weight read
+//   run.load();     // weights, model, trainer
+//   run.train();    // the steps, evaluations, JSONL log, profile
+//   run.save();     // the model and memory.json, into the output folder at once
+//
+// prepare() refuses a run that the memory plan says will not fit, before any weight is read, and
+// the output folder is checked (not created) first, so a run that fails leaves nothing behind.
+// Progress goes to the FILE* given, one line per event, in the format `lomo train` prints (bench
+// scripts and tests read it).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/memory.h"
+#include "core/profile.h"
+#include "data/dataset.h"
+#include "io/output_dir.h"
+#include "model/llama.h"
+#include "model/loader.h"
+#include "optim/schedule.h"
+#include "text/tokenizer.h"
+#include "train/batch_order.h"
+#include "train/memory_plan.h"
+#include "train/run_config.h"
+#include "train/trainer.h"
+
+namespace lomo {
+
+// What train() saw: loss of the first and last step; the evaluations (NaN without eval data):
+// accuracy with a task, else mean loss, before training, after the last step and the best.
+struct TrainSummary {
+  static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  int64_t steps = 0, tokens = 0;
+  double seconds = 0;
+  double first_loss = kNone, last_loss = kNone;
+  double first_eval = kNone, last_eval = kNone, best_eval = kNone;
+  int64_t best_eval_step = -1;
+};
+
+class TrainingRun {
+ public:
+  // `progress` (e.g. stdout) must outlive the run; it is flushed after every line.
+  TrainingRun(RunConfig config, std::FILE* progress);
+  ~TrainingRun();
+  TrainingRun(const TrainingRun&) = delete;
+  TrainingRun& operator=(const TrainingRun&) = delete;
+
+  void prepare();
+  void load();
+  const TrainSummary& train();
+  void save();
+
+  const RunConfig& config() const { return run_; }
+  const MemoryPlanInput& plan_input() const { return plan_in_; }  // after prepare()
+  const MemoryPlan& plan() const { return plan_; }                // after prepare()
+  const MemoryTracker& tracker() const { return tracker_; }
+  int64_t total_steps() const { return total_steps_; }  // after prepare()
+
+ private:
+  enum class Stage { New, Prepared, Loaded, Trained, Saved };
+  void expect(Stage s, const char* call) const;
+  void plan_and_check(size_t limit);
+  void evaluate(int64_t step);
+  void log_json(const std::string& line);
+
+  RunConfig run_;
+  std::FILE* out_;
+  Stage stage_ = Stage::New;
+
+  // prepare()
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<OutputDir> out_dir_;
+  std::ofstream log_;
+  ModelConfig model_config_;
+  int64_t seq_len_ = 0;
+  std::unique_ptr<text::Tokenizer> tok_;
+  data::Dataset data_;
+  std::vector<data::ChoiceExample> eval_choices_;  // with a task
+  data::Dataset eval_set_;                         // without
+  std::unique_ptr<BatchOrder> order_;
+  int64_t total_steps_ = 0, eval_every_ = 0;
+  Schedule schedule_;
+  MemoryPlanInput plan_in_;
+  MemoryPlan plan_;
+
+  // load()
+  MemoryTracker tracker_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<LlamaModel> net_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<StepProfile> profile_;
+
+  TrainSummary summary_;
+};
+
+}  // namespace lomo
