@@ -121,6 +121,12 @@ void NanFillBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
   CpuBackend::to_bf16(dst, src, n);
 }
 
+void NanFillBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
+  // A 16-bit parameter is rewritten whole from its fp32 values (which are elsewhere).
+  if (p.dtype != StorageDtype::F32) poison(p.u16(), p.numel());
+  CpuBackend::store(p, w32, r);
+}
+
 void NanFillBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream,
                                  double stddev) {
   poison(x, n);

@@ -47,9 +47,12 @@ void LlamaModel::set_bf16_gemm(bool on) {
   wc_.set_bf16_gemm(on);
 }
 
-void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
-                       bool backward, StorageDtype weights, const Backend& backend, Carver& acts,
-                       Carver& work, Layout& L) {
+void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
+                       Carver& acts, Carver& work, Layout& L) {
+  const int64_t B = s.B, T = s.T;
+  const Checkpointing ckpt = s.ckpt;
+  const bool backward = s.pass == Pass::Training;
+  const StorageDtype weights = s.weights;
   const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
                 ff = c.d_ff;
   const AttnDims dims{B, T, c.n_head, c.n_kv, c.head_dim};
@@ -95,30 +98,28 @@ void LlamaModel::carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing
   L.grads.dm = work.take(N * std::max(ff, qd));
 }
 
-std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
-                                                   Checkpointing ckpt, bool backward,
-                                                   StorageDtype weights, const Backend& backend) {
+std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, const StepShape& s,
+                                                   const Backend& backend) {
   Carver acts(nullptr), work(nullptr);
   Layout L;
-  carve(c, B, T, ckpt, backward, weights, backend, acts, work, L);
+  carve(c, s, backend, acts, work, L);
   return {static_cast<size_t>(acts.used()) * sizeof(float),
           static_cast<size_t>(work.used()) * sizeof(float)};
 }
 
-void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, bool backward) {
+void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
   LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
-  const StorageDtype weights = head_param().dtype;
-  const auto [act_bytes, work_bytes] =
-      buffer_bytes(config_, batch.B, batch.T, ckpt, backward, weights, backend_);
+  const StepShape shape{batch.B, batch.T, pass, ckpt, head_param().dtype};
+  const auto [act_bytes, work_bytes] = buffer_bytes(config_, shape, backend_);
   ensure_capacity(act_buf_, backend_.allocator(), tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, backend_.allocator(), tracker_, MemCategory::Workspace, work_bytes);
-  const bool head_one_pass = backward && !ckpt.recompute_head;
+  const bool head_one_pass = pass == Pass::Training && !ckpt.recompute_head;
   if (wc_.bf16_gemm()) {
     wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass));
   }
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
-  carve(config_, batch.B, batch.T, ckpt, backward, weights, backend_, acts, work, L);
+  carve(config_, shape, backend_, acts, work, L);
   block_in_ = std::move(L.block_in);
   layer_acts_ = std::move(L.layer_acts);
   xnf_ = L.xnf;
@@ -314,7 +315,7 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
 
 double LlamaModel::forward(const Batch& batch, std::vector<float>* nll,
                            std::vector<float>* logits) {
-  plan(batch, Checkpointing::On, /*backward=*/false);
+  plan(batch, Checkpointing::On, Pass::Forward);
   run_forward(batch, Checkpointing::On);
   const int64_t N = batch.B * batch.T;
   LmHeadIo io = head_io(batch);
@@ -337,7 +338,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T, d = c.d_model;
   LOMO_ASSERT(batch.loss_tokens > 0, "batch has no loss tokens");
-  plan(batch, ckpt, /*backward=*/true);
+  plan(batch, ckpt, Pass::Training);
   run_forward(batch, ckpt);
 
   // The LM head and the loss, chunked: its gradient lands in the sink's buffer. A tied head's

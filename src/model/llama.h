@@ -62,6 +62,17 @@ class Carver {
   int64_t used_ = 0;
 };
 
+// What a step allocates for: its batch shape, whether it trains (backward) or only runs forward,
+// which blocks keep activations, and how the 2-D weights are stored (16-bit heads are converted
+// block by block).
+enum class Pass { Forward, Training };
+struct StepShape {
+  int64_t B = 1, T = 1;
+  Pass pass = Pass::Training;
+  Checkpointing ckpt = Checkpointing::On;
+  StorageDtype weights = StorageDtype::F32;
+};
+
 class LlamaModel {
  public:
   LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker,
@@ -81,11 +92,9 @@ class LlamaModel {
 
   // Bytes of the activation and workspace blocks a step of this shape allocates: the memory
   // planner's source for those two categories, so prediction and allocation cannot drift.
-  // `weights`: the storage of the 2-D tensors (16-bit heads are converted block by block).
   // The backend's scratch (attention) is part of the workspace.
-  static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, int64_t B, int64_t T,
-                                                Checkpointing ckpt, bool backward,
-                                                StorageDtype weights, const Backend& backend);
+  static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, const StepShape& s,
+                                                const Backend& backend);
   ModelParams& params() { return params_; }
   Backend& backend() { return backend_; }
   // Asked before and after each layer's weights are used (null: everything resident).
@@ -132,10 +141,9 @@ class LlamaModel {
     int32_t *ids = nullptr, *targets = nullptr, *lengths = nullptr;
     Grads grads{};
   };
-  static void carve(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt, bool backward,
-                    StorageDtype weights, const Backend& backend, Carver& acts, Carver& work,
-                    Layout& L);
-  void plan(const Batch& batch, Checkpointing ckpt, bool backward);
+  static void carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
+                    Carver& acts, Carver& work, Layout& L);
+  void plan(const Batch& batch, Checkpointing ckpt, Pass pass);
   void upload(const Batch& batch);
   LmHeadIo head_io(const Batch& batch);
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }

@@ -31,6 +31,9 @@ enum class ParamRole {
 // no gradient buffer) applies to exactly these tensors: the block linear weights. The embedding
 // and the LM head have their own products (lookup, tiled head) and keep a buffer.
 inline bool takes_fused_linear_update(ParamRole r) { return r == ParamRole::BlockLinear; }
+// The tensors the model reads through the weight cache (model/weights.h) when they are 16-bit:
+// the embedding is looked up row by row and the LM head converts itself block by block.
+inline bool reads_through_weight_cache(ParamRole r) { return r == ParamRole::BlockLinear; }
 // The tensors `--decay-norms-biases off` exempts from weight decay.
 inline bool is_norm_or_bias(ParamRole r) { return r == ParamRole::Norm || r == ParamRole::Bias; }
 // Weight decay of a tensor of role r under the run's setting.

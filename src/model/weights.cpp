@@ -14,9 +14,7 @@ namespace {
 int64_t largest_viewed(const ModelParams& params) {
   int64_t largest = 0;
   for (const auto& p : params.all()) {
-    if (p.dtype == StorageDtype::F32 || p.role == ParamRole::Embedding ||
-        p.role == ParamRole::LmHead)
-      continue;
+    if (p.dtype == StorageDtype::F32 || !reads_through_weight_cache(p.role)) continue;
     largest = std::max(largest, p.numel());
   }
   return largest;
@@ -38,10 +36,11 @@ float* WeightCache::view(Param& p) {
   return scratch_.f32();
 }
 
-MatRef WeightCache::weight(Param& W) {
+WeightCache::Operand WeightCache::weight(Param& W) {
   const int64_t in = W.shape[1];
-  if (bf16_gemm_) return MatRef::bf16(W.h(), in);
-  return MatRef::f32(view(W), in);
+  if (bf16_gemm_) return {MatRef::bf16(W.h(), in), nullptr};
+  float* w32 = view(W);
+  return {MatRef::f32(w32, in), w32};
 }
 
 MatRef WeightCache::operand(const float* X, int64_t rows, int64_t cols, int slot) {

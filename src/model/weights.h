@@ -32,8 +32,13 @@ class WeightCache {
   void set_bf16_gemm(bool on) { bf16_gemm_ = on; }
   bool bf16_gemm() const { return bf16_gemm_; }
   Precision precision() const { return bf16_gemm_ ? Precision::BF16 : Precision::F32; }
-  // W(out, in) as a product operand: as stored for bf16 products, its fp32 view otherwise.
-  MatRef weight(Param& W);
+  // W(out, in) as a product operand: as stored for bf16 products, its fp32 view otherwise; then
+  // `f32` is that view (W's own storage, or the scratch), which an update may write.
+  struct Operand {
+    MatRef ref;
+    float* f32 = nullptr;  // (out, in), fp32 products only
+  };
+  Operand weight(Param& W);
   // X(rows, cols) as a product operand: itself for fp32 products, its bf16 copy in scratch slot
   // `slot` (0 or 1) for bf16 products, valid until the slot is used again.
   MatRef operand(const float* X, int64_t rows, int64_t cols, int slot);

@@ -5,7 +5,16 @@
 //
 // Conventions for every op:
 //  * Pointers are in the backend's memory (allocator()): host memory for the CPU, device memory
-//    for an accelerator. copy_to_device / copy_to_host cross the boundary.
+//    for an accelerator. copy_to_device / copy_to_host cross the boundary and block until done
+//    (the host buffer may be reused at once). Exceptions today, for a device backend to handle:
+//    parameters are loaded into host memory (model/loader.cpp; a device backend uploads them, or
+//    the loader allocates through allocator()), the RoPE table is a host struct built once per
+//    model (upload it once, keyed by its address), and LmHeadIo::logits_out is a host vector
+//    (tests only).
+//  * Ops that return a value (all_finite, any_beyond, sum_squares, lm_head_loss) block until it
+//    is known; every other op may run asynchronously in the backend's order.
+//  * ADDS ops may add in any order: embedding_backward with repeated ids needs atomics on a GPU,
+//    so a device backend matches the CPU to rounding there, not bit for bit.
 //  * Activations and gradients are fp32 with the shape on the argument line; parameters travel as
 //    ParamView (ops/tensor.h) because their storage may be 16-bit.
 //  * Each op's accumulation rule is stated on it: OVERWRITES (the output's old contents are never
@@ -130,13 +139,13 @@ class Backend {
   // ---- gradient checks and updates ------------------------------------------------------------
   // g(n) clamped to [−v, v] in place (the paper's clip by value); v ≤ 0: nothing.
   virtual void clip_by_value(float* g, int64_t n, float v) = 0;
-  // Whether every element is finite.
+  // Whether every element of g(n) is finite.
   virtual bool all_finite(const float* g, int64_t n) = 0;
-  // Whether some |g_i| > limit or g_i is NaN (an fp16 overflow).
+  // Whether some |g_i| of g(n) > limit or g_i is NaN (an fp16 overflow).
   virtual bool any_beyond(const float* g, int64_t n, float limit) = 0;
-  // Σ g_i² in fp64.
+  // Σ g_i² over g(n), in fp64.
   virtual double sum_squares(const float* g, int64_t n) = 0;
-  // p ← p·keep − step·g (SgdStep).
+  // p ← p·keep − step·g, g(p.numel()) (SgdStep).
   virtual void sgd_update(ParamView p, const float* g, const SgdStep& s) = 0;
   // AdaLomo's update of p from g, in place in g (g is the caller's scratch): row(rows) and
   // col(cols) for a matrix, or row(n) for a vector, are its second-moment states.

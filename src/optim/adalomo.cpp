@@ -10,6 +10,7 @@ AdaLomoStates::AdaLomoStates(const ModelParams& params, MemoryTracker& tracker,
     const int64_t n = p.shape.size() == 2 ? p.shape[0] + p.shape[1] : p.numel();
     states_.emplace_back(backend.allocator(), tracker, MemCategory::OptimizerStates,
                          static_cast<size_t>(n) * 4);
+    backend.fill(states_.back().f32(), 0.0f, n);  // the EMAs start at zero
   }
 }
 

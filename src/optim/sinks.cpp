@@ -8,14 +8,14 @@
 namespace lomo {
 
 ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
-                                     Backend& backend, bool fused_linear)
+                                     Backend& backend, bool no_buffer_for_fused)
     : backend_(backend), held_id_(held_id) {
   int64_t largest_other = 0;
   for (const auto& p : params.all()) {
     if (p.id == held_id) {
       held_ = Buffer(backend.allocator(), tracker, MemCategory::Gradients,
                      static_cast<size_t>(p.numel()) * 4);
-    } else if (!(fused_linear && takes_fused_linear_update(p.role))) {
+    } else if (!(no_buffer_for_fused && takes_fused_linear_update(p.role))) {
       largest_other = std::max(largest_other, p.numel());
     }
   }
@@ -72,7 +72,7 @@ void LomoSink::consume(Param& p, float* grad) {
 }
 
 std::optional<FusedLinearUpdate> LomoSink::fused_linear_update(const Param& W) {
-  if (!u_.fused_linear || u_.clip_value > 0 || !takes_fused_linear_update(W.role)) {
+  if (!u_.fused_linear || !takes_fused_linear_update(W.role)) {
     return std::nullopt;
   }
   const float wd = weight_decay_for(W.role, u_.weight_decay, u_.decay_norms_and_biases);
@@ -123,6 +123,9 @@ AdamW::AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& t
     const size_t bytes = static_cast<size_t>(p.numel()) * 4;
     m_.emplace_back(backend.allocator(), tracker, MemCategory::OptimizerStates, bytes);
     v_.emplace_back(backend.allocator(), tracker, MemCategory::OptimizerStates, bytes);
+    // The moments start at zero (said here, not left to the allocator).
+    backend.fill(m_.back().f32(), 0.0f, p.numel());
+    backend.fill(v_.back().f32(), 0.0f, p.numel());
   }
 }
 

@@ -29,10 +29,10 @@ namespace lomo {
 class ReusableGradients {
  public:
   // held_id: id of the parameter whose gradient must survive the whole backward (the tied
-  // embedding), or −1. fused_linear: the tensors that take the zero-buffer update never ask for a
-  // buffer, so the shared buffer is sized for the other tensors only.
+  // embedding), or −1. no_buffer_for_fused (ZeroBufferRule::no_buffer): the tensors that take the
+  // zero-buffer update never ask for a buffer, so the shared buffer is sized for the others only.
   ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
-                    Backend& backend, bool fused_linear = false);
+                    Backend& backend, bool no_buffer_for_fused = false);
   float* buffer_for(const Param& p);
   Backend& backend() const { return backend_; }
 
@@ -64,7 +64,8 @@ struct LomoUpdate {
   float clip_value = 0;    // ≤ 0: off
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
-  bool fused_linear = false;  // zero-buffer update where the role allows (needs clip_value off)
+  bool fused_linear = false;  // ZeroBufferRule::fused_update: the zero-buffer update where the
+                              // role allows
   RoundingMode rounding;      // write-back of 16-bit parameters (design §2 rule 5)
   int64_t step = 0;           // for messages
 };

@@ -40,7 +40,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       const size_t n = static_cast<size_t>(s.shape[0] * s.shape[1]);
       P2 += n;
       // Layer weights are read through the weight cache; embedding and head are not (weights.h).
-      if (s.role == ParamRole::BlockLinear) largest_viewed = std::max(largest_viewed, n);
+      if (reads_through_weight_cache(s.role)) largest_viewed = std::max(largest_viewed, n);
     }
   }
   MemoryPlan m;
@@ -48,8 +48,11 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   // Gradient buffers: fp32 in our engine (GEMM output, read by the fp32 update); fp16 follows the
   // paper's Table 1 convention of fp16 gradients (the engine's fp16 buffers are fp32: 2x this).
   const size_t ge = in.dtype == StorageDtype::F16 ? 2 : 4;
-  const bool fused_buffers = zero_buffer_rule(in.optimizer, in.fused_gemm_update,
-                                              in.clip_grad_value, in.clip_grad_norm, in.dtype)
+  const bool fused_buffers = zero_buffer_rule({.optimizer = in.optimizer,
+                                               .fused_gemm_update = in.fused_gemm_update,
+                                               .clip_grad_value = in.clip_grad_value,
+                                               .clip_grad_norm = in.clip_grad_norm,
+                                               .dtype = in.dtype})
                                  .no_buffer;
   switch (in.optimizer) {
     case OptimizerKind::Lomo:
@@ -82,8 +85,8 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       break;
   }
   LOMO_ASSERT(in.backend != nullptr, "the memory planner needs the run's backend");
-  const auto [acts, work] = LlamaModel::buffer_bytes(c, in.batch, in.seq, in.checkpointing, true,
-                                                     in.dtype, *in.backend);
+  const auto [acts, work] = LlamaModel::buffer_bytes(
+      c, {in.batch, in.seq, Pass::Training, in.checkpointing, in.dtype}, *in.backend);
   m.activations = acts;
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
   m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);

@@ -29,18 +29,20 @@ const char* optimizer_name(OptimizerKind k) {
   return "?";
 }
 
-ZeroBufferRule zero_buffer_rule(OptimizerKind optimizer, bool fused_gemm_update,
-                                bool clip_grad_value, bool clip_grad_norm, StorageDtype dtype) {
+ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in) {
   ZeroBufferRule r;
-  r.fused_update = optimizer == OptimizerKind::Lomo && fused_gemm_update && !clip_grad_value;
-  r.no_buffer = r.fused_update && !clip_grad_norm && dtype != StorageDtype::F16;
+  r.fused_update =
+      in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update && !in.clip_grad_value;
+  r.no_buffer = r.fused_update && !in.clip_grad_norm && in.dtype != StorageDtype::F16;
   return r;
 }
 
 ZeroBufferRule Trainer::zero_buffer() const {
-  return zero_buffer_rule(opts_.optimizer, opts_.fused_gemm_update, opts_.clip_grad_value > 0,
-                          opts_.clip_grad_norm > 0,
-                          fp16_ ? StorageDtype::F16 : StorageDtype::F32);
+  return zero_buffer_rule({.optimizer = opts_.optimizer,
+                           .fused_gemm_update = opts_.fused_gemm_update,
+                           .clip_grad_value = opts_.clip_grad_value > 0,
+                           .clip_grad_norm = opts_.clip_grad_norm > 0,
+                           .dtype = fp16_ ? StorageDtype::F16 : StorageDtype::F32});
 }
 
 Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)

@@ -53,8 +53,14 @@ struct ZeroBufferRule {
   bool fused_update = false;
   bool no_buffer = false;
 };
-ZeroBufferRule zero_buffer_rule(OptimizerKind optimizer, bool fused_gemm_update,
-                                bool clip_grad_value, bool clip_grad_norm, StorageDtype dtype);
+struct ZeroBufferInputs {
+  OptimizerKind optimizer = OptimizerKind::Lomo;
+  bool fused_gemm_update = true;
+  bool clip_grad_value = false;  // --clip-grad-value > 0
+  bool clip_grad_norm = false;   // --clip-grad-norm > 0
+  StorageDtype dtype = StorageDtype::F32;
+};
+ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in);
 
 struct StepResult {
   double loss = 0;

@@ -9,8 +9,9 @@ namespace lomo {
 
 class CpuBackend : public Backend {
  public:
-  // threads > 0 sets OpenMP's thread count for the process (OpenMP's setting is process-wide);
-  // 0 keeps the default (all cores, or OMP_NUM_THREADS).
+  // threads > 0 sets OpenMP's thread count (OpenMP's setting is process-wide: a second
+  // CpuBackend with another count changes the first's); 0 keeps the default (all cores, or
+  // OMP_NUM_THREADS).
   explicit CpuBackend(int threads = 0);
 
   std::string name() const override;
