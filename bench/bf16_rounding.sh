@@ -16,10 +16,11 @@ rm -rf "$work"
 mkdir -p "$work" bench/results
 ./build/lomo init --config configs/tiny-llama.json --out "$work/model" --seed 0 > /dev/null
 python3 scripts/make_demo_data.py "$work/data.jsonl" --lines 512 --seed 1
-for run in fp32:fp32:nearest bf16-stochastic:bf16:stochastic bf16-nearest:bf16:nearest; do
+for run in fp32:fp32: bf16-stochastic:bf16:stochastic bf16-nearest:bf16:nearest; do
   IFS=: read -r name dtype rounding <<< "$run"
+  rounding_flag=${rounding:+--rounding $rounding}  # --rounding applies to bf16 only
   ./build/lomo train --model "$work/model" --data "$work/data.jsonl" --out "$work/out-$name" \
-    --dtype "$dtype" --rounding "$rounding" --lr "$lr" --lr-schedule constant --warmup-ratio 0 \
+    --dtype "$dtype" $rounding_flag --lr "$lr" --lr-schedule constant --warmup-ratio 0 \
     --steps "$steps" --batch-size 8 --seq-len 96 --shuffle off --log "$work/$name.jsonl" > /dev/null
 done
 date=$(date -u +%Y-%m-%d)

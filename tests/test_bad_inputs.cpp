@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Result {
-  int status;
+  int status;      // the exit code, or −1 when the process did not exit normally
+  int signal = 0;  // the signal that killed it, or 0
   std::string output;
 };
 
@@ -30,7 +32,7 @@ Result run(const std::string& args) {
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0, out};
 }
 
 std::string slurp(const fs::path& p) {
@@ -64,7 +66,10 @@ class BadInputs : public ::testing::Test {
     const fs::path out = dir_ / "out";
     const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
                          " --out " + out.string() + " --threads 1 " + steps + " " + extra);
-    EXPECT_NE(r.status, 0) << r.output;
+    // Refused as a user error (exit 1, lomo::Error): never a crash by signal, never an internal
+    // assertion (exit 3).
+    EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << ":\n" << r.output;
+    EXPECT_EQ(r.status, 1) << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos)
         << "expected the message to mention \"" << needle << "\", got:\n"
         << r.output;
@@ -242,9 +247,60 @@ TEST_F(BadInputs, OutputFolderNotEmpty) {
   spit(dir_ / "out" / "keep.txt", "user data");
   const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
                        " --out " + (dir_ / "out").string() + " --steps 1");
-  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.signal, 0) << r.output;
+  EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("not an empty folder"), std::string::npos) << r.output;
   EXPECT_EQ(slurp(dir_ / "out" / "keep.txt"), "user data");
+}
+
+// What the end of a run needs is checked before the weights are read: here the weights are
+// garbage, so an error about the output proves the output was checked first.
+TEST_F(BadInputs, UnwritableOutputIsRefusedBeforeTheWeights) {
+  spit(model_ / "model.safetensors", "not a safetensors file");
+  const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
+                       " --out /proc/lomo_no_such_place/out --steps 1");
+  EXPECT_EQ(r.signal, 0) << r.output;
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("/proc/lomo_no_such_place/out"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("safetensors"), std::string::npos) << "weights read first:\n" << r.output;
+}
+
+TEST_F(BadInputs, GgufOutputThatCannotBeWrittenIsRefusedBeforeTraining) {
+  // The fixture has llama3 RoPE scaling, which the GGUF writer does not support yet.
+  spit(model_ / "model.safetensors", "not a safetensors file");
+  expect_failure("GGUF export of llama3 RoPE scaling", "--out-format gguf");
+}
+
+TEST_F(BadInputs, FullDiskIsRefusedBeforeTraining) {
+  const fs::path small = dir_ / "small";
+  fs::create_directories(small);
+  if (std::system(("mount -t tmpfs -o size=1M tmpfs " + small.string() + " 2>/dev/null").c_str()) !=
+      0) {
+    GTEST_SKIP() << "cannot mount a 1 MiB tmpfs here (needs root)";
+  }
+  const Result r = run("train --model " + model_.string() + " --data " + data_.string() +
+                       " --out " + (small / "out").string() + " --steps 1");
+  const bool nothing_written = fs::is_empty(small);
+  std::system(("umount " + small.string()).c_str());
+  EXPECT_EQ(r.signal, 0) << r.output;
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("the output needs about"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("step 1/1"), std::string::npos) << "trained before refusing:\n"
+                                                           << r.output;
+  EXPECT_TRUE(nothing_written);
+}
+
+// Flags that cannot act in the run are refused, naming the conflict, not silently ignored.
+TEST_F(BadInputs, FlagsThatCannotActAreRefused) {
+  expect_failure("--gguf-type has no effect here", "--gguf-type q8_0");
+  expect_failure("--rounding has no effect here", "--rounding nearest");
+  expect_failure("--rounding has no effect here", "--rounding nearest --dtype fp16");
+  expect_failure("--loss-scale-init has no effect here", "--loss-scale-init 1024 --dtype bf16");
+  expect_failure("--loss-scale-window has no effect here", "--loss-scale-window 10");
+  expect_failure("--normalize has no effect here", "--normalize tokens");
+  expect_failure("--eval-every has no effect here", "--eval-every 2");
+  expect_failure("--fused-gemm-update has no effect here", "--optimizer adamw --fused-gemm-update on");
+  expect_failure("--fused-gemm-update has no effect here", "--optimizer adalomo --fused-gemm-update off");
 }
 
 TEST_F(BadInputs, DivergenceStopsWithoutOutput) {

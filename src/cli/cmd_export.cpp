@@ -37,6 +37,7 @@ int cmd_export(int argc, char** argv) {
     throw Error(out + ": already exists; choose a new --out");
   std::unique_ptr<OutputDir> dir;
   if (!gguf) dir = std::make_unique<OutputDir>(out);
+  if (gguf) check_gguf_exportable(load_model_config(src));  // before any weight is read
   MemoryTracker tracker;
   const Model model = load_model(src, tracker);
   const auto tok = text::load_tokenizer(src);

@@ -1,4 +1,10 @@
+#include <csignal>
 #include <cstdio>
+#include <string>
+
+#include <unistd.h>
+
+#include <atomic>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -8,12 +14,45 @@
 
 namespace lomo::cli {
 
+namespace {
+
+// SIGINT/SIGTERM ask the run to stop after the current step with a checkpoint; a second one
+// stops at once (the default action).
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int sig) {
+  g_stop.store(true);
+  static const char msg[] =
+      "\nlomo train: stopping after this step to write a checkpoint (again to stop at once)\n";
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  std::signal(sig, SIG_DFL);
+}
+
+// The command that continues the run: this one, resuming from `checkpoint`.
+std::string resume_command(int argc, char** argv, const std::string& checkpoint) {
+  std::string s = "lomo";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--resume") {
+      ++i;  // and its value
+      continue;
+    }
+    if (a.rfind("--resume=", 0) == 0) continue;
+    s += " " + (a.find_first_of(" \t'\"$") == std::string::npos ? a : "'" + a + "'");
+  }
+  return s + " --resume " + checkpoint;
+}
+
+}  // namespace
+
 int cmd_train(int argc, char** argv) {
   Args args("train", "lomo train --model DIR --data FILE.jsonl --out DIR [flags]",
             "Fine-tunes all parameters of a model. With --optimizer lomo each parameter's\n"
             "gradient is applied inside backward and discarded, so training needs about the\n"
             "memory of inference. Prints one line per step and the memory table at the end;\n"
-            "writes the model (a Hugging Face folder, or model.gguf) and memory.json to --out.",
+            "writes the model (a Hugging Face folder, or model.gguf) and memory.json to --out.\n"
+            "Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written and\n"
+            "the run exits with status 130, saying how to resume.",
             run_flags(RunCommand::Train));
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
@@ -23,9 +62,20 @@ int cmd_train(int argc, char** argv) {
   RunConfig config = run_config_from_args(args);
   config.model_path = model_preamble(args);
   TrainingRun run(std::move(config), stdout);
+  run.set_stop_flag(&g_stop);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   run.prepare();
   run.load();
-  run.train();
+  const TrainSummary& s = run.train();
+  if (s.interrupted) {
+    const std::string again = resume_command(argc, argv, s.last_checkpoint);
+    std::fprintf(stderr,
+                 "lomo train: interrupted; nothing saved to --out. To continue where it stopped:\n"
+                 "  %s\n",
+                 again.c_str());
+    return 130;
+  }
   run.save();
   return 0;
 }

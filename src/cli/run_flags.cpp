@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "cli/preamble.h"
+#include "core/error.h"
 #include "model/export.h"
 
 namespace lomo::cli {
@@ -111,6 +112,22 @@ std::vector<RunFlag> table() {
       {{"gguf-type", "T", "weight type of --out-format gguf: f32, f16, bf16 or q8_0",
         "the training dtype"},
        T},
+      {{"save-every", "N",
+        "write a checkpoint every N steps (parameters, optimizer state, loss scale, step); "
+        "0 = only when interrupted (SIGINT/SIGTERM)",
+        "0"},
+       T},
+      {{"save-every-minutes", "M", "also write a checkpoint when M minutes have passed since the "
+        "last; 0 = off", "0"},
+       T},
+      {{"keep", "K", "keep the newest K checkpoints", "2"}, T},
+      {{"checkpoint-dir", "DIR", "where checkpoints go", "OUT.checkpoints"}, T},
+      {{"resume", "DIR",
+        "continue from a checkpoint, or the newest in a folder of them: the same result as an "
+        "uninterrupted run (settings that change the result must match; --steps/--epochs may "
+        "grow)",
+        ""},
+       T},
   };
 }
 
@@ -176,7 +193,46 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("profile")) r.profile = a.on_off("profile");
   if (has("out-format")) r.out_format = parse_out_format(a.choice("out-format", {"hf", "gguf"}));
   if (given("gguf-type")) r.gguf_type = parse_gguf_out_type(a.str("gguf-type"));
+  if (has("save-every")) r.save_every = a.integer("save-every", 0, INT64_MAX);
+  if (has("save-every-minutes")) r.save_every_minutes = a.number("save-every-minutes", 0, 1e9);
+  if (has("keep")) r.keep = a.integer("keep", 1, 1 << 20);
+  if (given("checkpoint-dir")) r.checkpoint_dir = a.str("checkpoint-dir");
+  if (given("resume")) r.resume_path = a.str("resume");
+  check_flags_apply(a, r);
   return r;
+}
+
+void check_flags_apply(const Args& a, const RunConfig& r) {
+  auto refuse = [](const std::string& flag, const std::string& why) {
+    throw Error(flag + " has no effect here: " + why);
+  };
+  if (a.given("gguf-type") && r.out_format != OutFormat::Gguf) {
+    refuse("--gguf-type", "it sets the weight type of --out-format gguf, and the output is a "
+                          "Hugging Face folder (add --out-format gguf, or drop --gguf-type)");
+  }
+  if (a.given("rounding") && r.dtype != StorageDtype::BF16) {
+    refuse("--rounding", std::string("it sets how bf16 parameters are written back, and they are ") +
+                             storage_dtype_name(r.dtype) +
+                             " (fp16 always rounds to nearest); use --dtype bf16 or drop it");
+  }
+  for (const char* f : {"loss-scale-init", "loss-scale-window"}) {
+    if (a.given(f) && r.dtype != StorageDtype::F16) {
+      refuse(std::string("--") + f,
+             std::string("dynamic loss scaling is for fp16 parameters, and they are ") +
+                 storage_dtype_name(r.dtype) + "; use --dtype fp16 or drop it");
+    }
+  }
+  if (a.given("normalize") && !r.task) {
+    refuse("--normalize", "it divides multiple-choice scores, which need --task");
+  }
+  if (a.given("eval-every") && r.eval_data_path.empty()) {
+    refuse("--eval-every", "there is no --eval-data to evaluate on");
+  }
+  if (a.given("fused-gemm-update") && r.optimizer != OptimizerKind::Lomo) {
+    refuse("--fused-gemm-update",
+           std::string("it is LOMO's zero-buffer update, and --optimizer ") +
+               optimizer_name(r.optimizer) + " has none");
+  }
 }
 
 }  // namespace lomo::cli

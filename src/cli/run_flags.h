@@ -21,4 +21,9 @@ std::vector<Flag> run_flags(RunCommand command);
 // the rules between flags are check_run_config()'s.
 RunConfig run_config_from_args(const Args& args);
 
+// Refuses a flag that was given but cannot act in this run (e.g. --rounding without bf16
+// parameters, --gguf-type without --out-format gguf), naming the conflict, instead of ignoring
+// it. run_config_from_args calls it.
+void check_flags_apply(const Args& args, const RunConfig& run);
+
 }  // namespace lomo::cli

@@ -35,8 +35,24 @@ void OutputDir::create() {
   if (created_) return;
   std::error_code ec;
   fs::create_directories(staging_, ec);
-  if (ec) throw Error(staging_ + ": cannot create: " + ec.message());
+  if (ec) {
+    throw Error(final_ + ": cannot create the output folder (" + staging_ + "): " + ec.message());
+  }
   created_ = true;
+}
+
+void OutputDir::require_space(size_t bytes) const {
+  std::error_code ec;
+  const fs::path parent = fs::absolute(final_).parent_path();
+  const fs::space_info s = fs::space(parent, ec);
+  if (ec) return;  // unknown: the write itself will say
+  const size_t need = bytes + bytes / 100 + (size_t{16} << 20);  // tokenizer files, metadata
+  if (s.available < need) {
+    const auto mib = [](size_t b) { return std::to_string(b >> 20) + " MiB"; };
+    throw Error(final_ + ": the output needs about " + mib(need) + " but only " +
+                mib(s.available) + " is free on the file system of " + parent.string() +
+                "; free some space or choose another --out");
+  }
 }
 
 void OutputDir::commit() {

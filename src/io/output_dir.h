@@ -2,6 +2,7 @@
 // under a staging name beside it, renamed into place at the end. A failed run leaves nothing.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace lomo {
@@ -16,7 +17,11 @@ class OutputDir {
   ~OutputDir();  // removes the staging folder unless commit() succeeded
 
   const std::string& staging() const { return staging_; }  // created on first call of create()
+  // Creates the staging folder: proof, before any long work, that the output can be written.
   void create();
+  // Throws lomo::Error with the figures if the file system that will hold the output has less
+  // than `bytes` (plus a margin for small files) available.
+  void require_space(size_t bytes) const;
   void commit();  // rename staging → final
 
  private:

@@ -93,12 +93,17 @@ void bpe_metadata(const text::BpeParts& p, std::map<std::string, GgufValue>& kv)
 
 }  // namespace
 
+void check_gguf_exportable(const ModelConfig& config) {
+  if (config.rope.scaling == RopeScaling::Llama3) {
+    throw Error("GGUF export of llama3 RoPE scaling (rope_freqs) is not supported yet; use "
+                "--out-format hf (a Hugging Face folder; llama.cpp's converter reads it)");
+  }
+}
+
 void export_gguf(const std::string& path, const Model& model, const text::Tokenizer* tok,
                  const std::string& source, GgmlType type) {
   const ModelConfig& c = model.config;
-  if (c.rope.scaling == RopeScaling::Llama3) {
-    throw Error("GGUF export of llama3 RoPE scaling (rope_freqs) is not supported yet");
-  }
+  check_gguf_exportable(c);
   std::map<std::string, GgufValue> kv;
   if (fs::is_regular_file(source) && is_gguf_file(source)) {
     const GgufFile src(source);

@@ -14,6 +14,10 @@ namespace lomo {
 // "f32", "f16", "bf16", "q8_0" -> the ggml type of 2-D weights (1-D tensors stay F32).
 GgmlType parse_gguf_out_type(const std::string& s);
 
+// Throws lomo::Error if `config` cannot be written as GGUF (llama3 RoPE scaling, for now), so a
+// run can refuse before it trains rather than fail at the end.
+void check_gguf_exportable(const ModelConfig& config);
+
 // `source` is the model path the weights came from (a GGUF file's general.* and tokenizer.*
 // metadata, chat template included, are carried over); `tok` may be null (no tokenizer written).
 void export_gguf(const std::string& path, const Model& model, const text::Tokenizer* tok,

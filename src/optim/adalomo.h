@@ -24,6 +24,7 @@ class AdaLomoStates {
   AdaLomoStates(const ModelParams& params, MemoryTracker& tracker, Backend& backend);
   float* row(const Param& p) { return states_[p.id].f32(); }               // (rows) or, 1-D, (n)
   float* col(const Param& p) { return states_[p.id].f32() + p.shape[0]; }  // (cols), 2-D only
+  Buffer& state(int id) { return states_[id]; }  // row then col (or the vector's), for checkpoints
 
  private:
   std::vector<Buffer> states_;

@@ -130,6 +130,12 @@ class AdamW {
         Backend& backend);
   void step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
 
+  // The state a checkpoint holds: steps taken, and m, v of parameter `id` (numel floats each).
+  int64_t steps() const { return t_; }
+  void set_steps(int64_t t) { t_ = t; }
+  Buffer& m(int id) { return m_[id]; }
+  Buffer& v(int id) { return v_[id]; }
+
  private:
   AdamWConfig cfg_;
   int64_t t_ = 0;

@@ -118,6 +118,34 @@ Checkpointing fit_checkpointing(CheckpointingMode mode, const MemoryPlanInput& i
                   limit);
 }
 
+nlohmann::ordered_json run_identity(const RunConfig& run, int64_t seq_len,
+                                    const std::string& data_digest) {
+  nlohmann::ordered_json j;
+  j["model"] = run.model_path;
+  j["data"] = run.data_path;
+  j["data-digest"] = data_digest;
+  j["task"] = run.task ? data::task_name(*run.task) : "";
+  j["optimizer"] = optimizer_name(run.optimizer);
+  j["lr"] = run.peak_lr();
+  j["batch-size"] = run.batch_size;
+  j["seq-len"] = seq_len;
+  j["clip-grad-norm"] = run.clip_grad_norm;
+  j["clip-grad-value"] = run.clip_grad_value;
+  j["weight-decay"] = run.weight_decay;
+  j["decay-norms-biases"] = run.decay_norms_biases;
+  j["lr-schedule"] = lr_schedule_name(run.lr_schedule);
+  j["warmup-ratio"] = run.warmup_ratio;
+  j["fused-gemm-update"] = run.fused_gemm_update;
+  j["dtype"] = storage_dtype_name(run.dtype);
+  j["loss-scale-init"] = run.loss_scale_init;
+  j["loss-scale-window"] = run.loss_scale_window;
+  j["bf16-gemm"] = run.uses_bf16_gemm();
+  j["rounding"] = run.rounding == Rounding::Nearest ? "nearest" : "stochastic";
+  j["shuffle"] = run.shuffle == Shuffle::On;
+  j["seed"] = run.seed;
+  return j;
+}
+
 TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing) {
   TrainOptions o;
   o.optimizer = run.optimizer;

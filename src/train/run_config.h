@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -87,6 +88,17 @@ struct RunConfig {
   OutFormat out_format = OutFormat::Hf;
   std::optional<GgmlType> gguf_type;  // nullopt: the training dtype
 
+  // Checkpoints (train/checkpoint.h): every save_every steps and/or save_every_minutes, and on
+  // SIGINT/SIGTERM; the newest `keep` are kept in checkpoint_dir.
+  int64_t save_every = 0;         // 0: off
+  double save_every_minutes = 0;  // 0: off
+  int64_t keep = 2;
+  std::string checkpoint_dir;  // empty: out_path + ".checkpoints"
+  std::string resume_path;     // a checkpoint, or a folder of them; empty: a new run
+  std::string checkpoints() const {
+    return checkpoint_dir.empty() ? out_path + ".checkpoints" : checkpoint_dir;
+  }
+
   double peak_lr() const { return lr.value_or(default_lr(optimizer)); }
   bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
   GgmlType export_type() const;
@@ -114,6 +126,13 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
 // The checkpointing the run uses: auto → choose_checkpointing (the most blocks kept that fit);
 // on/off → those blocks, with the one-pass LM head if it fits (fit_head).
 Checkpointing fit_checkpointing(CheckpointingMode mode, const MemoryPlanInput& in, size_t limit);
+
+// The settings that decide a run's numbers, by flag name, resolved (the peak lr, the sequence
+// length, bf16 products); `data_digest` identifies the data file's bytes. A resumed run must
+// match its checkpoint's on every one; --steps/--epochs, threads, output, logging and
+// evaluation may change.
+nlohmann::ordered_json run_identity(const RunConfig& run, int64_t seq_len,
+                                    const std::string& data_digest);
 
 // The trainer's options; `checkpointing` as fit_checkpointing() chose it.
 TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing);

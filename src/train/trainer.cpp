@@ -92,6 +92,34 @@ double clip_coefficient(double norm, double max_norm) {
 
 }  // namespace
 
+TrainerCounters Trainer::counters() const {
+  TrainerCounters c;
+  c.adalomo_steps = adalomo_t_;
+  c.adamw_steps = adamw_ ? adamw_->steps() : 0;
+  c.loss_scale = loss_scale_;
+  c.clean_steps = clean_steps_;
+  return c;
+}
+
+void Trainer::set_counters(const TrainerCounters& c) {
+  adalomo_t_ = c.adalomo_steps;
+  if (adamw_) adamw_->set_steps(c.adamw_steps);
+  loss_scale_ = c.loss_scale;
+  clean_steps_ = c.clean_steps;
+}
+
+std::vector<TrainerStateTensor> Trainer::state_tensors() {
+  std::vector<TrainerStateTensor> out;
+  for (const Param& p : model_.params().all()) {
+    if (adamw_) {
+      out.push_back({"adamw.m." + p.name, &adamw_->m(p.id)});
+      out.push_back({"adamw.v." + p.name, &adamw_->v(p.id)});
+    }
+    if (adalomo_) out.push_back({"adalomo." + p.name, &adalomo_->state(p.id)});
+  }
+  return out;
+}
+
 StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index) {
   try {
     return run_step(batch, lr, step_index);

@@ -70,10 +70,30 @@ struct StepResult {
   double loss_scale = 0;  // fp16: the scale after this step
 };
 
+// Everything a Trainer carries from one step to the next besides the parameters: what a
+// checkpoint must hold for a resumed run to equal the uninterrupted one bit for bit.
+struct TrainerCounters {
+  int64_t adalomo_steps = 0;  // AdaLomo's t (β = 1 − t^−0.8)
+  int64_t adamw_steps = 0;    // AdamW's t (bias corrections)
+  double loss_scale = 1;      // fp16
+  int64_t clean_steps = 0;    // fp16: clean steps since the scale last changed
+  bool operator==(const TrainerCounters&) const = default;
+};
+struct TrainerStateTensor {
+  std::string name;  // "adamw.m.<parameter>", "adamw.v.<parameter>", "adalomo.<parameter>"
+  Buffer* buffer;    // fp32, in the backend's memory
+};
+
 class Trainer {
  public:
   Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker);
   StepResult step(const Batch& batch, double lr, int64_t step_index);
+
+  TrainerCounters counters() const;
+  void set_counters(const TrainerCounters& c);
+  // The optimizer states (none for LOMO and SGD).
+  std::vector<TrainerStateTensor> state_tensors();
+  LlamaModel& model() { return model_; }
 
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -20,11 +23,105 @@ TrainingRun::TrainingRun(RunConfig config, std::FILE* progress)
   LOMO_ASSERT(out_ != nullptr, "TrainingRun needs a progress stream");
 }
 
-TrainingRun::~TrainingRun() = default;
+TrainingRun::~TrainingRun() {
+  // A checkpoint folder this run made and never wrote into goes (a failed run leaves nothing).
+  if (made_checkpoint_dir_) {
+    std::error_code ec;
+    if (std::filesystem::is_empty(checkpoint_dir_, ec)) std::filesystem::remove(checkpoint_dir_, ec);
+  }
+}
+
+// The checkpoint folder (written into on --save-every and on a stop request) is made or proven
+// writable now; a resumed run's checkpoint is found and checked against this run's settings.
+void TrainingRun::prepare_checkpoints() {
+  namespace fs = std::filesystem;
+  checkpoint_dir_ = run_.checkpoints();
+  std::error_code ec;
+  if (!fs::exists(checkpoint_dir_, ec)) {
+    fs::create_directories(checkpoint_dir_, ec);
+    if (ec) {
+      throw Error(checkpoint_dir_ + ": cannot create the checkpoint folder: " + ec.message() +
+                  " (choose another --checkpoint-dir)");
+    }
+    made_checkpoint_dir_ = true;
+  } else if (!fs::is_directory(checkpoint_dir_, ec) || ::access(checkpoint_dir_.c_str(), W_OK)) {
+    throw Error(checkpoint_dir_ + ": not a writable folder for checkpoints (choose another "
+                                  "--checkpoint-dir)");
+  }
+  identity_ = run_identity(run_, seq_len_, file_digest(run_.data_path));
+  if (run_.resume_path.empty()) {
+    // A new run would interleave its checkpoints with an earlier run's (and pruning by step
+    // would delete the new ones): refuse, saying what to do.
+    std::string earlier;
+    try {
+      earlier = resolve_checkpoint(checkpoint_dir_);
+    } catch (const Error&) {
+    }
+    if (!earlier.empty()) {
+      throw Error(checkpoint_dir_ + " holds checkpoints of an earlier run (newest: " + earlier +
+                  "); continue it with --resume " + checkpoint_dir_ +
+                  ", or choose another --checkpoint-dir or --out");
+    }
+    return;
+  }
+  resume_from_ = resolve_checkpoint(run_.resume_path);
+  resume_meta_ = read_checkpoint_meta(resume_from_);
+  const auto diffs = identity_differences(resume_meta_.identity, identity_);
+  if (!diffs.empty()) {
+    std::string msg = "cannot resume from " + resume_from_ +
+                      ": settings that decide the result differ from the run that wrote it:";
+    for (const auto& d : diffs) msg += "\n  " + d;
+    throw Error(msg + "\ngive the same values (only --steps/--epochs may grow), or start a new run");
+  }
+  if (resume_meta_.step > total_steps_) {
+    throw Error("cannot resume from " + resume_from_ + ": it is at step " +
+                std::to_string(resume_meta_.step) + ", beyond this run's " +
+                std::to_string(total_steps_) + " steps (--steps/--epochs may grow, not shrink)");
+  }
+  start_step_ = resume_meta_.step;
+}
+
+void TrainingRun::save_checkpoint(int64_t step) {
+  CheckpointMeta m;
+  m.step = step;
+  m.counters = trainer_->counters();
+  m.recompute_head = plan_in_.checkpointing.recompute_head;
+  m.identity = identity_;
+  const TrainSummary& s = summary_;
+  m.summary = {{"first_loss", s.first_loss},  {"tokens", s.tokens},
+               {"first_eval", s.first_eval},  {"best_eval", s.best_eval},
+               {"best_eval_step", s.best_eval_step}};
+  summary_.last_checkpoint = write_checkpoint(checkpoint_dir_, m, model_->params, *trainer_);
+  prune_checkpoints(checkpoint_dir_, run_.keep);
+  std::fprintf(out_, "save    checkpoint at step %lld: %s\n", static_cast<long long>(step),
+               summary_.last_checkpoint.c_str());
+  std::fflush(out_);
+}
 
 void TrainingRun::expect(Stage s, const char* call) const {
   LOMO_ASSERT(stage_ == s, std::string("TrainingRun::") + call + " called out of order");
 }
+
+namespace {
+
+// Bytes the saved model takes: every 2-D tensor in the output's type, 1-D tensors in fp32.
+size_t output_bytes(const ModelConfig& c, const RunConfig& run) {
+  size_t bytes = 0;
+  for (const auto& s : expected_params(c)) {
+    const auto n = static_cast<size_t>(spec_numel(s));
+    if (s.shape.size() != 2) {
+      bytes += 4 * n;
+    } else if (run.out_format == OutFormat::Gguf) {
+      const GgmlType t = run.export_type();
+      bytes += n / static_cast<size_t>(ggml_block_size(t)) * static_cast<size_t>(ggml_block_bytes(t));
+    } else {
+      bytes += n * dtype_bytes(run.dtype);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
 
 // Config, tokenizer, data and the memory plan first: a run that cannot fit is refused before the
 // weights are read. Everything a user can get wrong is checked before the first step.
@@ -36,6 +133,7 @@ void TrainingRun::prepare() {
   }
   backend_ = make_run_backend(run_.threads);
   out_dir_ = std::make_unique<OutputDir>(run_.out_path);
+  out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
   if (!run_.log_path.empty()) {
     log_.open(run_.log_path);
     if (!log_) throw Error(run_.log_path + ": cannot open the log file for writing");
@@ -43,6 +141,9 @@ void TrainingRun::prepare() {
   // The limit is what was free before this run read anything.
   const size_t limit = run_memory_limit(run_);
   model_config_ = load_model_config(run_.model_path);
+  // What save() will need, checked now rather than after the last step.
+  if (run_.out_format == OutFormat::Gguf) check_gguf_exportable(model_config_);
+  out_dir_->require_space(output_bytes(model_config_, run_));
   seq_len_ = run_seq_len(run_, model_config_);
   tok_ = text::load_tokenizer(run_.model_path);
   const data::DataOptions dopts{seq_len_, &model_config_, tok_.get(), run_.task};
@@ -62,6 +163,7 @@ void TrainingRun::prepare() {
   total_steps_ = run_.steps ? *run_.steps : (run_.epochs.value_or(1) * n + b - 1) / b;
   eval_every_ = run_.eval_every.value_or(order_->steps_per_epoch());
   schedule_ = Schedule{run_.lr_schedule, run_.peak_lr(), run_.warmup_ratio, total_steps_};
+  prepare_checkpoints();
 
   const ModelConfig& cfg = model_config_;
   std::fprintf(out_, "model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
@@ -88,6 +190,10 @@ void TrainingRun::prepare() {
                static_cast<long long>(schedule_.warmup_steps()),
                static_cast<long long>(total_steps_), static_cast<long long>(b),
                checkpointing_mode_name(run_.checkpointing), backend_->threads());
+  if (!resume_from_.empty()) {
+    std::fprintf(out_, "resume  %s: step %lld of %lld\n", resume_from_.c_str(),
+                 static_cast<long long>(start_step_), static_cast<long long>(total_steps_));
+  }
   std::fflush(out_);
   plan_and_check(limit);
   stage_ = Stage::Prepared;
@@ -100,6 +206,9 @@ void TrainingRun::plan_and_check(size_t limit) {
     longest = std::max<int64_t>(longest, static_cast<int64_t>(e.ids.size()));
   plan_in_ = lomo::plan_input(run_, model_config_, longest, *backend_);
   plan_in_.checkpointing = fit_checkpointing(run_.checkpointing, plan_in_, limit);
+  // The LM head's two schedules round differently: a resumed run keeps the one it had. (Which
+  // blocks keep activations changes no bit: they are recomputed exactly.)
+  if (!resume_from_.empty()) plan_in_.checkpointing.recompute_head = resume_meta_.recompute_head;
   std::fprintf(out_, "ckpt    %s%s\n",
                run_.checkpointing == CheckpointingMode::Auto ? "auto: " : "",
                describe_checkpointing(plan_in_.checkpointing, model_config_.n_layer).c_str());
@@ -128,6 +237,19 @@ void TrainingRun::load() {
   model_ = std::make_unique<Model>(load_model(run_.model_path, tracker_, run_.dtype));
   net_ = make_model(model_config_, model_->params, tracker_, *backend_);
   trainer_ = make_trainer(*net_, train_options(run_, plan_in_.checkpointing), tracker_);
+  if (!resume_from_.empty()) {
+    load_checkpoint_state(resume_from_, model_->params, *trainer_);
+    trainer_->set_counters(resume_meta_.counters);
+    const auto& j = resume_meta_.summary;
+    auto number = [&](const char* k) {
+      return j.contains(k) && j[k].is_number() ? j[k].get<double>() : TrainSummary::kNone;
+    };
+    summary_.first_loss = number("first_loss");
+    summary_.first_eval = number("first_eval");
+    summary_.best_eval = number("best_eval");
+    summary_.best_eval_step = j.value("best_eval_step", int64_t{-1});
+    summary_.steps = start_step_;
+  }
   // Timed steps only: evaluation passes between them stay out of the profile.
   if (run_.profile) profile_ = std::make_unique<StepProfile>();
   stage_ = Stage::Loaded;
@@ -174,9 +296,10 @@ const TrainSummary& TrainingRun::train() {
   expect(Stage::Loaded, "train");
   using clock = std::chrono::steady_clock;
   TrainSummary& s = summary_;
-  evaluate(0);
+  if (start_step_ == 0) evaluate(0);  // a resumed run evaluated before its first step already
   const auto t_start = clock::now();
-  for (int64_t step = 0; step < total_steps_; ++step) {
+  auto last_save = t_start;
+  for (int64_t step = start_step_; step < total_steps_; ++step) {
     std::vector<Sequence> seqs;
     for (int64_t i : order_->indices(step)) seqs.push_back(data_.examples[i]);
     const Batch batch = make_batch(seqs);
@@ -214,6 +337,24 @@ const TrainSummary& TrainingRun::train() {
     if (r.skipped) j["skipped"] = true;
     log_json(j.dump());
     if ((step + 1) % eval_every_ == 0 || step + 1 == total_steps_) evaluate(step + 1);
+    // Checkpoints: every save_every steps, every save_every_minutes, and when asked to stop.
+    const int64_t done = step + 1;
+    const bool stop = stop_ != nullptr && stop_->load() && done < total_steps_;
+    const double minutes = std::chrono::duration<double>(clock::now() - last_save).count() / 60;
+    if ((run_.save_every > 0 && done % run_.save_every == 0) ||
+        (run_.save_every_minutes > 0 && minutes >= run_.save_every_minutes) || stop) {
+      save_checkpoint(done);
+      last_save = clock::now();
+    }
+    if (stop) {
+      s.interrupted = true;
+      std::fprintf(out_, "stopped after step %lld of %lld on request; checkpoint %s\n",
+                   static_cast<long long>(done), static_cast<long long>(total_steps_),
+                   s.last_checkpoint.c_str());
+      std::fflush(out_);
+      stage_ = Stage::Trained;
+      return s;
+    }
   }
   s.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   if (profile_) std::fprintf(out_, "%s", profile_->table().c_str());
@@ -234,6 +375,7 @@ const TrainSummary& TrainingRun::train() {
 // is renamed into place only when everything is written.
 void TrainingRun::save() {
   expect(Stage::Trained, "save");
+  LOMO_ASSERT(!summary_.interrupted, "an interrupted run has nothing final to save");
   out_dir_->create();
   if (run_.out_format == OutFormat::Gguf) {
     export_gguf(out_dir_->staging() + "/model.gguf", *model_, tok_.get(), run_.model_path,

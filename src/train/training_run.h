@@ -13,6 +13,7 @@
 // scripts and tests read it).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,7 @@
 #include "optim/schedule.h"
 #include "text/tokenizer.h"
 #include "train/batch_order.h"
+#include "train/checkpoint.h"
 #include "train/memory_plan.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
@@ -45,6 +47,10 @@ struct TrainSummary {
   double first_loss = kNone, last_loss = kNone;
   double first_eval = kNone, last_eval = kNone, best_eval = kNone;
   int64_t best_eval_step = -1;
+  // Stopped by request_stop() (SIGINT/SIGTERM in the CLI) before the last step, after writing
+  // a checkpoint; save() must not be called then.
+  bool interrupted = false;
+  std::string last_checkpoint;  // the newest checkpoint written, or ""
 };
 
 class TrainingRun {
@@ -60,6 +66,9 @@ class TrainingRun {
   const TrainSummary& train();
   void save();
 
+  // Set (from a signal handler too) to stop after the current step with a checkpoint.
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+
   const RunConfig& config() const { return run_; }
   const MemoryPlanInput& plan_input() const { return plan_in_; }  // after prepare()
   const MemoryPlan& plan() const { return plan_; }                // after prepare()
@@ -72,13 +81,23 @@ class TrainingRun {
   void plan_and_check(size_t limit);
   void evaluate(int64_t step);
   void log_json(const std::string& line);
+  void prepare_checkpoints();
+  void save_checkpoint(int64_t step);
 
   RunConfig run_;
   std::FILE* out_;
   Stage stage_ = Stage::New;
 
+  const std::atomic<bool>* stop_ = nullptr;
+
   // prepare()
   std::unique_ptr<Backend> backend_;
+  nlohmann::ordered_json identity_;  // run_identity(): what a checkpoint must match
+  std::string checkpoint_dir_;
+  bool made_checkpoint_dir_ = false;
+  std::string resume_from_;  // the checkpoint resumed, or ""
+  CheckpointMeta resume_meta_;
+  int64_t start_step_ = 0;
   std::unique_ptr<OutputDir> out_dir_;
   std::ofstream log_;
   ModelConfig model_config_;
