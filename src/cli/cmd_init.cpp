@@ -28,18 +28,18 @@ int cmd_init(int argc, char** argv) {
   }
   const uint64_t seed = static_cast<uint64_t>(args.integer("seed", 0, INT64_MAX));
   const ModelConfig config = load_config(args.str("config"));
-  OutputDir out(args.str("out"));
-  MemoryTracker tracker;
   const StorageDtype dtype = parse_storage_dtype(args.str("dtype"));
-  ModelParams params(config, tracker, dtype);
-  init_params(config, params, seed, *make_backend());
+  OutputDir out(args.str("out"));
+  // Streamed one tensor at a time: memory ≈ the largest tensor, whatever the model's size; the
+  // disk is checked for the whole file first.
+  const uint64_t bytes = random_model_bytes(config, dtype);
+  out.require_space(bytes);
   out.create();
-  save_model(out.staging(), config, params);
+  write_random_model(out.staging(), config, seed, dtype, *make_backend());
   out.commit();
   std::printf("wrote %s: %s, %lld parameters (%s), seed %llu\n", args.str("out").c_str(),
-              arch_name(config.arch), static_cast<long long>(params.total_numel()),
-              format_bytes(tracker.peak(MemCategory::Parameters)).c_str(),
-              static_cast<unsigned long long>(seed));
+              arch_name(config.arch), static_cast<long long>(count_params(config)),
+              format_bytes(bytes).c_str(), static_cast<unsigned long long>(seed));
   return 0;
 }
 

@@ -1,31 +1,86 @@
 #include "model/init.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <vector>
+
+#include "core/half.h"
+#include "io/safetensors_stream.h"
+#include "model/loader.h"
 
 namespace lomo {
 
+void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t seed, float* dst,
+                 Backend& backend) {
+  const int64_t n = spec_numel(s);
+  switch (s.role) {
+    case ParamRole::Norm:
+      std::fill(dst, dst + n, 1.0f);
+      break;
+    case ParamRole::Bias:
+      std::fill(dst, dst + n, 0.0f);
+      break;
+    default:
+      backend.fill_normal(dst, n, seed, static_cast<uint64_t>(index), c.initializer_range);
+  }
+}
+
 void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend) {
+  const auto specs = expected_params(c);
   std::vector<float> staging;  // one tensor at a time, for 16-bit storage
   for (auto& p : params.all()) {
-    const int64_t n = p.numel();
     float* w = p.f32_or_null();
     if (w == nullptr) {
-      staging.resize(static_cast<size_t>(n));
+      staging.resize(static_cast<size_t>(p.numel()));
       w = staging.data();
     }
-    switch (p.role) {
-      case ParamRole::Norm:
-        std::fill(w, w + n, 1.0f);
-        break;
-      case ParamRole::Bias:
-        std::fill(w, w + n, 0.0f);
-        break;
-      default:
-        backend.fill_normal(w, n, seed, static_cast<uint64_t>(p.id), c.initializer_range);
-    }
+    init_tensor(c, specs[static_cast<size_t>(p.id)], p.id, seed, w, backend);
     if (w == staging.data()) p.from_f32(w);
   }
+}
+
+namespace {
+
+// The storage of tensor s: 2-D tensors in `dtype`, vectors in fp32 (model/params.h).
+DType stored_as(const ParamSpec& s, StorageDtype dtype) {
+  if (s.shape.size() != 2 || dtype == StorageDtype::F32) return DType::F32;
+  return dtype == StorageDtype::BF16 ? DType::BF16 : DType::F16;
+}
+
+}  // namespace
+
+uint64_t random_model_bytes(const ModelConfig& c, StorageDtype dtype) {
+  uint64_t bytes = 0;
+  for (const auto& s : expected_params(c)) {
+    bytes += dtype_size(stored_as(s, dtype)) * static_cast<uint64_t>(spec_numel(s));
+  }
+  return bytes;
+}
+
+void write_random_model(const std::string& dir, const ModelConfig& c, uint64_t seed,
+                        StorageDtype dtype, Backend& backend) {
+  save_config(dir, c, dtype);
+  const auto specs = expected_params(c);
+  std::vector<TensorSpecOut> out;
+  for (const auto& s : specs) out.push_back({s.name, s.shape, stored_as(s, dtype)});
+  std::vector<float> values;
+  std::vector<uint16_t> half;
+  write_safetensors_streamed(
+      (std::filesystem::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}},
+      [&](size_t i, const ByteSink& sink) {
+        const auto n = static_cast<size_t>(spec_numel(specs[i]));
+        values.resize(n);
+        init_tensor(c, specs[i], static_cast<int>(i), seed, values.data(), backend);
+        if (out[i].dtype == DType::F32) {
+          sink(values.data(), n * 4);
+          return;
+        }
+        // Rounded to nearest, as Param::from_f32 stores a 16-bit parameter.
+        half.resize(n);
+        const bool bf16 = out[i].dtype == DType::BF16;
+        for (size_t k = 0; k < n; ++k) half[k] = bf16 ? f32_to_bf16(values[k]) : f32_to_f16(values[k]);
+        sink(half.data(), n * 2);
+      });
 }
 
 }  // namespace lomo

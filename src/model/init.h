@@ -1,8 +1,12 @@
 // Random initialisation of a model from its config (as transformers' _init_weights does:
-// linear and embedding weights ~ N(0, initializer_range), norm weights 1, biases 0).
+// linear and embedding weights ~ N(0, initializer_range), norm weights 1, biases 0). Tensor i of
+// expected_params(c) draws from the counter-based stream (seed, i), so values do not depend on
+// threads, on the storage dtype's rounding path, or on whether the model is built in memory or
+// streamed to a file.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "model/config.h"
 #include "model/params.h"
@@ -10,8 +14,20 @@
 
 namespace lomo {
 
+// dst(numel of s) ← tensor `index` of the model (s = expected_params(c)[index]), in fp32.
+void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t seed, float* dst,
+                 Backend& backend);
+
 // The normal draws run on `backend`, which must be the one whose memory holds the parameters
 // (the host's, the CPU backend, while parameters are loaded on the host).
 void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend);
+
+// Bytes of model.safetensors for `c` with 2-D tensors in `dtype` (1-D in fp32).
+uint64_t random_model_bytes(const ModelConfig& c, StorageDtype dtype);
+
+// Writes DIR/config.json and DIR/model.safetensors of init_params' model, one tensor in memory
+// at a time (a 7B model needs ~0.5 GB, not its 27 GB), so it can make models larger than memory.
+void write_random_model(const std::string& dir, const ModelConfig& c, uint64_t seed,
+                        StorageDtype dtype, Backend& backend);
 
 }  // namespace lomo

@@ -119,16 +119,22 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
   return Model{std::move(config), std::move(params)};
 }
 
-void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params) {
+void save_config(const std::string& dir, const ModelConfig& config, StorageDtype dtype) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create output folder: " + ec.message());
   nlohmann::json cj = config_to_json(config);
-  for (const auto& p : params.all()) {
-    if (p.dtype == StorageDtype::BF16) cj["torch_dtype"] = "bfloat16";
-    if (p.dtype == StorageDtype::F16) cj["torch_dtype"] = "float16";
-  }
+  if (dtype == StorageDtype::BF16) cj["torch_dtype"] = "bfloat16";
+  if (dtype == StorageDtype::F16) cj["torch_dtype"] = "float16";
   write_file_atomic((fs::path(dir) / "config.json").string(), cj.dump(2) + "\n");
+}
+
+void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params) {
+  StorageDtype dtype = StorageDtype::F32;  // of the 2-D tensors; 1-D ones are always fp32
+  for (const auto& p : params.all()) {
+    if (p.dtype != StorageDtype::F32) dtype = p.dtype;
+  }
+  save_config(dir, config, dtype);
   std::vector<TensorView> views;
   for (const auto& p : params.all()) {
     views.push_back({p.name, p.shape, p.data.as<void>(),

@@ -23,6 +23,9 @@ struct Model {
 Model load_model(const std::string& dir, MemoryTracker& tracker,
                  StorageDtype dtype = StorageDtype::F32);
 
+// Writes DIR/config.json (torch_dtype from the 2-D tensors' `dtype`), creating DIR if needed.
+void save_config(const std::string& dir, const ModelConfig& config, StorageDtype dtype);
+
 // Writes config.json and model.safetensors (each tensor in its storage dtype: F32 or BF16) into
 // `dir`, creating it if needed. Each file is written to a temporary name and renamed into place, so
 // a failure never leaves a torn file.

@@ -1,0 +1,81 @@
+// `lomo init` streams the model to disk one tensor at a time: the file holds exactly the values
+// init_params makes in memory (the same counter-based streams), in every storage dtype; a disk
+// too small for the file is refused before anything is written.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "model/loader.h"
+#include "test_run.h"
+#include "test_util.h"
+#include "train/memory_plan.h"
+
+namespace lomo {
+namespace {
+
+namespace fs = std::filesystem;
+
+int run(const std::string& args, std::string* output = nullptr) {
+  FILE* p = popen((std::string(LOMO_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(Init, StreamedFileEqualsTheModelInMemory) {
+  const fs::path dir = fs::temp_directory_path() / ("lomo_init_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* fixture : {"qwen2_bias", "smollm_tied"}) {
+    for (StorageDtype dt : {StorageDtype::F32, StorageDtype::BF16, StorageDtype::F16}) {
+      const std::string name = std::string(fixture) + "_" + storage_dtype_name(dt);
+      SCOPED_TRACE(name);
+      const std::string config = test::fixture_dir(fixture) + "/model/config.json";
+      ASSERT_EQ(run("init --config " + config + " --seed 11 --dtype " + storage_dtype_name(dt) +
+                    " --out " + (dir / name).string()),
+                0);
+      test::TestRun memory(load_config(config), 11, dt);
+      test::TestRun file((dir / name).string(), dt);
+      for (size_t i = 0; i < memory.params().all().size(); ++i) {
+        const Param& a = memory.params().all()[i];
+        const Param& b = file.params().all()[i];
+        ASSERT_EQ(a.data.bytes(), b.data.bytes()) << a.name;
+        ASSERT_EQ(std::memcmp(a.data.as<uint8_t>(), b.data.as<uint8_t>(), a.data.bytes()), 0)
+            << a.name;
+      }
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Init, TooSmallADiskIsRefusedBeforeWriting) {
+  const fs::path small = fs::temp_directory_path() / ("lomo_init_small_" + std::to_string(::getpid()));
+  fs::create_directories(small);
+  if (std::system(("mount -t tmpfs -o size=1M tmpfs " + small.string() + " 2>/dev/null").c_str()) !=
+      0) {
+    fs::remove_all(small);
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root)";
+  }
+  std::string out;
+  const int status = run("init --config " + std::string(LOMO_SOURCE_DIR) +
+                             "/configs/llama-7b.json --out " + (small / "m").string(),
+                         &out);
+  const bool empty = fs::is_empty(small);
+  std::system(("umount " + small.string()).c_str());
+  fs::remove_all(small);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("the output needs about"), std::string::npos) << out;
+  EXPECT_TRUE(empty) << "something was written";
+}
+
+}  // namespace
+}  // namespace lomo
