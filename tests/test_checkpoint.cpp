@@ -287,7 +287,7 @@ TEST_F(Checkpoints, SigkillNeverLeavesATornCheckpoint) {
       have = true;
     } catch (const Error&) {
     }
-    const std::string out = (dir_ / ("try" + std::to_string(i))).string();
+    const std::string out = (dir_ / "run").string();  // every attempt, and the last
     const std::string cmd =
         saving + " --steps 1000000 --out " + out + (have ? " --resume " + ckpts : "");
     const int ms = delay_ms(rng);
@@ -314,11 +314,15 @@ TEST_F(Checkpoints, SigkillNeverLeavesATornCheckpoint) {
   }
   ASSERT_GT(newest, 0) << "no checkpoint was ever written";
   const std::string steps = " --steps " + std::to_string(newest + 5);
-  const Proc last = sh(saving + steps + " --out " + (dir_ / "final").string() + " --resume " + ckpts);
+  const Proc last = sh(saving + steps + " --out " + (dir_ / "run").string() + " --resume " + ckpts);
   ASSERT_EQ(last.status, 0) << last.output;
   const Proc whole = sh(common + steps + " --out " + (dir_ / "whole").string());
   ASSERT_EQ(whole.status, 0) << whole.output;
-  EXPECT_EQ(slurp(dir_ / "final" / "model.safetensors"), slurp(dir_ / "whole" / "model.safetensors"));
+  EXPECT_EQ(slurp(dir_ / "run" / "model.safetensors"), slurp(dir_ / "whole" / "model.safetensors"));
+  // The killed attempts' staging folders went when the last run started.
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".partial-"), std::string::npos) << e.path();
+  }
   std::printf("  SIGKILL: %d kills (%d while resuming), newest checkpoint at step %lld; resumed "
               "to step %lld bit-identical to an uninterrupted run\n",
               kills, resumes, static_cast<long long>(newest), static_cast<long long>(newest + 5));

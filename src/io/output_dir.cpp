@@ -1,6 +1,9 @@
 #include "io/output_dir.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <filesystem>
@@ -31,8 +34,30 @@ OutputDir::OutputDir(std::string final_path) : final_(std::move(final_path)) {
   staging_ = final_ + ".partial-" + std::to_string(::getpid());
 }
 
+namespace {
+
+// Staging folders of earlier runs into the same output that died without cleaning up (SIGKILL,
+// power loss): `<final>.partial-<pid>` whose process no longer exists.
+void remove_stale_staging(const std::string& final_path) {
+  const fs::path f = fs::absolute(final_path);
+  const std::string prefix = f.filename().string() + ".partial-";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(f.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long id = std::stol(pid);
+    if (id == ::getpid() || ::kill(static_cast<pid_t>(id), 0) == 0 || errno != ESRCH) continue;
+    fs::remove_all(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 void OutputDir::create() {
   if (created_) return;
+  remove_stale_staging(final_);
   std::error_code ec;
   fs::create_directories(staging_, ec);
   if (ec) {
