@@ -175,6 +175,30 @@ TEST_F(Checkpoints, ResumeEqualsTheUninterruptedRunBitForBit) {
   }
 }
 
+TEST_F(Checkpoints, KeepAndMinutesDecideWhatIsWritten) {
+  auto count = [](const std::string& dir) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind("step-", 0) == 0;
+    return n;
+  };
+  RunConfig r = base("llama_gqa", "keep");
+  r.save_every = 1;
+  r.keep = 2;
+  run(r);
+  EXPECT_EQ(count(r.checkpoints()), 2);
+  EXPECT_EQ(resolve_checkpoint(r.checkpoints()),
+            (fs::path(r.checkpoints()) / checkpoint_name(6)).string());
+  RunConfig m = base("llama_gqa", "minutes");
+  m.save_every_minutes = 1e-9;  // due after every step
+  m.keep = 100;
+  run(m);
+  EXPECT_EQ(count(m.checkpoints()), 6);
+  // Without either, and not interrupted, a run leaves no checkpoint folder behind.
+  RunConfig none = base("llama_gqa", "none");
+  run(none);
+  EXPECT_FALSE(fs::exists(none.checkpoints()));
+}
+
 TEST_F(Checkpoints, ResumeRefusesSettingsThatChangeTheResult) {
   RunConfig r = base("llama_gqa", "first");
   r.save_every = 2;
