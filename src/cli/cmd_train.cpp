@@ -2,9 +2,11 @@
 #include <cstdio>
 #include <string>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -17,15 +19,34 @@ namespace lomo::cli {
 namespace {
 
 // SIGINT/SIGTERM ask the run to stop after the current step with a checkpoint; a second one
-// stops at once (the default action).
+// stops at once (the default action). The signals are blocked in every computing thread and
+// taken by one watcher thread with sigwait, so no handler ever interrupts a kernel: an
+// asynchronous handler on the training thread corrupted the heap about one run in four on the
+// development VM (inside oneDNN's GEMM, never under ASan), which a blocked mask avoids by
+// construction.
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_stop_signal(int sig) {
-  g_stop.store(true);
-  static const char msg[] =
-      "\nlomo train: stopping after this step to write a checkpoint (again to stop at once)\n";
-  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
-  std::signal(sig, SIG_DFL);
+void watch_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every thread started later
+  std::thread([set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    g_stop.store(true);
+    static const char msg[] =
+        "\nlomo train: stopping after this step to write a checkpoint (again to stop at once)\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    sigwait(&set, &sig);
+    std::signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    ::raise(sig);
+  }).detach();
 }
 
 // The command that continues the run: this one, resuming from `checkpoint`.
@@ -63,8 +84,7 @@ int cmd_train(int argc, char** argv) {
   config.model_path = model_preamble(args);
   TrainingRun run(std::move(config), stdout);
   run.set_stop_flag(&g_stop);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  watch_stop_signals();
   run.prepare();
   run.load();
   const TrainSummary& s = run.train();
