@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what lomo needs to build and test, from Debian only. Idempotent.
+# Installs what lomo needs to build and test, from Debian only. Idempotent. Packages named as
+# arguments are installed too (scripts/fuzz.sh: clang and libFuzzer).
 set -euo pipefail
 pkgs=(build-essential cmake libdnnl-dev nlohmann-json3-dev libgtest-dev libicu-dev
-  libsentencepiece-dev python3)
+  libsentencepiece-dev python3 "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# README command 2: set up, build, run every test.
+# README command 2: set up, build, run every test; then the whole suite again under ASan + UBSan
+# (scripts/asan_test.sh, build-asan/) and every fuzz target over its corpus plus 20 s of fuzzing
+# each (scripts/fuzz.sh --replay, build-fuzz/). See docs/reliability.md, "Untrusted input".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/fetch_model.sh > /dev/null
 scripts/build.sh
-cd build && ctest --output-on-failure -j "$(nproc)"
+(cd build && ctest --output-on-failure -j "$(nproc)")
+scripts/asan_test.sh
+scripts/fuzz.sh --replay 20

@@ -110,6 +110,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     throw Error(path + ": corrupt safetensors header: header length " + std::to_string(header_len) +
                 " exceeds the file size " + std::to_string(size) + " (truncated file?)");
   }
+  // The format's own limit (the reference implementation refuses larger headers), checked
+  // before the header is allocated (after the file size, the likelier diagnosis).
+  constexpr uint64_t kMaxHeader = 100'000'000;
+  if (header_len > kMaxHeader) {
+    throw Error(path + ": corrupt safetensors header: header length " + std::to_string(header_len) +
+                " exceeds the format's limit of 100 MB");
+  }
   data_start_ = 8 + header_len;
   const uint64_t data_size = size - data_start_;
   std::string hdr(header_len, '\0');
@@ -144,7 +151,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
       if (!s.is_number_unsigned())
         throw Error(where + ": shape entries must be non-negative integers");
       const uint64_t d = s.get<uint64_t>();
-      if (d != 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / d) {
+      // A dimension must fit int64 even beside a zero one (shape [0, 2^63] holds no bytes).
+      if (d > (uint64_t{1} << 62) ||
+          (d != 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / d)) {
         throw Error(where + ": shape " + t["shape"].dump() + " is impossibly large");
       }
       numel *= d;

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -32,6 +33,17 @@ const char* model_type(Arch a) {
   return "?";
 }
 
+// Upper bounds, far above any released model (the largest today: d_model 16384, 126 layers,
+// d_ff 53248, 128 query heads, a vocabulary of 256k, a context of 10M), and low enough that
+// every size derived from them (a tensor's elements, the parameter count, bytes) fits in int64,
+// and that a few bytes of config.json cannot make the loader list billions of tensors.
+constexpr int64_t kMaxWidth = int64_t{1} << 20;  // hidden_size, intermediate_size, head_dim,
+                                                 // and num_attention_heads · head_dim
+constexpr int64_t kMaxLayers = int64_t{1} << 12;
+constexpr int64_t kMaxHeads = int64_t{1} << 12;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxPositions = int64_t{1} << 24;  // also sliding_window
+
 class Reader {
  public:
   Reader(const nlohmann::json& j, std::string source) : j_(j), source_(std::move(source)) {}
@@ -41,20 +53,24 @@ class Reader {
   }
   bool has(const std::string& k) const { return j_.contains(k) && !j_[k].is_null(); }
 
-  int64_t positive_int(const std::string& k) const {
+  int64_t positive_int(const std::string& k, int64_t max) const {
     if (!has(k)) fail(k, "missing (required)");
-    if (!j_[k].is_number_integer() || j_[k].get<int64_t>() <= 0) {
-      fail(k, "must be a positive integer, got " + j_[k].dump());
+    const auto& v = j_[k];
+    // An unsigned value above INT64_MAX must not wrap into the int64 range.
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(max)) ||
+        v.get<int64_t>() <= 0 || v.get<int64_t>() > max) {
+      fail(k, "must be a positive integer at most " + std::to_string(max) + ", got " +
+                  v.dump().substr(0, 60));
     }
-    return j_[k].get<int64_t>();
+    return v.get<int64_t>();
   }
-  int64_t positive_int_or(const std::string& k, int64_t def) const {
-    return has(k) ? positive_int(k) : def;
+  int64_t positive_int_or(const std::string& k, int64_t def, int64_t max) const {
+    return has(k) ? positive_int(k, max) : def;
   }
   double positive_num_or(const std::string& k, double def) const {
     if (!has(k)) return def;
-    if (!j_[k].is_number() || j_[k].get<double>() <= 0) {
-      fail(k, "must be a positive number, got " + j_[k].dump());
+    if (!j_[k].is_number() || !(j_[k].get<double>() > 0) || !std::isfinite(j_[k].get<double>())) {
+      fail(k, "must be a positive finite number, got " + j_[k].dump().substr(0, 60));
     }
     return j_[k].get<double>();
   }
@@ -114,19 +130,19 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
                                 "MistralForCausalLM, Qwen2ForCausalLM)");
   }
 
-  c.d_model = r.positive_int("hidden_size");
-  c.n_layer = r.positive_int("num_hidden_layers");
-  c.n_head = r.positive_int("num_attention_heads");
-  c.n_kv = r.positive_int_or("num_key_value_heads", c.n_head);
-  c.d_ff = r.positive_int("intermediate_size");
-  c.vocab = r.positive_int("vocab_size");
-  c.max_position = r.positive_int_or("max_position_embeddings", 2048);
+  c.d_model = r.positive_int("hidden_size", kMaxWidth);
+  c.n_layer = r.positive_int("num_hidden_layers", kMaxLayers);
+  c.n_head = r.positive_int("num_attention_heads", kMaxHeads);
+  c.n_kv = r.positive_int_or("num_key_value_heads", c.n_head, kMaxHeads);
+  c.d_ff = r.positive_int("intermediate_size", kMaxWidth);
+  c.vocab = r.positive_int("vocab_size", kMaxVocab);
+  c.max_position = r.positive_int_or("max_position_embeddings", 2048, kMaxPositions);
   if (c.n_head % c.n_kv != 0) {
     r.fail("num_key_value_heads", std::to_string(c.n_kv) + " does not divide num_attention_heads " +
                                       std::to_string(c.n_head));
   }
   if (r.has("head_dim")) {
-    c.head_dim = r.positive_int("head_dim");
+    c.head_dim = r.positive_int("head_dim", kMaxWidth);
   } else {
     if (c.d_model % c.n_head != 0) {
       r.fail("num_attention_heads", "does not divide hidden_size and no head_dim is given");
@@ -134,6 +150,11 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     c.head_dim = c.d_model / c.n_head;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
+  if (c.n_head * c.head_dim > kMaxWidth) {
+    r.fail("num_attention_heads", std::to_string(c.n_head) + " heads of " +
+                                      std::to_string(c.head_dim) + " exceed " +
+                                      std::to_string(kMaxWidth) + " attention columns");
+  }
   c.rms_norm_eps = r.positive_num_or("rms_norm_eps", 1e-6);
   c.initializer_range = r.positive_num_or("initializer_range", 0.02);
   c.rope.theta = r.positive_num_or("rope_theta", 10000.0);
@@ -161,7 +182,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     c.o_bias = b;
   }
   if (c.arch == Arch::Mistral && r.has("sliding_window")) {
-    c.sliding_window = r.positive_int("sliding_window");
+    c.sliding_window = r.positive_int("sliding_window", kMaxPositions);
   }
   if (c.arch == Arch::Qwen2 && r.bool_or("use_sliding_window", false)) {
     r.fail("use_sliding_window", "true is not supported");
@@ -180,8 +201,8 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     }
     auto num = [&](const char* k, double def) {
       if (!s.contains(k) || s[k].is_null()) return def;
-      if (!s[k].is_number() || s[k].get<double>() <= 0) {
-        r.fail(std::string("rope_scaling.") + k, "must be a positive number");
+      if (!s[k].is_number() || !(s[k].get<double>() > 0) || !std::isfinite(s[k].get<double>())) {
+        r.fail(std::string("rope_scaling.") + k, "must be a positive finite number");
       }
       return s[k].get<double>();
     };
@@ -197,8 +218,12 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
       if (c.rope.factor <= 0) r.fail("rope_scaling.factor", "missing");
       c.rope.low_freq_factor = num("low_freq_factor", 1.0);
       c.rope.high_freq_factor = num("high_freq_factor", 4.0);
-      c.rope.original_max_position =
-          static_cast<int64_t>(num("original_max_position_embeddings", 8192));
+      const double original = num("original_max_position_embeddings", 8192);
+      if (original < 1 || original > static_cast<double>(kMaxPositions)) {
+        r.fail("rope_scaling.original_max_position_embeddings",
+               "must lie in [1, " + std::to_string(kMaxPositions) + "]");
+      }
+      c.rope.original_max_position = static_cast<int64_t>(original);
       if (c.rope.high_freq_factor <= c.rope.low_freq_factor) {
         r.fail("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
       }

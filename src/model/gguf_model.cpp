@@ -142,8 +142,11 @@ ModelConfig config_from_gguf(const GgufFile& f) {
         f.path() +
         ": tensor \"rope_freqs.weight\" (LLaMA-3.1 RoPE scaling in GGUF) is not supported yet");
   }
-  if (const GgufValue* v = f.get("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = v->value;
-  if (const GgufValue* v = f.get("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = v->value;
+  // Only integer ids: config.json keeps what it is given, and is written back as JSON.
+  for (const char* k : {"bos", "eos"}) {
+    const GgufValue* v = f.get(std::string("tokenizer.ggml.") + k + "_token_id");
+    if (v != nullptr && v->value.is_number_integer()) j[std::string(k) + "_token_id"] = v->value;
+  }
   return parse_config(j, f.path());
 }
 

@@ -19,32 +19,92 @@ const char* const kQwen2Pattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-bool is_byte_level(const nlohmann::json& p, bool use_regex) {
-  return p.is_object() && p.value("type", "") == "ByteLevel" &&
-         p.value("use_regex", true) == use_regex && !p.value("add_prefix_space", false);
+// tokenizer.json's fields with their types checked: a field of the wrong type is a lomo::Error
+// naming the file and the field, never a nlohmann::json exception (and a const operator[] on a
+// missing key, undefined behaviour, is never reached).
+class Fields {
+ public:
+  explicit Fields(const std::string& source) : source_(source) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& why) const {
+    throw Error(source_ + ": " + field + " " + why);
+  }
+  // "parent.key", or "key" at the top level.
+  static std::string name(const std::string& path, const char* k) {
+    return path.empty() ? std::string(k) : path + "." + k;
+  }
+  // The field, or nullptr when it is absent or null (or `o` is not an object).
+  static const nlohmann::json* get(const nlohmann::json& o, const char* k) {
+    if (!o.is_object()) return nullptr;
+    const auto it = o.find(k);
+    return it == o.end() || it->is_null() ? nullptr : &*it;
+  }
+  std::string str(const nlohmann::json& o, const char* k, const std::string& path,
+                  const std::string& def = "") const {
+    const nlohmann::json* v = get(o, k);
+    if (v == nullptr) return def;
+    if (!v->is_string()) fail(name(path, k), "must be a string, got " + v->dump().substr(0, 60));
+    return v->get<std::string>();
+  }
+  bool boolean(const nlohmann::json& o, const char* k, const std::string& path, bool def) const {
+    const nlohmann::json* v = get(o, k);
+    if (v == nullptr) return def;
+    if (!v->is_boolean())
+      fail(name(path, k), "must be true or false, got " + v->dump().substr(0, 60));
+    return v->get<bool>();
+  }
+  const nlohmann::json& array(const nlohmann::json& o, const char* k,
+                              const std::string& path) const {
+    static const nlohmann::json kEmpty = nlohmann::json::array();
+    const nlohmann::json* v = get(o, k);
+    if (v == nullptr) return kEmpty;
+    if (!v->is_array()) fail(name(path, k), "must be a list");
+    return *v;
+  }
+  // A token id: an integer in [0, limit).
+  int32_t id(const nlohmann::json& v, const std::string& path, int64_t limit) const {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= limit ||
+        (v.is_number_unsigned() && v.get<uint64_t>() >= static_cast<uint64_t>(limit))) {
+      fail(path, "= " + v.dump().substr(0, 60) + " is not a token id: ids lie in [0, " +
+                     std::to_string(limit) + "), below the number of tokens the file lists");
+    }
+    return static_cast<int32_t>(v.get<int64_t>());
+  }
+
+ private:
+  const std::string& source_;
+};
+
+bool is_byte_level(const Fields& f, const nlohmann::json& p, const std::string& path,
+                   bool use_regex) {
+  return p.is_object() && f.str(p, "type", path) == "ByteLevel" &&
+         f.boolean(p, "use_regex", path, true) == use_regex &&
+         !f.boolean(p, "add_prefix_space", path, false);
 }
 
-PreTokenizer parse_pre_tokenizer(const nlohmann::json& p, const std::string& source) {
+PreTokenizer parse_pre_tokenizer(const Fields& f, const nlohmann::json& p,
+                                 const std::string& source) {
   auto fail = [&]() -> PreTokenizer {
     throw Error(source + ": pre_tokenizer " + p.dump().substr(0, 300) +
                 " is not supported (byte-level BPE with the gpt2, llama-bpe, qwen2 or smollm "
                 "pre-tokenizer)");
   };
-  if (is_byte_level(p, true)) return PreTokenizer::Gpt2;
-  if (!p.is_object() || p.value("type", "") != "Sequence" || !p.contains("pretokenizers"))
-    return fail();
-  const auto& seq = p["pretokenizers"];
-  if (seq.size() != 2) return fail();
+  const std::string path = "pre_tokenizer";
+  if (is_byte_level(f, p, path, true)) return PreTokenizer::Gpt2;
+  if (!p.is_object() || f.str(p, "type", path) != "Sequence") return fail();
+  const auto& seq = f.array(p, "pretokenizers", path);
+  if (seq.size() != 2 || !seq[0].is_object() || !seq[1].is_object()) return fail();
   const auto& a = seq[0];
   const auto& b = seq[1];
-  if (a.value("type", "") == "Digits" && a.value("individual_digits", false) &&
-      is_byte_level(b, true)) {
+  const std::string pa = path + ".pretokenizers[0]", pb = path + ".pretokenizers[1]";
+  if (f.str(a, "type", pa) == "Digits" && f.boolean(a, "individual_digits", pa, false) &&
+      is_byte_level(f, b, pb, true)) {
     return PreTokenizer::SmolLM;
   }
-  if (a.value("type", "") == "Split" && a.value("behavior", "") == "Isolated" &&
-      !a.value("invert", false) && a.contains("pattern") && a["pattern"].contains("Regex") &&
-      is_byte_level(b, false)) {
-    const std::string re = a["pattern"]["Regex"].get<std::string>();
+  if (f.str(a, "type", pa) == "Split" && f.str(a, "behavior", pa) == "Isolated" &&
+      !f.boolean(a, "invert", pa, false) && is_byte_level(f, b, pb, false)) {
+    const nlohmann::json* pattern = Fields::get(a, "pattern");
+    const std::string re = pattern ? f.str(*pattern, "Regex", pa + ".pattern") : "";
     if (re == kLlama3Pattern) return PreTokenizer::Llama3;
     if (re == kQwen2Pattern) return PreTokenizer::Qwen2;
     if (re == kGpt2Pattern) return PreTokenizer::Gpt2;
@@ -52,13 +112,12 @@ PreTokenizer parse_pre_tokenizer(const nlohmann::json& p, const std::string& sou
   return fail();
 }
 
-bool parse_normalizer(const nlohmann::json& n, const std::string& source) {
-  if (n.is_null()) return false;
-  if (n.value("type", "") == "NFC") return true;
-  if (n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].empty()) {
-    return false;
-  }
-  throw Error(source + ": normalizer " + n.dump().substr(0, 200) +
+bool parse_normalizer(const Fields& f, const nlohmann::json* n, const std::string& source) {
+  if (n == nullptr) return false;
+  const std::string type = f.str(*n, "type", "normalizer");
+  if (type == "NFC") return true;
+  if (type == "Sequence" && f.array(*n, "normalizers", "normalizer").empty()) return false;
+  throw Error(source + ": normalizer " + n->dump().substr(0, 200) +
               " is not supported (null or NFC)");
 }
 
@@ -86,32 +145,34 @@ size_t utf8_len(unsigned char b) {
 }  // namespace
 
 BpeParts parse_tokenizer_json(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
+  const Fields f(source);
+  const nlohmann::json* mp = Fields::get(j, "model");
+  if (mp == nullptr || !mp->is_object()) {
     throw Error(source + ": not a tokenizer.json (no \"model\" object)");
   }
-  const auto& m = j["model"];
-  if (m.value("type", "BPE") != "BPE") {
-    throw Error(source + ": model type \"" + m.value("type", "") + "\" is not supported (BPE)");
-  }
+  const auto& m = *mp;
+  const std::string type = f.str(m, "type", "model", "BPE");
+  if (type != "BPE") throw Error(source + ": model type \"" + type + "\" is not supported (BPE)");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (m.contains(k) && !m[k].is_null() && m[k] != "") {
-      throw Error(source + ": model." + k + " is not supported");
-    }
+    if (!f.str(m, k, "model").empty()) throw Error(source + ": model." + k + " is not supported");
   }
   BpeParts p;
-  p.pre = parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), source);
-  p.nfc = parse_normalizer(j.value("normalizer", nlohmann::json()), source);
-  p.ignore_merges = m.value("ignore_merges", false);
-  if (!m.contains("vocab") || !m["vocab"].is_object())
-    throw Error(source + ": model.vocab missing");
-  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
-    const int64_t id = it->get<int64_t>();
-    if (id < 0 || id > (1 << 24))
-      throw Error(source + ": token \"" + it.key() + "\" has id " + std::to_string(id));
-    if (static_cast<size_t>(id) >= p.tokens.size()) p.tokens.resize(id + 1);
+  const nlohmann::json* pre = Fields::get(j, "pre_tokenizer");
+  p.pre = parse_pre_tokenizer(f, pre ? *pre : nlohmann::json(), source);
+  p.nfc = parse_normalizer(f, Fields::get(j, "normalizer"), source);
+  p.ignore_merges = f.boolean(m, "ignore_merges", "model", false);
+  const nlohmann::json* vocab = Fields::get(m, "vocab");
+  if (vocab == nullptr || !vocab->is_object()) throw Error(source + ": model.vocab missing");
+  const auto& added = f.array(j, "added_tokens", "");
+  // Every id names one of the file's tokens, so ids below their count leave the id table no
+  // larger than the file implies (a few bytes must not make it allocate gigabytes).
+  const int64_t limit = static_cast<int64_t>(vocab->size() + added.size());
+  for (auto it = vocab->begin(); it != vocab->end(); ++it) {
+    const int32_t id = f.id(*it, "model.vocab[\"" + it.key().substr(0, 60) + "\"]", limit);
+    if (static_cast<size_t>(id) >= p.tokens.size()) p.tokens.resize(static_cast<size_t>(id) + 1);
     p.tokens[id] = it.key();
   }
-  for (const auto& mg : m.value("merges", nlohmann::json::array())) {
+  for (const auto& mg : f.array(m, "merges", "model")) {
     if (mg.is_string()) {
       const std::string s = mg.get<std::string>();
       const size_t sp = s.find(' ', 1);
@@ -120,39 +181,46 @@ BpeParts parse_tokenizer_json(const nlohmann::json& j, const std::string& source
     } else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string()) {
       p.merges.emplace_back(mg[0].get<std::string>(), mg[1].get<std::string>());
     } else {
-      throw Error(source + ": malformed merge " + mg.dump());
+      throw Error(source + ": malformed merge " + mg.dump().substr(0, 60));
     }
   }
-  for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
+  for (size_t i = 0; i < added.size(); ++i) {
+    const auto& t = added[i];
+    const std::string path = "added_tokens[" + std::to_string(i) + "]";
+    if (!t.is_object() || !Fields::get(t, "content") || !Fields::get(t, "id")) {
+      f.fail(path, "needs \"content\" and \"id\"");
+    }
     AddedToken a;
-    a.content = t.at("content").get<std::string>();
-    a.id = t.at("id").get<int32_t>();
-    a.special = t.value("special", false);
-    a.lstrip = t.value("lstrip", false);
-    a.rstrip = t.value("rstrip", false);
+    a.content = f.str(t, "content", path);
+    a.id = f.id(t["id"], path + ".id", limit);
+    a.special = f.boolean(t, "special", path, false);
+    a.lstrip = f.boolean(t, "lstrip", path, false);
+    a.rstrip = f.boolean(t, "rstrip", path, false);
     if (!a.content.empty()) p.added.push_back(a);
   }
   // BOS from a TemplateProcessing post-processor whose single template starts with a special token.
-  std::vector<nlohmann::json> procs;
-  if (j.contains("post_processor") && j["post_processor"].is_object()) {
-    const auto& pp = j["post_processor"];
-    if (pp.value("type", "") == "Sequence") {
-      for (const auto& x : pp.value("processors", nlohmann::json::array())) procs.push_back(x);
+  std::vector<const nlohmann::json*> procs;
+  if (const nlohmann::json* pp = Fields::get(j, "post_processor"); pp && pp->is_object()) {
+    if (f.str(*pp, "type", "post_processor") == "Sequence") {
+      for (const auto& x : f.array(*pp, "processors", "post_processor")) procs.push_back(&x);
     } else {
       procs.push_back(pp);
     }
   }
-  for (const auto& x : procs) {
-    if (x.value("type", "") != "TemplateProcessing" || !x.contains("single")) continue;
-    const auto& single = x["single"];
-    if (!single.empty() && single[0].contains("SpecialToken")) {
-      const std::string name = single[0]["SpecialToken"].value("id", "");
-      const auto& st = x.value("special_tokens", nlohmann::json::object());
-      if (st.contains(name) && st[name].contains("ids") && !st[name]["ids"].empty()) {
-        p.bos_id = st[name]["ids"][0].get<int32_t>();
-        p.add_bos = true;
-      }
-    }
+  for (const nlohmann::json* x : procs) {
+    const std::string path = "post_processor";
+    if (f.str(*x, "type", path) != "TemplateProcessing") continue;
+    const auto& single = f.array(*x, "single", path);
+    const nlohmann::json* first = single.empty() ? nullptr : Fields::get(single[0], "SpecialToken");
+    if (first == nullptr) continue;
+    const std::string name = f.str(*first, "id", path + ".single[0].SpecialToken");
+    const nlohmann::json* st = Fields::get(*x, "special_tokens");
+    const nlohmann::json* entry = st ? Fields::get(*st, name.c_str()) : nullptr;
+    if (entry == nullptr) continue;
+    const auto& ids = f.array(*entry, "ids", path + ".special_tokens");
+    if (ids.empty()) continue;
+    p.bos_id = f.id(ids[0], path + ".special_tokens[\"" + name.substr(0, 60) + "\"].ids[0]", limit);
+    p.add_bos = true;
   }
   return p;
 }
@@ -206,8 +274,15 @@ nlohmann::json to_tokenizer_json(const BpeParts& p) {
             byte_level_plain}}};
       break;
   }
-  if (p.add_bos && p.bos_id >= 0) {
-    const std::string bos = p.tokens.at(p.bos_id);
+  // The BOS token's text: an added token's content, or the vocabulary entry.
+  std::string bos;
+  for (const auto& a : p.added) {
+    if (a.id == p.bos_id) bos = a.content;
+  }
+  if (bos.empty() && p.bos_id >= 0 && static_cast<size_t>(p.bos_id) < p.tokens.size()) {
+    bos = p.tokens[p.bos_id];
+  }
+  if (p.add_bos && !bos.empty()) {
     j["post_processor"] = {
         {"type", "TemplateProcessing"},
         {"single",

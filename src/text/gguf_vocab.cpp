@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "text/bpe.h"
+#include "text/unicode.h"
 
 namespace lomo::text {
 
@@ -21,19 +22,37 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
     }
     return v;
   };
+  // GGUF strings are UTF-8 (the format's rule); the vocabulary is written back as JSON on
+  // export, which has no way to hold anything else.
+  auto utf8 = [&](const std::string& s, const char* key, size_t i) {
+    if (utf8_lossy(s) != s) {
+      throw Error(f.path() + ": " + key + "[" + std::to_string(i) + "] is not valid UTF-8");
+    }
+    return s;
+  };
   BpeParts p;
   const GgufValue* tokens = strings("tokenizer.ggml.tokens");
-  for (const auto& t : tokens->value) p.tokens.push_back(t.get<std::string>());
+  if (tokens->value.size() > static_cast<size_t>(INT32_MAX)) {
+    throw Error(f.path() + ": tokenizer.ggml.tokens lists more than 2^31 tokens");
+  }
+  for (size_t i = 0; i < tokens->value.size(); ++i) {
+    p.tokens.push_back(
+        utf8(tokens->value[i].get_ref<const std::string&>(), "tokenizer.ggml.tokens", i));
+  }
   const GgufValue* merges = strings("tokenizer.ggml.merges");
-  for (const auto& m : merges->value) {
-    const std::string s = m.get<std::string>();
+  for (size_t i = 0; i < merges->value.size(); ++i) {
+    const std::string s =
+        utf8(merges->value[i].get_ref<const std::string&>(), "tokenizer.ggml.merges", i);
     const size_t sp = s.find(' ', 1);
     if (sp == std::string::npos) throw Error(f.path() + ": merge \"" + s + "\" is not \"a b\"");
     p.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
   }
   if (const GgufValue* types = f.get("tokenizer.ggml.token_type")) {
-    if (types->type != GgufType::ARRAY || types->value.size() != p.tokens.size()) {
-      throw Error(f.path() + ": tokenizer.ggml.token_type must list one type per token");
+    const bool integers = types->elem_type != GgufType::F32 && types->elem_type != GgufType::F64 &&
+                          types->elem_type != GgufType::BOOL &&
+                          types->elem_type != GgufType::STRING;
+    if (types->type != GgufType::ARRAY || !integers || types->value.size() != p.tokens.size()) {
+      throw Error(f.path() + ": tokenizer.ggml.token_type must list one integer type per token");
     }
     for (size_t i = 0; i < p.tokens.size(); ++i) {
       const int64_t t = types->value[i].get<int64_t>();
@@ -41,9 +60,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
         p.added.push_back({p.tokens[i], static_cast<int32_t>(i), t == 3, false, false});
     }
   }
-  const std::string pre = f.get("tokenizer.ggml.pre")
-                              ? f.get("tokenizer.ggml.pre")->value.get<std::string>()
-                              : "default";
+  const GgufValue* prev = f.get("tokenizer.ggml.pre");
+  if (prev != nullptr && !prev->value.is_string()) {
+    throw Error(f.path() + ": tokenizer.ggml.pre must be a string");
+  }
+  const std::string pre = prev ? prev->value.get<std::string>() : "default";
   if (pre == "smollm") {
     p.pre = PreTokenizer::SmolLM;
   } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
@@ -60,7 +81,13 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
   }
   auto id = [&](const char* key) -> int32_t {
     const GgufValue* v = f.get(key);
-    return v && v->value.is_number_integer() ? v->value.get<int32_t>() : -1;
+    if (v == nullptr || (v->value.is_number_integer() && v->value.get<int64_t>() == -1)) return -1;
+    if (!v->value.is_number_integer() || v->value.get<int64_t>() < 0 ||
+        v->value.get<uint64_t>() >= p.tokens.size()) {
+      throw Error(f.path() + ": " + key + " = " + v->value.dump() + " is not a token id (" +
+                  std::to_string(p.tokens.size()) + " tokens)");
+    }
+    return static_cast<int32_t>(v->value.get<int64_t>());
   };
   p.bos_id = id("tokenizer.ggml.bos_token_id");
   p.eos_id = id("tokenizer.ggml.eos_token_id");

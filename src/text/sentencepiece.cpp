@@ -6,9 +6,28 @@
 
 namespace lomo::text {
 
+namespace {
+
+// libsentencepiece reports most bad models by status, but some (found by fuzz/: a unigram
+// model with an empty piece makes its trie builder throw Darts::Details::Exception) by a C++
+// exception of its own; both become a lomo::Error naming the file.
+template <class Fn>
+auto guarded(const std::string& where, Fn fn) {
+  try {
+    return fn();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(where + " (libsentencepiece: " + e.what() + ")");
+  }
+}
+
+}  // namespace
+
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto st = sp_->Load(model_path);
+  const auto st =
+      guarded(model_path + ": not a SentencePiece model", [&] { return sp_->Load(model_path); });
   if (!st.ok()) throw Error(model_path + ": not a SentencePiece model (" + st.ToString() + ")");
   bos_id = sp_->bos_id();
   eos_id = sp_->eos_id();
@@ -19,7 +38,9 @@ SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
   std::vector<int> ids;
-  const auto st = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
+  const auto st = guarded("SentencePiece encode failed", [&] {
+    return sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
+  });
   if (!st.ok()) throw Error("SentencePiece encode failed: " + st.ToString());
   return {ids.begin(), ids.end()};
 }
@@ -33,7 +54,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
                   std::to_string(sp_->GetPieceSize()) + ")");
     }
   }
-  const auto st = sp_->Decode(v, &out);
+  const auto st = guarded("SentencePiece decode failed", [&] { return sp_->Decode(v, &out); });
   if (!st.ok()) throw Error("SentencePiece decode failed: " + st.ToString());
   return out;
 }

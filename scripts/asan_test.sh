@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite again, built with GCC's AddressSanitizer and UndefinedBehaviorSanitizer
+# into build-asan/ (docs/reliability.md, "Untrusted input"). Every report fails the run: UBSan
+# halts on its first (-fno-sanitize-recover=all), ASan on every error, LeakSanitizer at exit
+# (scripts/lsan.supp: the third-party leaks it ignores, and why). Run by scripts/test.sh after
+# the normal build's tests; needs nothing beyond scripts/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Too slow under the sanitizers for CI's budget; each still runs in the normal build (build/).
+excluded=(
+  # ~150 s normally: trains every optimizer and checkpointing setting of a model to compare the
+  # planner with the tracked peaks.
+  MemoryPlan.PredictionEqualsTrackedMeasurement
+)
+
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="$san" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -march=native" \
+  -DCMAKE_EXE_LINKER_FLAGS="$san" -DCMAKE_SHARED_LINKER_FLAGS="$san" > /dev/null
+cmake --build build-asan -j "$(nproc)" --target lomo lomo_tests
+
+export ASAN_OPTIONS="detect_leaks=1"
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+pattern=$(IFS='|'; echo "^(${excluded[*]})\$")
+cd build-asan && ctest --output-on-failure -j "$(nproc)" -E "$pattern"
