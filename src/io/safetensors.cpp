@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "io/safetensors_stream.h"
 
 namespace lomo {
 
@@ -230,30 +231,11 @@ void SafetensorsFile::read(const TensorInfo& t, double* dst) const {
 
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header;
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    uint64_t n = 1;
-    for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-    const uint64_t bytes = dtype_size(t.dtype) * n;
-    header[t.name] = {{"dtype", dtype_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-  }
-  std::string hdr = header.dump();
-  while ((hdr.size() + 8) % 8 != 0) hdr.push_back(' ');  // keeps the data block 8-byte aligned
   // Streamed tensor by tensor: saving never holds a second copy of the model in memory.
-  write_file_atomic(path, [&](const ByteSink& sink) {
-    const uint64_t len = hdr.size();
-    sink(&len, 8);
-    sink(hdr.data(), hdr.size());
-    for (const auto& t : tensors) {
-      uint64_t n = 1;
-      for (int64_t s : t.shape) n *= static_cast<uint64_t>(s);
-      sink(t.data, dtype_size(t.dtype) * n);
-    }
+  std::vector<TensorSpecOut> specs;
+  for (const auto& t : tensors) specs.push_back({t.name, t.shape, t.dtype});
+  write_safetensors_streamed(path, specs, metadata, [&](size_t i, const ByteSink& sink) {
+    sink(tensors[i].data, specs[i].bytes());
   });
 }
 
