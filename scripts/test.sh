@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, run every test; then the whole suite again under ASan + UBSan
-# (scripts/asan_test.sh, build-asan/) and every fuzz target over its corpus plus 20 s of fuzzing
+# (scripts/asan_test.sh, build-asan/) and every fuzz target over its corpus plus 10 s of fuzzing
 # each (scripts/fuzz.sh --replay, build-fuzz/). See docs/reliability.md, "Untrusted input".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +9,4 @@ scripts/fetch_model.sh > /dev/null
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)")
 scripts/asan_test.sh
-scripts/fuzz.sh --replay 20
+scripts/fuzz.sh --replay 10
