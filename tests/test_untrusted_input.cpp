@@ -20,6 +20,7 @@
 #include "text/bpe.h"
 #include "text/gguf_vocab.h"
 #include "text/sentencepiece.h"
+#include "text/tokenizer.h"
 
 namespace lomo {
 namespace {
@@ -170,6 +171,17 @@ TEST(UntrustedTokenizerJson, FieldsOfTheWrongTypeNameTheField) {
     expect_error([&] { text::parse_tokenizer_json(j, "tokenizer.json"); },
                  {"tokenizer.json", field});
   }
+}
+
+TEST(UntrustedTokenizerJson, PreTokenizerTypeOfAnotherTypeInAFolder) {
+  // Found by fuzz/tokenizer_json_fuzz.cpp: load_tokenizer's Metaspace probe read
+  // pre_tokenizer.type with value(), a json type error when it is not a string.
+  const fs::path d = temp_dir("tok_type");
+  nlohmann::json j = tiny_tokenizer();
+  j["pre_tokenizer"]["type"] = false;
+  std::ofstream(d / "tokenizer.json") << j.dump();
+  expect_error([&] { text::load_tokenizer(d.string()); }, {"tokenizer.json", "pre_tokenizer"});
+  fs::remove_all(d);
 }
 
 TEST(UntrustedTokenizerJson, IdsBeyondTheTokensListedAreRefused) {

@@ -59,8 +59,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   std::unique_ptr<Tokenizer> tok;
   if (fs::exists(tj)) {
     const nlohmann::json j = read_json(tj);
-    const bool metaspace = j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object() &&
-                           j["pre_tokenizer"].value("type", "") == "Metaspace";
+    // Compared, not converted: a "type" that is not a string is simply not "Metaspace" (value()
+    // threw a json type error on one; found by fuzz/tokenizer_json_fuzz.cpp).
+    const auto pt = j.find("pre_tokenizer");
+    const bool metaspace =
+        pt != j.end() && pt->is_object() && pt->contains("type") && pt->at("type") == "Metaspace";
     if (metaspace && fs::exists(tm)) {
       tok = std::make_unique<SentencePieceTokenizer>(tm.string());
     } else {
