@@ -301,6 +301,9 @@ TEST_F(BadInputs, FlagsThatCannotActAreRefused) {
   expect_failure("--eval-every has no effect here", "--eval-every 2");
   expect_failure("--fused-gemm-update has no effect here", "--optimizer adamw --fused-gemm-update on");
   expect_failure("--fused-gemm-update has no effect here", "--optimizer adalomo --fused-gemm-update off");
+  // fp32 master weights are not implemented: refused with the flags, as lomo memory refuses it.
+  expect_failure("needs fp32 master weights", "--optimizer adamw --dtype bf16");
+  expect_failure("needs fp32 master weights", "--optimizer sgd --dtype fp16");
 }
 
 TEST_F(BadInputs, DivergenceStopsWithoutOutput) {

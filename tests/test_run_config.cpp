@@ -91,7 +91,7 @@ TEST(RunFlags, TrainAndMemoryShowTheSameDefaultForEverySharedFlag) {
   for (const auto& [name, def] : memory) {
     if (!train.count(name)) own.insert(name);
   }
-  EXPECT_EQ(own, (std::set<std::string>{"config", "json", "measure"}));
+  EXPECT_EQ(own, (std::set<std::string>{"config", "convention", "json", "measure"}));
   EXPECT_EQ(train.at("batch-size"), "4");
   EXPECT_EQ(train.at("checkpointing"), "auto");
   EXPECT_EQ(train.at("seq-len"), "min(1024, context)");
@@ -158,7 +158,8 @@ TEST(RunFlags, TheSameArgvGivesTheSameRunAndPlanInTrainAndMemory) {
        "--memory-limit",   "1G",        "--bf16-gemm",         "off",
        "--threads",        "1"},
       {"--optimizer", "adamw", "--checkpointing", "on", "--memory-limit", "300K", "--dtype",
-       "fp16"},
+       "fp32"},
+      {"--dtype", "fp16", "--clip-grad-value", "1", "--memory-limit", "2M"},
       {"--dtype", "bf16", "--bf16-gemm", "on", "--seq-len", "33", "--memory-limit", "0",
        "--fused-gemm-update", "off"},
   };
@@ -256,6 +257,20 @@ TEST(RunConfigRules, CrossFlagErrorsKeepTheirMessages) {
   r = RunConfig{};
   r.bf16_gemm = false;  // off is fine whatever the dtype
   EXPECT_NO_THROW(check_run_config(r));
+  // SGD and AdamW need fp32 master weights with 16-bit storage: refused with the flags, before
+  // any data or weight is read, unless only planned under the paper's convention.
+  for (const OptimizerKind opt : {OptimizerKind::Sgd, OptimizerKind::AdamW}) {
+    r = RunConfig{};
+    r.optimizer = opt;
+    r.dtype = StorageDtype::F16;
+    try {
+      check_run_config(r);
+      ADD_FAILURE() << optimizer_name(opt) << " with fp16 was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("master weights"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(check_run_config(r, MemoryConvention::Paper));
+  }
 
   const ModelConfig cfg = load_model_config(model_dir());  // max_position 64
   r = RunConfig{};

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,11 @@ nlohmann::ordered_json as_json(const MemoryPlan& m) {
 std::vector<Flag> memory_flags() {
   std::vector<Flag> flags = run_flags(RunCommand::Memory);
   flags.insert(flags.begin() + 1, {"config", "FILE", "a config.json instead of a model", ""});
+  flags.push_back({"convention", "C",
+                   "engine: what this engine allocates; paper: the paper's Table 1 counting "
+                   "(gradients in the storage dtype, fp32 master copies for sgd and adamw in "
+                   "half precision, which the engine refuses)",
+                   "engine"});
   flags.push_back({"measure", "", "run one step and print measured beside predicted", ""});
   flags.push_back({"json", "", "print one JSON object (bytes)", ""});
   return flags;
@@ -59,16 +65,24 @@ int cmd_memory(int argc, char** argv) {
   if (args.given("model") && args.given("config"))
     throw Error("give --model or --config, not both");
   const RunConfig run = run_config_from_args(args);
-  check_run_config(run);
+  const std::string convention = args.str("convention");
+  if (convention != "engine" && convention != "paper")
+    throw Error("--convention: \"" + convention + "\" is not one of engine, paper");
+  const MemoryConvention conv =
+      convention == "paper" ? MemoryConvention::Paper : MemoryConvention::Engine;
+  const bool measure = args.given("measure");
+  if (measure && conv == MemoryConvention::Paper)
+    throw Error("--measure runs the engine: it needs --convention engine");
+  check_run_config(run, conv);
   const std::string model_path =
       model_preamble(args, args.given("config") ? ModelNeed::Optional : ModelNeed::Required);
   const ModelConfig config =
       args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
   const std::unique_ptr<Backend> backend = backend_from_args(args);
   MemoryPlanInput in = plan_input(run, config, run_seq_len(run, config), *backend);
+  in.convention = conv;
   in.checkpointing = fit_checkpointing(run.checkpointing, in, run_memory_limit(run));
   const MemoryPlan plan = plan_memory(in);
-  const bool measure = args.given("measure");
   const MeasuredMemory measured =
       measure ? measure_step_memory(in, train_options(run, in.checkpointing), model_path, *backend)
               : MeasuredMemory{};
@@ -78,6 +92,7 @@ int cmd_memory(int argc, char** argv) {
     if (measure) {
       j["measured"] = as_json(measured.peaks);
       j["measured"]["peak_rss"] = measured.peak_rss;
+      j["measured"]["rss_before"] = measured.rss_before;
     }
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -100,8 +115,11 @@ int cmd_memory(int argc, char** argv) {
   }
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
               measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
-  if (measure)
+  if (measure) {
     std::printf("  %-18s %12s  %s\n", "process peak RSS", "", gib(measured.peak_rss).c_str());
+    std::printf("  %-18s %12s  %s (peak RSS less the RSS before the model)\n", "RSS growth", "",
+                gib(measured.peak_rss - std::min(measured.peak_rss, measured.rss_before)).c_str());
+  }
   return 0;
 }
 

@@ -127,6 +127,33 @@ void Buffer::release() {
   bytes_ = 0;
 }
 
+TrackedHostBytes::TrackedHostBytes(MemoryTracker& tracker, MemCategory category, size_t bytes)
+    : tracker_(&tracker), category_(category), bytes_(bytes) {
+  tracker_->on_alloc(Device::host(), category_, bytes_);
+}
+
+TrackedHostBytes::TrackedHostBytes(TrackedHostBytes&& other) noexcept
+    : tracker_(other.tracker_), category_(other.category_), bytes_(other.bytes_) {
+  other.tracker_ = nullptr;
+  other.bytes_ = 0;
+}
+
+TrackedHostBytes& TrackedHostBytes::operator=(TrackedHostBytes&& other) noexcept {
+  if (this != &other) {
+    if (tracker_) tracker_->on_free(Device::host(), category_, bytes_);
+    tracker_ = other.tracker_;
+    category_ = other.category_;
+    bytes_ = other.bytes_;
+    other.tracker_ = nullptr;
+    other.bytes_ = 0;
+  }
+  return *this;
+}
+
+TrackedHostBytes::~TrackedHostBytes() {
+  if (tracker_) tracker_->on_free(Device::host(), category_, bytes_);
+}
+
 void ensure_capacity(Buffer& buf, Allocator& allocator, MemoryTracker& tracker,
                      MemCategory category, size_t bytes) {
   if (!buf.empty() && buf.bytes() >= bytes && buf.allocator() == &allocator) return;
@@ -134,18 +161,31 @@ void ensure_capacity(Buffer& buf, Allocator& allocator, MemoryTracker& tracker,
   buf = Buffer(allocator, tracker, category, bytes);
 }
 
-size_t process_peak_rss_bytes() {
+namespace {
+
+// A "Key:   123 kB" line of /proc/self/status, in bytes; 0 if absent.
+size_t proc_status_bytes(const std::string& key) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream is(line.substr(6));
+    if (line.rfind(key, 0) == 0) {
+      std::istringstream is(line.substr(key.size()));
       size_t kb = 0;
       is >> kb;
       return kb * 1024;
     }
   }
   return 0;
+}
+
+}  // namespace
+
+size_t process_peak_rss_bytes() {
+  return proc_status_bytes("VmHWM:");
+}
+
+size_t process_rss_bytes() {
+  return proc_status_bytes("VmRSS:");
 }
 
 std::string format_bytes(size_t bytes) {

@@ -105,6 +105,25 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+// Host memory the engine owns in a standard container rather than a Buffer (the RoPE table),
+// registered with the tracker for this object's lifetime so that the report and the planner see
+// it. Move-only.
+class TrackedHostBytes {
+ public:
+  TrackedHostBytes() = default;
+  TrackedHostBytes(MemoryTracker& tracker, MemCategory category, size_t bytes);
+  TrackedHostBytes(TrackedHostBytes&& other) noexcept;
+  TrackedHostBytes& operator=(TrackedHostBytes&& other) noexcept;
+  TrackedHostBytes(const TrackedHostBytes&) = delete;
+  TrackedHostBytes& operator=(const TrackedHostBytes&) = delete;
+  ~TrackedHostBytes();
+
+ private:
+  MemoryTracker* tracker_ = nullptr;
+  MemCategory category_ = MemCategory::Workspace;
+  size_t bytes_ = 0;
+};
+
 // Ensures `buf` holds at least `bytes` (reallocating from `allocator`, contents lost, if
 // smaller). Lets a step reuse its activation and workspace blocks instead of allocating on every
 // call.
@@ -117,6 +136,8 @@ inline void ensure_capacity(Buffer& buf, MemoryTracker& tracker, MemCategory cat
 
 // Peak resident set size of this process (VmHWM), in bytes; 0 if unavailable.
 size_t process_peak_rss_bytes();
+// Resident set size of this process now (VmRSS), in bytes; 0 if unavailable.
+size_t process_rss_bytes();
 
 // "12.34 MiB" style formatting for tables.
 std::string format_bytes(size_t bytes);

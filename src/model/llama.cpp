@@ -33,6 +33,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTra
       tracker_(tracker),
       backend_(backend),
       rope_(make_rope_table(config.rope, config.head_dim, config.max_position)),
+      rope_bytes_(tracker, MemCategory::Workspace,
+                  rope_table_bytes(config.head_dim, config.max_position)),
       wc_(params, tracker, backend) {}
 
 void LlamaModel::set_bf16_gemm(bool on) {

@@ -90,11 +90,6 @@ class LlamaModel {
 
   const ModelConfig& config() const { return config_; }
 
-  // Bytes of the activation and workspace blocks a step of this shape allocates: the memory
-  // planner's source for those two categories, so prediction and allocation cannot drift.
-  // The backend's scratch (attention) is part of the workspace.
-  static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, const StepShape& s,
-                                                const Backend& backend);
   ModelParams& params() { return params_; }
   Backend& backend() { return backend_; }
   // Asked before and after each layer's weights are used (null: everything resident).
@@ -143,6 +138,11 @@ class LlamaModel {
   };
   static void carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
                     Carver& acts, Carver& work, Layout& L);
+  // Bytes of the activation and workspace blocks a step of this shape carves. The memory
+  // planner predicts them by a formula of its own (train/memory_plan.cpp), which
+  // tests/test_memory_plan.cpp holds to these, byte for byte.
+  static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, const StepShape& s,
+                                                const Backend& backend);
   void plan(const Batch& batch, Checkpointing ckpt, Pass pass);
   void upload(const Batch& batch);
   LmHeadIo head_io(const Batch& batch);
@@ -164,6 +164,7 @@ class LlamaModel {
   MemoryTracker& tracker_;
   Backend& backend_;
   RopeTable rope_;
+  TrackedHostBytes rope_bytes_;  // rope_'s, in the tracker's workspace
   WeightCache wc_;  // weights as product operands
   StepProfile* profile_ = nullptr;
   Residency all_resident_;

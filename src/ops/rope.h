@@ -5,6 +5,7 @@
 //   backward: the transpose rotation (θ → −θ), since the map is orthogonal.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -31,5 +32,9 @@ struct RopeTable {
 // Angles computed in fp32 as transformers does (inv_freq = 1/θ^(2i/hd), then the linear or
 // llama3 rescaling, then position·inv_freq), so cos/sin agree with it to the last bit or so.
 RopeTable make_rope_table(const RopeConfig& rope, int64_t head_dim, int64_t max_pos);
+// Bytes of the table: cos and sin, fp32, (max_pos, head_dim / 2) each.
+inline size_t rope_table_bytes(int64_t head_dim, int64_t max_pos) {
+  return 2 * static_cast<size_t>(max_pos * (head_dim / 2)) * sizeof(float);
+}
 
 }  // namespace lomo

@@ -12,6 +12,7 @@ namespace lomo {
 
 MeasuredMemory measure_step_memory(const MemoryPlanInput& in, const TrainOptions& opts,
                                    const std::string& model_path, Backend& backend) {
+  const size_t rss_before = process_rss_bytes();
   MemoryTracker tracker;
   Model model = model_path.empty() ? Model{in.config, ModelParams(in.config, tracker, in.dtype)}
                                    : load_model(model_path, tracker, in.dtype);
@@ -33,6 +34,7 @@ MeasuredMemory measure_step_memory(const MemoryPlanInput& in, const TrainOptions
              tracker.peak(MemCategory::OptimizerStates), tracker.peak(MemCategory::Activations),
              tracker.peak(MemCategory::Workspace)};
   m.peak_rss = process_peak_rss_bytes();
+  m.rss_before = rss_before;
   return m;
 }
 

@@ -12,7 +12,8 @@ namespace lomo {
 
 struct MeasuredMemory {
   MemoryPlan peaks;     // tracked peak of each category
-  size_t peak_rss = 0;  // the process's, after the step
+  size_t peak_rss = 0;    // the process's, after the step
+  size_t rss_before = 0;  // the process's before the model was allocated
 };
 
 // One step (learning rate 0) of in.batch sequences of in.seq random token ids, with `opts`

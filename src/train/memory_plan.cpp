@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "model/params.h"
+#include "ops/lm_head.h"
+#include "ops/rope.h"
 
 namespace lomo {
 
@@ -28,8 +30,84 @@ const char* storage_dtype_name(StorageDtype d) {
   return "?";
 }
 
+namespace {
+
+// Bytes of n fp32 (or int32) elements in the step's activation or workspace block, where every
+// buffer starts 64-byte aligned.
+size_t f32s(int64_t n) {
+  return static_cast<size_t>((n + 15) / 16 * 16) * 4;
+}
+
+// What one block keeps for its backward (docs/memory.md "Activations"), for N = B·T tokens.
+size_t block_activation_bytes(const ModelConfig& c, int64_t B, int64_t T) {
+  const int64_t N = B * T, d = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_kv * c.head_dim,
+                ff = c.d_ff;
+  return 2 * f32s(N)                              // 1/rms of the two norms, per token
+         + f32s(N * qd) + 2 * f32s(N * kvd)       // q and k after RoPE, v
+         + f32s(2 * B * c.n_head * T)             // softmax max and 1/Σexp per query row
+         + f32s(N * qd)                           // attention output, wo's input
+         + f32s(N * d)                            // the residual after attention
+         + f32s(N * std::max(2 * ff, qd + 2 * kvd))  // gate and up; dq, dk, dv in backward
+         + f32s(N * std::max(ff, d));             // silu(gate)·up; each norm's output before it
+}
+
+// The activation block of one training step.
+size_t activation_bytes(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt) {
+  const int64_t N = B * T, L = c.n_layer;
+  // Every block that keeps its activations has its own set; the recomputed ones share one.
+  const int64_t kept = ckpt.kept_of(L);
+  const int64_t sets = kept + (kept < L ? 1 : 0);
+  return static_cast<size_t>(L + 1) * f32s(N * c.d_model)  // the input of every block, and
+                                                           // the last block's output
+         + static_cast<size_t>(sets) * block_activation_bytes(c, B, T)
+         + f32s(N * c.d_model) + f32s(N);  // the final norm's output and 1/rms
+}
+
+// The workspace block of one training step, and the scratch the weights need.
+size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t largest_viewed) {
+  const int64_t B = in.batch, T = in.seq, N = B * T, d = c.d_model,
+                qd = c.n_head * c.head_dim, V = c.vocab;
+  const bool sixteen = in.dtype != StorageDtype::F32;
+  const LmHeadTiles head = lm_head_tiles(V, N, !in.checkpointing.recompute_head);
+  // The head's logits tile (and, for a 16-bit head, one block of its rows in fp32) and the
+  // attention's scratch are never live together: one buffer, the larger of the two.
+  const int64_t head_scratch =
+      (head.tile_elems(V) + 15) / 16 * 16 + (sixteen ? head.cols * d : 0);
+  const int64_t attention_scratch =
+      in.backend->attention_workspace_elems({B, T, c.n_head, c.n_kv, c.head_dim});
+  size_t w = f32s(N)                                        // per-token NLL
+             + f32s(std::max(head_scratch, attention_scratch))
+             + f32s(4 * N)                                  // running max and Σexp (fp64)
+             + 2 * f32s(N) + f32s(B)                        // ids, targets, lengths (int32)
+             + 2 * f32s(N * d)                              // dh, d(norm output)
+             + f32s(N * std::max(c.d_ff, qd));              // d(silu(gate)·up) or d(attention)
+  // 16-bit layer weights are read through one fp32 scratch the size of the largest of them:
+  // by every product in fp32, and by the fused update, whose GEMM writes W in fp32 before it is
+  // rounded back. With bf16 products and the update outside the GEMM, nothing reads it.
+  const bool fused_update = zero_buffer_rule({.optimizer = in.optimizer,
+                                              .fused_gemm_update = in.fused_gemm_update,
+                                              .clip_grad_value = in.clip_grad_value,
+                                              .clip_grad_norm = in.clip_grad_norm,
+                                              .dtype = in.dtype})
+                                .fused_update;
+  if (sixteen && (!in.bf16_gemm || fused_update)) w += 4 * largest_viewed;
+  // The RoPE table: cos and sin for every position the model allows.
+  w += rope_table_bytes(c.head_dim, c.max_position);
+  // bf16 products: two bf16 copies of the widest activation or of the head's logits tile.
+  if (in.bf16_gemm) {
+    const int64_t widest = std::max({d, c.d_ff, qd});
+    w += 2 * 2 * static_cast<size_t>(std::max(N * widest, head.tile_elems(V)));
+  }
+  return w;
+}
+
+}  // namespace
+
 MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const ModelConfig& c = in.config;
+  const bool paper = in.convention == MemoryConvention::Paper;
+  if (!paper) check_optimizer_storage(in.optimizer, in.dtype);
+  LOMO_ASSERT(in.backend != nullptr, "the memory planner needs the run's backend");
   const size_t e = in.dtype == StorageDtype::F32 ? 4 : 2;
   const auto specs = expected_params(c);
   const auto P = static_cast<size_t>(count_params(c));
@@ -45,9 +123,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   MemoryPlan m;
   m.parameters = P2 * e + (P - P2) * 4;
-  // Gradient buffers: fp32 in our engine (GEMM output, read by the fp32 update); fp16 follows the
-  // paper's Table 1 convention of fp16 gradients (the engine's fp16 buffers are fp32: 2x this).
-  const size_t ge = in.dtype == StorageDtype::F16 ? 2 : 4;
+  // Gradient buffers are fp32 in the engine (GEMM output, read by the fp32 update); the paper
+  // counts them in the storage dtype.
+  const size_t ge = paper ? e : 4;
   const bool fused_buffers = zero_buffer_rule({.optimizer = in.optimizer,
                                                .fused_gemm_update = in.fused_gemm_update,
                                                .clip_grad_value = in.clip_grad_value,
@@ -76,24 +154,16 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       break;
     }
     case OptimizerKind::Sgd:
-      m.gradients = P * e;
-      m.optimizer_states = e == 4 ? 0 : 4 * P;
+      m.gradients = P * ge;
+      m.optimizer_states = e == 4 ? 0 : 4 * P;  // master copy (paper convention only)
       break;
     case OptimizerKind::AdamW:
-      m.gradients = P * e;
-      m.optimizer_states = (e == 4 ? 8 : 12) * P;
+      m.gradients = P * ge;
+      m.optimizer_states = (e == 4 ? 8 : 12) * P;  // m, v (and the master copy)
       break;
   }
-  LOMO_ASSERT(in.backend != nullptr, "the memory planner needs the run's backend");
-  const auto [acts, work] = LlamaModel::buffer_bytes(
-      c, {in.batch, in.seq, Pass::Training, in.checkpointing, in.dtype}, *in.backend);
-  m.activations = acts;
-  // 16-bit layer weights are read through one fp32 scratch the size of the largest of them.
-  m.workspace = work + (e == 2 ? 4 * largest_viewed : 0);
-  if (in.bf16_gemm) {
-    m.workspace += 2 * 2 * static_cast<size_t>(bf16_scratch_elems(
-                                c, in.batch * in.seq, !in.checkpointing.recompute_head));
-  }
+  m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing);
+  m.workspace = workspace_bytes(c, in, largest_viewed);
   return m;
 }
 

@@ -1,13 +1,18 @@
-// The memory planner: every category of design §3 predicted from the config alone, by the same
-// rules the engine allocates by (activations and workspace come from LlamaModel::buffer_bytes,
-// the very function that sizes the real blocks).
+// The memory planner: every category of design §3 predicted from the config alone, before any
+// weight is read. The prediction is a formula of its own (memory_plan.cpp, docs/memory.md), not a
+// call into the code that allocates: tests/test_memory_plan.cpp checks it against the tracked
+// peaks, to the byte, for every configuration the engine runs, and against the process's RSS.
+// The only inputs taken from the ops are the scratch sizes they declare: the backend's attention
+// scratch and the LM head's tile schedule (ops/lm_head.h).
 //
-// Parameters P elements of e bytes (fp32 4, bf16/fp16 2). Gradients: LOMO and AdaLomo keep one
-// buffer the size of the largest tensor (block linear weights excluded under the zero-buffer
-// update), plus the tied embedding's held gradient, in the storage dtype; SGD and AdamW keep all
-// P. Optimizer states: AdaLomo fp32 rows + cols per matrix (n per vector); SGD nothing in fp32
-// and an fp32 master copy (4P) in half precision; AdamW fp32 m and v (8P), plus the master copy
-// in half precision (12P) — the paper's Table 1 conventions.
+// Parameters P elements of e bytes (fp32 4, bf16/fp16 2; norms and biases stay fp32). Gradients
+// are fp32 in the engine whatever the storage: LOMO and AdaLomo keep one buffer the size of the
+// largest tensor (block linear weights excluded under the zero-buffer update), plus the tied
+// embedding's held gradient; SGD and AdamW keep all P. Optimizer states: AdaLomo fp32 rows +
+// cols per matrix (n per vector); AdamW fp32 m and v (8P). SGD and AdamW with 16-bit weights
+// need fp32 master copies, which the engine does not implement: refused, as the trainer does.
+// MemoryConvention::Paper counts as the paper's Table 1 does instead: gradients in the storage
+// dtype, and the master copies (4P) of SGD and AdamW (12P with m and v) in half precision.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +29,8 @@ namespace lomo {
 StorageDtype parse_storage_dtype(const std::string& s);
 const char* storage_dtype_name(StorageDtype d);
 
+enum class MemoryConvention { Engine, Paper };
+
 struct MemoryPlanInput {
   ModelConfig config;
   // The backend the run will use: its scratch (attention) is part of the workspace. Required.
@@ -36,6 +43,7 @@ struct MemoryPlanInput {
   bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
   bool clip_grad_value = false;  // as does clamping
   bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
+  MemoryConvention convention = MemoryConvention::Engine;
 };
 
 struct MemoryPlan {
@@ -45,6 +53,7 @@ struct MemoryPlan {
   }
 };
 
+// Throws lomo::Error for a configuration the engine refuses (Engine convention).
 MemoryPlan plan_memory(const MemoryPlanInput& in);
 
 // `--checkpointing auto`: the one-pass LM head if it fits within `limit` (0 = no limit), then the

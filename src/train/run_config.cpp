@@ -69,11 +69,12 @@ GgmlType RunConfig::export_type() const {
   return GgmlType::F32;
 }
 
-void check_run_config(const RunConfig& run) {
+void check_run_config(const RunConfig& run, MemoryConvention convention) {
   if (run.steps && run.epochs) throw Error("give --steps or --epochs, not both");
   if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
     throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");
   }
+  if (convention == MemoryConvention::Engine) check_optimizer_storage(run.optimizer, run.dtype);
 }
 
 int64_t run_seq_len(const RunConfig& run, const ModelConfig& config) {

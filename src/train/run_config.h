@@ -107,8 +107,11 @@ struct RunConfig {
 };
 
 // The rules between options that hold whatever the model: throws lomo::Error with the message
-// `lomo train` has always given (e.g. "give --steps or --epochs, not both").
-void check_run_config(const RunConfig& run);
+// `lomo train` has always given (e.g. "give --steps or --epochs, not both"), and the optimizer
+// and dtype pairs the engine refuses (check_optimizer_storage) unless `convention` is the
+// paper's, which `lomo memory --convention paper` plans without running.
+void check_run_config(const RunConfig& run,
+                      MemoryConvention convention = MemoryConvention::Engine);
 
 // seq_len, or min(1024, context); throws when it is outside [2, context] or beyond a sliding
 // window (not supported).

@@ -37,6 +37,15 @@ ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in) {
   return r;
 }
 
+void check_optimizer_storage(OptimizerKind optimizer, StorageDtype dtype) {
+  if (dtype != StorageDtype::F32 &&
+      (optimizer == OptimizerKind::Sgd || optimizer == OptimizerKind::AdamW)) {
+    throw Error("--optimizer " + std::string(optimizer_name(optimizer)) +
+                " with 16-bit parameters needs fp32 master weights, which are not implemented; use "
+                "--dtype fp32, or --optimizer lomo / adalomo");
+  }
+}
+
 ZeroBufferRule Trainer::zero_buffer() const {
   return zero_buffer_rule({.optimizer = opts_.optimizer,
                            .fused_gemm_update = opts_.fused_gemm_update,
@@ -58,11 +67,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   if (fp16_ && (loss_scale_ < 1 || !std::isfinite(loss_scale_))) {
     throw Error("--loss-scale-init must be a finite number ≥ 1");
   }
-  if (half && (opts.optimizer == OptimizerKind::Sgd || opts.optimizer == OptimizerKind::AdamW)) {
-    throw Error("--optimizer " + std::string(optimizer_name(opts.optimizer)) +
-                " with 16-bit parameters needs fp32 master weights, which are not implemented; use "
-                "--dtype fp32, or --optimizer lomo / adalomo");
-  }
+  check_optimizer_storage(opts.optimizer, half ? StorageDtype::BF16 : StorageDtype::F32);
   if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, backend,

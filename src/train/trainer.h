@@ -62,6 +62,11 @@ struct ZeroBufferInputs {
 };
 ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in);
 
+// SGD and AdamW with 16-bit parameters would need fp32 master weights, which are not
+// implemented: throws lomo::Error saying what to use instead. One rule for the trainer, the
+// memory planner and the flag check, so that each refuses what the others refuse.
+void check_optimizer_storage(OptimizerKind optimizer, StorageDtype dtype);
+
 struct StepResult {
   double loss = 0;
   double grad_norm = -1;  // measured only when clipping by norm
