@@ -336,7 +336,7 @@ TEST_F(TrainingRunTest, TrainsTwoStepsAndSavesALoadableModel) {
 
   const std::string text = progress();
   for (const char* line : {"model   ",
-                           "train   lomo, lr 0.03 (constant, warm-up 1 steps), 2 steps "
+                           "train   lomo, fp32, lr 0.03 (constant, warm-up 1 steps), 2 steps "
                            "of 2 sequences, checkpointing auto, 1 threads\n",
                            "step 1/2  loss ", "step 2/2  loss ", "done    loss ", "saved   "}) {
     EXPECT_NE(text.find(line), std::string::npos) << "no \"" << line << "\" in\n" << text;

@@ -230,13 +230,17 @@ void SafetensorsFile::read(const TensorInfo& t, double* dst) const {
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata,
+                       const ProgressFn& progress) {
   // Streamed tensor by tensor: saving never holds a second copy of the model in memory.
   std::vector<TensorSpecOut> specs;
   for (const auto& t : tensors) specs.push_back({t.name, t.shape, t.dtype});
+  const auto n = static_cast<int64_t>(tensors.size());
   write_safetensors_streamed(path, specs, metadata, [&](size_t i, const ByteSink& sink) {
+    if (progress) progress(static_cast<int64_t>(i), n);
     sink(tensors[i].data, specs[i].bytes());
   });
+  if (progress) progress(n, n);
 }
 
 }  // namespace lomo

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/progress.h"
 #include "io/file.h"
 
 namespace lomo {
@@ -58,8 +59,10 @@ struct TensorView {
   DType dtype = DType::F32;
 };
 
-// Writes tensors atomically (temporary file + rename), streamed one tensor at a time.
+// Writes tensors atomically (temporary file + rename), streamed one tensor at a time;
+// `progress` is told before each tensor and at the end (done, of all).
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
-                       const std::map<std::string, std::string>& metadata);
+                       const std::map<std::string, std::string>& metadata,
+                       const ProgressFn& progress = {});
 
 }  // namespace lomo

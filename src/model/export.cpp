@@ -101,7 +101,7 @@ void check_gguf_exportable(const ModelConfig& config) {
 }
 
 void export_gguf(const std::string& path, const Model& model, const text::Tokenizer* tok,
-                 const std::string& source, GgmlType type) {
+                 const std::string& source, GgmlType type, const ProgressFn& progress) {
   const ModelConfig& c = model.config;
   check_gguf_exportable(c);
   std::map<std::string, GgufValue> kv;
@@ -143,6 +143,8 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
   }
 
   std::vector<GgufTensorOut> out;
+  const auto n = static_cast<int64_t>(model.params.all().size());
+  int64_t filled = 0;  // tensors handed to the writer so far
   for (const auto& p : model.params.all()) {
     const bool q = p.name.find("q_proj") != std::string::npos,
                k = p.name.find("k_proj") != std::string::npos;
@@ -150,7 +152,9 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
     const int64_t heads = q ? c.n_head : c.n_kv;
     GgufTensorOut t{
         gguf_tensor_name(p.name), std::vector<uint64_t>(p.shape.rbegin(), p.shape.rend()),
-        p.shape.size() == 2 ? type : GgmlType::F32, [&p, permute, heads](float* dst) {
+        p.shape.size() == 2 ? type : GgmlType::F32,
+        [&p, permute, heads, &progress, &filled, n](float* dst) {
+          if (progress) progress(filled++, n);
           p.to_f32(dst);
           // llama.cpp's row order for q and k
           if (permute) {
@@ -162,11 +166,12 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
     out.push_back(std::move(t));
   }
   write_gguf(path, kv, out);
+  if (progress) progress(n, n);
 }
 
 void export_hf(const std::string& dir, const Model& model, const text::Tokenizer* tok,
-               const std::string& source) {
-  save_model(dir, model.config, model.params);
+               const std::string& source, const ProgressFn& progress) {
+  save_model(dir, model.config, model.params, progress);
   if (fs::is_directory(source)) {
     copy_tokenizer_files(source, dir);
     return;

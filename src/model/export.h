@@ -20,12 +20,13 @@ void check_gguf_exportable(const ModelConfig& config);
 
 // `source` is the model path the weights came from (a GGUF file's general.* and tokenizer.*
 // metadata, chat template included, are carried over); `tok` may be null (no tokenizer written).
+// `progress` is told as tensors are written (done, of all).
 void export_gguf(const std::string& path, const Model& model, const text::Tokenizer* tok,
-                 const std::string& source, GgmlType type);
+                 const std::string& source, GgmlType type, const ProgressFn& progress = {});
 
 // config.json + model.safetensors (fp32) + tokenizer files: copied from a source folder, or
 // written (tokenizer.json, tokenizer_config.json, generation_config.json) from a GGUF source.
 void export_hf(const std::string& dir, const Model& model, const text::Tokenizer* tok,
-               const std::string& source);
+               const std::string& source, const ProgressFn& progress = {});
 
 }  // namespace lomo

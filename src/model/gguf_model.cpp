@@ -150,7 +150,8 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   return parse_config(j, f.path());
 }
 
-Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDtype dtype) {
+Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDtype dtype,
+                      const ProgressFn& progress) {
   const GgufFile f(path);
   ModelConfig config = config_from_gguf(f);
   const auto specs = expected_params(config);
@@ -176,7 +177,10 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDt
   ModelParams params(config, tracker, dtype);
   const bool permute = gguf_permutes_qk(config);
   std::vector<float> staging;  // one tensor at a time, for 16-bit storage
+  const auto n = static_cast<int64_t>(params.all().size());
+  int64_t done = 0;
   for (auto& p : params.all()) {
+    if (progress) progress(done++, n);
     float* w = p.f32_or_null();
     if (w == nullptr) {
       staging.resize(static_cast<size_t>(p.numel()));
@@ -191,6 +195,7 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDt
     }
     if (w == staging.data()) p.from_f32(w);
   }
+  if (progress) progress(n, n);
   return Model{std::move(config), std::move(params)};
 }
 

@@ -16,7 +16,7 @@ namespace lomo {
 
 ModelConfig config_from_gguf(const GgufFile& f);
 Model load_gguf_model(const std::string& path, MemoryTracker& tracker,
-                      StorageDtype dtype = StorageDtype::F32);
+                      StorageDtype dtype = StorageDtype::F32, const ProgressFn& progress = {});
 
 // llama.cpp's tensor name for a Hugging Face one ("model.layers.3.mlp.up_proj.weight" ->
 // "blk.3.ffn_up.weight").

@@ -53,9 +53,10 @@ std::vector<std::string> weight_files(const fs::path& dir) {
 
 }  // namespace
 
-Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtype dtype) {
+Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtype dtype,
+                 const ProgressFn& progress) {
   if (fs::is_regular_file(dir_str)) {
-    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype);
+    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype, progress);
     throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
   }
   const fs::path dir(dir_str);
@@ -106,7 +107,10 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
 
   ModelParams params(config, tracker, dtype);
   std::vector<float> staging;  // one tensor at a time, for 16-bit storage
+  const auto n = static_cast<int64_t>(params.all().size());
+  int64_t done = 0;
   for (auto& p : params.all()) {
+    if (progress) progress(done++, n);
     const auto& [file, info] = found.at(p.name);
     if (p.dtype == StorageDtype::F32) {
       file->read(*info, p.f());
@@ -116,6 +120,7 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
       p.from_f32(staging.data());
     }
   }
+  if (progress) progress(n, n);
   return Model{std::move(config), std::move(params)};
 }
 
@@ -129,7 +134,8 @@ void save_config(const std::string& dir, const ModelConfig& config, StorageDtype
   write_file_atomic((fs::path(dir) / "config.json").string(), cj.dump(2) + "\n");
 }
 
-void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params) {
+void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params,
+                const ProgressFn& progress) {
   StorageDtype dtype = StorageDtype::F32;  // of the 2-D tensors; 1-D ones are always fp32
   for (const auto& p : params.all()) {
     if (p.dtype != StorageDtype::F32) dtype = p.dtype;
@@ -142,7 +148,8 @@ void save_model(const std::string& dir, const ModelConfig& config, const ModelPa
                      : p.dtype == StorageDtype::BF16 ? DType::BF16
                                                      : DType::F16});
   }
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}});
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), views, {{"format", "pt"}},
+                    progress);
 }
 
 ModelConfig load_model_config(const std::string& path) {

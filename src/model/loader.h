@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/memory.h"
+#include "core/progress.h"
 #include "model/config.h"
 #include "model/params.h"
 
@@ -20,8 +21,9 @@ struct Model {
 // F32/F16/BF16 are converted to fp32.
 // 2-D tensors are stored in `dtype` (converted with round-to-nearest as each is read: never a
 // second full copy of the weights in memory).
+// `progress` is told after each tensor (done, of all).
 Model load_model(const std::string& dir, MemoryTracker& tracker,
-                 StorageDtype dtype = StorageDtype::F32);
+                 StorageDtype dtype = StorageDtype::F32, const ProgressFn& progress = {});
 
 // Writes DIR/config.json (torch_dtype from the 2-D tensors' `dtype`), creating DIR if needed.
 void save_config(const std::string& dir, const ModelConfig& config, StorageDtype dtype);
@@ -29,7 +31,8 @@ void save_config(const std::string& dir, const ModelConfig& config, StorageDtype
 // Writes config.json and model.safetensors (each tensor in its storage dtype: F32 or BF16) into
 // `dir`, creating it if needed. Each file is written to a temporary name and renamed into place, so
 // a failure never leaves a torn file.
-void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params);
+void save_model(const std::string& dir, const ModelConfig& config, const ModelParams& params,
+                const ProgressFn& progress = {});
 
 // The config of a model folder or GGUF file, without reading any weights.
 ModelConfig load_model_config(const std::string& path);

@@ -43,9 +43,12 @@ ChoicePrediction score_choices(LlamaModel& model, const text::Tokenizer& tok,
 
 ChoiceAccuracy evaluate_choices(LlamaModel& model, const text::Tokenizer& tok,
                                 const std::vector<data::ChoiceExample>& examples, Normalize norm,
-                                int64_t max_len, std::vector<ChoicePrediction>* per_example) {
+                                int64_t max_len, std::vector<ChoicePrediction>* per_example,
+                                const ProgressFn& progress) {
   ChoiceAccuracy acc;
+  const auto n = static_cast<int64_t>(examples.size());
   for (const auto& ex : examples) {
+    if (progress) progress(acc.examples, n);
     ChoicePrediction p = score_choices(model, tok, ex, norm, max_len);
     ++acc.examples;
     if (ex.label >= 0) {
@@ -54,13 +57,17 @@ ChoiceAccuracy evaluate_choices(LlamaModel& model, const text::Tokenizer& tok,
     }
     if (per_example) per_example->push_back(std::move(p));
   }
+  if (progress) progress(n, n);
   return acc;
 }
 
-double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t batch_size) {
+double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t batch_size,
+                 const ProgressFn& progress) {
   double sum = 0;
   int64_t tokens = 0;
+  const auto n = static_cast<int64_t>(seqs.size());
   for (size_t start = 0; start < seqs.size(); start += static_cast<size_t>(batch_size)) {
+    if (progress) progress(static_cast<int64_t>(start), n);
     const std::vector<Sequence> part(
         seqs.begin() + static_cast<std::ptrdiff_t>(start),
         seqs.begin() + static_cast<std::ptrdiff_t>(std::min(seqs.size(), start + batch_size)));
@@ -68,6 +75,7 @@ double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t b
     sum += model.forward(batch) * static_cast<double>(batch.loss_tokens);
     tokens += batch.loss_tokens;
   }
+  if (progress) progress(n, n);
   return tokens ? sum / static_cast<double>(tokens) : 0.0;
 }
 

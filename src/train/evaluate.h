@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/progress.h"
 #include "data/tasks.h"
 #include "model/batch.h"
 #include "model/llama.h"
@@ -29,12 +30,16 @@ struct ChoiceAccuracy {
   double accuracy() const { return labelled ? static_cast<double>(correct) / labelled : 0.0; }
 };
 
+// `progress` is told after each example (done, of all).
 ChoiceAccuracy evaluate_choices(LlamaModel& model, const text::Tokenizer& tok,
                                 const std::vector<data::ChoiceExample>& examples, Normalize norm,
                                 int64_t max_len,
-                                std::vector<ChoicePrediction>* per_example = nullptr);
+                                std::vector<ChoicePrediction>* per_example = nullptr,
+                                const ProgressFn& progress = {});
 
-// Mean NLL per loss token over a set of sequences, `batch_size` at a time.
-double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t batch_size);
+// Mean NLL per loss token over a set of sequences, `batch_size` at a time; `progress` is told
+// after each batch (sequences done, of all).
+double mean_loss(LlamaModel& model, const std::vector<Sequence>& seqs, int64_t batch_size,
+                 const ProgressFn& progress = {});
 
 }  // namespace lomo

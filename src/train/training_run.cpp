@@ -15,11 +15,12 @@
 #include "train/engine.h"
 #include "train/evaluate.h"
 #include "train/report.h"
+#include "train/step_line.h"
 
 namespace lomo {
 
 TrainingRun::TrainingRun(RunConfig config, std::FILE* progress)
-    : run_(std::move(config)), out_(progress) {
+    : run_(std::move(config)), out_(progress), line_(progress, is_live_terminal(progress)) {
   LOMO_ASSERT(out_ != nullptr, "TrainingRun needs a progress stream");
 }
 
@@ -93,6 +94,7 @@ void TrainingRun::save_checkpoint(int64_t step) {
                {"best_eval_step", s.best_eval_step}};
   summary_.last_checkpoint = write_checkpoint(checkpoint_dir_, m, model_->params, *trainer_);
   prune_checkpoints(checkpoint_dir_, run_.keep);
+  line_.end();
   std::fprintf(out_, "save    checkpoint at step %lld: %s\n", static_cast<long long>(step),
                summary_.last_checkpoint.c_str());
   std::fflush(out_);
@@ -184,9 +186,9 @@ void TrainingRun::prepare() {
     std::fprintf(out_, "tokens  %s, vocabulary %lld\n", tok_->kind().c_str(),
                  static_cast<long long>(tok_->vocab_size()));
   std::fprintf(out_,
-               "train   %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
+               "train   %s, %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
                "checkpointing %s, %d threads\n",
-               optimizer_name(run_.optimizer), schedule_.lr, lr_schedule_name(run_.lr_schedule),
+               optimizer_name(run_.optimizer), storage_dtype_name(run_.dtype), schedule_.lr, lr_schedule_name(run_.lr_schedule),
                static_cast<long long>(schedule_.warmup_steps()),
                static_cast<long long>(total_steps_), static_cast<long long>(b),
                checkpointing_mode_name(run_.checkpointing), backend_->threads());
@@ -214,13 +216,16 @@ void TrainingRun::plan_and_check(size_t limit) {
                describe_checkpointing(plan_in_.checkpointing, model_config_.n_layer).c_str());
   plan_ = plan_memory(plan_in_);
   const MemoryPlan& p = plan_;
+  const std::string fit = limit == 0 ? ", no limit"
+                          : ", limit " + format_bytes(limit) +
+                                (p.total() <= limit ? ": fits" : ": does not fit");
   std::fprintf(out_,
                "memory  predicted %s (parameters %s, gradients %s, states %s, activations %s, "
                "workspace %s)%s\n",
                format_bytes(p.total()).c_str(), format_bytes(p.parameters).c_str(),
                format_bytes(p.gradients).c_str(), format_bytes(p.optimizer_states).c_str(),
                format_bytes(p.activations).c_str(), format_bytes(p.workspace).c_str(),
-               limit ? (", limit " + format_bytes(limit)).c_str() : "");
+               fit.c_str());
   std::fflush(out_);
   if (limit > 0 && p.total() > limit) {
     throw Error("this run needs about " + format_bytes(p.total()) + " but the memory limit is " +
@@ -234,7 +239,12 @@ void TrainingRun::plan_and_check(size_t limit) {
 
 void TrainingRun::load() {
   expect(Stage::Prepared, "load");
-  model_ = std::make_unique<Model>(load_model(run_.model_path, tracker_, run_.dtype));
+  {
+    Progress progress(line_, "load", "tensors");
+    model_ = std::make_unique<Model>(
+        load_model(run_.model_path, tracker_, run_.dtype, progress.fn()));
+    progress.finish();
+  }
   net_ = make_model(model_config_, model_->params, tracker_, *backend_);
   trainer_ = make_trainer(*net_, train_options(run_, plan_in_.checkpointing), tracker_);
   if (!resume_from_.empty()) {
@@ -267,9 +277,12 @@ void TrainingRun::evaluate(int64_t step) {
   double v;
   bool better;
   TrainSummary& s = summary_;
+  line_.end();
+  Progress progress(line_, "eval", run_.task ? "examples" : "sequences");
   if (run_.task) {
-    const ChoiceAccuracy a =
-        evaluate_choices(*net_, *tok_, eval_choices_, run_.normalize, seq_len_);
+    const ChoiceAccuracy a = evaluate_choices(*net_, *tok_, eval_choices_, run_.normalize,
+                                              seq_len_, nullptr, progress.fn());
+    progress.finish();
     v = a.accuracy();
     better = std::isnan(s.best_eval) || v > s.best_eval;
     std::fprintf(out_, "eval    step %lld: accuracy %.4f (%lld/%lld)\n",
@@ -277,7 +290,8 @@ void TrainingRun::evaluate(int64_t step) {
                  static_cast<long long>(a.labelled));
     j["eval_accuracy"] = v;
   } else {
-    v = mean_loss(*net_, eval_set_.examples, run_.batch_size);
+    v = mean_loss(*net_, eval_set_.examples, run_.batch_size, progress.fn());
+    progress.finish();
     better = std::isnan(s.best_eval) || v < s.best_eval;
     std::fprintf(out_, "eval    step %lld: loss %.4f\n", static_cast<long long>(step), v);
     j["eval_loss"] = v;
@@ -317,15 +331,19 @@ const TrainSummary& TrainingRun::train() {
     if (step == 0) s.first_loss = r.loss;
     s.last_loss = r.loss;
     const double tps = tokens / std::max(secs, 1e-9);
-    std::fprintf(out_, "step %lld/%lld  loss %.4f  lr %.3e  tok/s %.0f",
-                 static_cast<long long>(step + 1), static_cast<long long>(total_steps_), r.loss,
-                 step_lr, tps);
-    if (r.grad_norm >= 0) std::fprintf(out_, "  grad_norm %.4f", r.grad_norm);
-    if (r.loss_scale > 0) std::fprintf(out_, "  loss_scale %g", r.loss_scale);
-    if (r.skipped)
-      std::fprintf(out_, "  skipped: gradient overflow, nothing updated, loss scale halved");
-    std::fprintf(out_, "\n");
-    std::fflush(out_);
+    const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
+    line_.show(step_line({.step = step + 1,
+                          .total = total_steps_,
+                          .loss = r.loss,
+                          .lr = step_lr,
+                          .tokens_per_s = tps,
+                          .elapsed_s = elapsed,
+                          .eta_s = elapsed / static_cast<double>(step + 1 - start_step_) *
+                                   static_cast<double>(total_steps_ - step - 1),
+                          .rss_bytes = process_rss_bytes(),
+                          .grad_norm = r.grad_norm,
+                          .loss_scale = r.loss_scale,
+                          .skipped = r.skipped}));
     nlohmann::ordered_json j;
     j["step"] = step + 1;
     j["loss"] = r.loss;
@@ -348,6 +366,7 @@ const TrainSummary& TrainingRun::train() {
     }
     if (stop) {
       s.interrupted = true;
+      line_.end();
       std::fprintf(out_, "stopped after step %lld of %lld on request; checkpoint %s\n",
                    static_cast<long long>(done), static_cast<long long>(total_steps_),
                    s.last_checkpoint.c_str());
@@ -357,6 +376,7 @@ const TrainSummary& TrainingRun::train() {
     }
   }
   s.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
+  line_.end();
   if (profile_) std::fprintf(out_, "%s", profile_->table().c_str());
   std::fprintf(out_, "done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", s.first_loss,
                s.last_loss, s.seconds, s.tokens / std::max(s.seconds, 1e-9));
@@ -377,12 +397,15 @@ void TrainingRun::save() {
   expect(Stage::Trained, "save");
   LOMO_ASSERT(!summary_.interrupted, "an interrupted run has nothing final to save");
   out_dir_->create();
+  line_.end();
+  Progress progress(line_, "save", "tensors");
   if (run_.out_format == OutFormat::Gguf) {
     export_gguf(out_dir_->staging() + "/model.gguf", *model_, tok_.get(), run_.model_path,
-                run_.export_type());
+                run_.export_type(), progress.fn());
   } else {
-    export_hf(out_dir_->staging(), *model_, tok_.get(), run_.model_path);
+    export_hf(out_dir_->staging(), *model_, tok_.get(), run_.model_path, progress.fn());
   }
+  progress.finish();
   write_file_atomic(out_dir_->staging() + "/memory.json", memory_json(tracker_).dump(2) + "\n");
   out_dir_->commit();
   std::fprintf(out_, "saved   %s\n", run_.out_path.c_str());

@@ -24,6 +24,7 @@
 
 #include "core/memory.h"
 #include "core/profile.h"
+#include "core/progress.h"
 #include "data/dataset.h"
 #include "io/output_dir.h"
 #include "model/llama.h"
@@ -86,6 +87,7 @@ class TrainingRun {
 
   RunConfig run_;
   std::FILE* out_;
+  LiveLine line_;  // the step line and the progress of loading, evaluation and saving
   Stage stage_ = Stage::New;
 
   const std::atomic<bool>* stop_ = nullptr;

@@ -1,0 +1,90 @@
+#include "core/progress.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+namespace lomo {
+
+bool is_live_terminal(std::FILE* f) {
+  if (f == nullptr || !isatty(fileno(f))) return false;
+  const char* term = std::getenv("TERM");
+  return term == nullptr || std::strcmp(term, "dumb") != 0;
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long long>(std::llround(std::max(0.0, seconds)));
+  char buf[48];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  }
+  return buf;
+}
+
+void LiveLine::show(const std::string& text) {
+  if (live_) {
+    std::fprintf(out_, "\r%s\x1b[K", text.c_str());
+    showing_ = true;
+  } else {
+    std::fprintf(out_, "%s\n", text.c_str());
+  }
+  std::fflush(out_);
+}
+
+void LiveLine::end() {
+  if (!showing_) return;
+  std::fputc('\n', out_);
+  std::fflush(out_);
+  showing_ = false;
+}
+
+void LiveLine::erase() {
+  if (!showing_) return;
+  std::fputs("\r\x1b[K", out_);
+  std::fflush(out_);
+  showing_ = false;
+}
+
+Progress::Progress(LiveLine& line, std::string label, std::string unit, double plain_every)
+    : line_(line), label_(std::move(label)), unit_(std::move(unit)), plain_every_(plain_every) {
+  label_.resize(std::max<size_t>(label_.size(), 7), ' ');
+}
+
+void Progress::update(int64_t done, int64_t total) {
+  done_ = done;
+  total_ = total;
+  const auto now = clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  if (elapsed < 1.0 || done >= total) return;
+  const double since = std::chrono::duration<double>(now - last_shown_).count();
+  if (shown_ && since < (line_.live() ? 0.1 : plain_every_)) return;
+  last_shown_ = now;
+  shown_ = true;
+  const double frac = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0.0;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, " %3.0f%%  %lld/%lld %s  elapsed %s  ETA %s", 100 * frac,
+                static_cast<long long>(done), static_cast<long long>(total), unit_.c_str(),
+                format_duration(elapsed).c_str(),
+                frac > 0 ? format_duration(elapsed * (1 - frac) / frac).c_str() : "?");
+  line_.show(label_ + buf);
+}
+
+void Progress::finish() {
+  const double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+  if (elapsed < 1.0) {
+    line_.erase();
+    return;
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, " %lld %s in %.1f s", static_cast<long long>(done_),
+                unit_.c_str(), elapsed);
+  line_.show(label_ + buf);
+  line_.end();
+}
+
+}  // namespace lomo
