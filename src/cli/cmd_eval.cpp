@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/preamble.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "data/dataset.h"
 #include "io/file.h"
 #include "model/loader.h"
@@ -42,7 +43,10 @@ int cmd_eval(int argc, char** argv) {
                              : Normalize::None;
   const auto examples = data::load_choice_examples(args.str("data"), task);
   MemoryTracker tracker;
-  Model model = load_model(model_path, tracker);
+  LiveLine line(stderr, is_live_terminal(stderr));  // progress on stderr; results on stdout
+  Progress loading(line, "load", "tensors");
+  Model model = load_model(model_path, tracker, StorageDtype::F32, loading.fn());
+  loading.finish();
   const auto tok = text::load_tokenizer(model_path);
   if (!tok)
     throw Error(model_path + ": evaluation needs a tokenizer (tokenizer.json or tokenizer.model)");
@@ -51,7 +55,10 @@ int cmd_eval(int argc, char** argv) {
                               : std::min<int64_t>(1024, model.config.max_position);
   const auto net = make_model(model.config, model.params, tracker, *backend);
   std::vector<ChoicePrediction> preds;
-  const ChoiceAccuracy acc = evaluate_choices(*net, *tok, examples, norm, seq_len, &preds);
+  Progress scoring(line, "eval", "examples");
+  const ChoiceAccuracy acc =
+      evaluate_choices(*net, *tok, examples, norm, seq_len, &preds, scoring.fn());
+  scoring.finish();
   int64_t truncated = 0;
   for (const auto& p : preds) truncated += p.truncated;
   std::printf("%s: accuracy %.4f (%lld/%lld labelled, %lld examples%s)\n", data::task_name(task),

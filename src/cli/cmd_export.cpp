@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/preamble.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "io/output_dir.h"
 #include "model/export.h"
 #include "model/loader.h"
@@ -39,15 +40,20 @@ int cmd_export(int argc, char** argv) {
   if (!gguf) dir = std::make_unique<OutputDir>(out);
   if (gguf) check_gguf_exportable(load_model_config(src));  // before any weight is read
   MemoryTracker tracker;
-  const Model model = load_model(src, tracker);
+  LiveLine line(stderr, is_live_terminal(stderr));  // progress on stderr; results on stdout
+  Progress loading(line, "load", "tensors");
+  const Model model = load_model(src, tracker, StorageDtype::F32, loading.fn());
+  loading.finish();
   const auto tok = text::load_tokenizer(src);
+  Progress writing(line, "write", "tensors");
   if (gguf) {
-    export_gguf(out, model, tok.get(), src, type);
+    export_gguf(out, model, tok.get(), src, type, writing.fn());
   } else {
     dir->create();
-    export_hf(dir->staging(), model, tok.get(), src);
+    export_hf(dir->staging(), model, tok.get(), src, writing.fn());
     dir->commit();
   }
+  writing.finish();
   std::printf("wrote %s (%s%s)\n", out.c_str(), gguf ? "GGUF, " : "Hugging Face folder",
               gguf ? args.str("type").c_str() : "");
   return 0;
