@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -93,8 +93,7 @@ TEST(ChatData, LossCoversAssistantContentAndEndOfTurnOnly) {
        "other side.<|im_end|>"},
       {"llama3", "llama3", 2, "Bonjour<|eot_id|>Merci beaucoup !<|eot_id|>"},
       // LLaMA-3's template trims the content; ChatML keeps it, trailing newlines included.
-      {"llama3", "llama3", 3,
-       "Olá!\nSecond line with \"quotes\" and 'apostrophes'.<|eot_id|>"},
+      {"llama3", "llama3", 3, "Olá!\nSecond line with \"quotes\" and 'apostrophes'.<|eot_id|>"},
       {"qwen2", "qwen2", 3,
        "\u3000Olá!\nSecond line with \"quotes\" and 'apostrophes'.\n\n<|im_end|>"},
   };
@@ -132,7 +131,8 @@ TEST(ChatData, MistralLossIsTheAnswerAndEos) {
   std::vector<uint8_t> want(n, 0);
   want[n - 2] = want[n - 1] = 1;
   EXPECT_EQ(s.loss, want);
-  EXPECT_EQ(s.ids[n - 2], tok->token_id("\u2581" "4"));
+  EXPECT_EQ(s.ids[n - 2], tok->token_id("\u2581"
+                                        "4"));
   EXPECT_EQ(s.ids[n - 1], tok->eos_id);
   const auto two = data::chat_sequence(*tok, make_template("mistral"), conversation(2),
                                        data::ChatLoss::AssistantOnly, "test");
@@ -169,9 +169,10 @@ TEST(ChatData, ConversationErrorsNameTheMessageAndTheFix) {
     return what_of([&] { data::parse_messages(nlohmann::json::parse(line), "f.jsonl:7"); });
   };
   EXPECT_NE(bad(R"({"messages": []})").find("non-empty list"), std::string::npos);
-  EXPECT_NE(bad(R"({"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]})")
-                .find("messages[1]: role \"bot\""),
-            std::string::npos);
+  EXPECT_NE(
+      bad(R"({"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]})")
+          .find("messages[1]: role \"bot\""),
+      std::string::npos);
   EXPECT_NE(bad(R"({"messages": [{"role": "user", "content": 5}]})")
                 .find("messages[0]: \"content\" must be a string"),
             std::string::npos);

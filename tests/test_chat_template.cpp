@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -63,7 +63,7 @@ TEST(ChatTemplate, RendersAsTransformersStringAndIds) {
     const auto tpl = make_template(name);
     const auto msgs = messages(ref["conversations"][c["conversation"].get<size_t>()]);
     const auto gen = c["add_generation_prompt"].get<bool>() ? text::GenerationPrompt::On
-                                                              : text::GenerationPrompt::Off;
+                                                            : text::GenerationPrompt::Off;
     const std::string label = name + " conversation " + c["conversation"].dump() +
                               (gen == text::GenerationPrompt::On ? " +generation prompt" : "");
     if (c.contains("error")) {
@@ -136,8 +136,7 @@ TEST(ChatTemplate, SubsetMatchesJinja2ConstructByConstruct) {
 
 TEST(ChatTemplate, RaiseExceptionCarriesTheTemplatesMessage) {
   const auto tpl = make_template("mistral");
-  const std::string err =
-      what_of([&] { tpl.render({{"user", "a"}, {"user", "b"}}); });
+  const std::string err = what_of([&] { tpl.render({{"user", "a"}, {"user", "b"}}); });
   EXPECT_NE(err.find("mistral line 11, column 13"), std::string::npos) << err;
   EXPECT_NE(err.find("conversation roles must alternate"), std::string::npos) << err;
 }
@@ -149,7 +148,8 @@ TEST(ChatTemplate, RefusesWhatItDoesNotSupportNamingConstructAndPosition) {
   };
   const Case cases[] = {
       {"ok\n  {% macro m() %}{% endmacro %}", "line 2, column 6: the statement `{% macro %}`"},
-      {"{% generation %}x{% endgeneration %}", "line 1, column 4: the statement `{% generation %}`"},
+      {"{% generation %}x{% endgeneration %}",
+       "line 1, column 4: the statement `{% generation %}`"},
       {"{% include 'x' %}", "`{% include %}`"},
       {"{% set x %}y{% endset %}", "block form `{% set x %}...{% endset %}`"},
       {"{% for x in y recursive %}{% endfor %}", "recursive for loops"},
@@ -222,9 +222,10 @@ TEST(ChatTemplate, LoadsFromTokenizerConfigAndFile) {
   const std::string dir = testing::TempDir() + "/chat_tpl_model";
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/tokenizer_config.json")
-      << nlohmann::json({{"bos_token", {{"content", "<s>"}}},
-                         {"eos_token", "</s>"},
-                         {"chat_template", "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"}})
+      << nlohmann::json(
+             {{"bos_token", {{"content", "<s>"}}},
+              {"eos_token", "</s>"},
+              {"chat_template", "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"}})
              .dump();
   const auto t = text::load_chat_template(dir);
   ASSERT_TRUE(t.has_value());
@@ -240,8 +241,9 @@ TEST(ChatTemplate, LoadsFromTokenizerConfigAndFile) {
   EXPECT_FALSE(text::load_chat_template(dir).has_value());
   std::ofstream(dir + "/t.jinja") << "[{{ eos_token }}]\n";
   EXPECT_EQ(text::chat_template_from_file(dir + "/t.jinja", "<s>", "</s>").render({}), "[</s>]");
-  EXPECT_NE(what_of([&] { text::chat_template_from_file(dir + "/none.jinja", "", ""); })
-                .find("--chat-template"),
+  EXPECT_NE(what_of([&] {
+              text::chat_template_from_file(dir + "/none.jinja", "", "");
+            }).find("--chat-template"),
             std::string::npos);
 }
 

@@ -86,11 +86,11 @@ Sequence chat_sequence(const text::Tokenizer& tok, const text::ChatTemplate& tpl
                   "] to find its tokens: " + e.what() +
                   " (--train-on-all-turns needs only the whole conversation)");
     }
-    if (upto.compare(0, before.size(), before) != 0 ||
-        full.compare(0, upto.size(), upto) != 0) {
+    if (upto.compare(0, before.size(), before) != 0 || full.compare(0, upto.size(), upto) != 0) {
       throw Error(where + ": the chat template (" + tpl.where() +
                   ") renders the start of the conversation differently from the whole, so the "
-                  "tokens of messages[" + std::to_string(i) +
+                  "tokens of messages[" +
+                  std::to_string(i) +
                   "] cannot be located; train on every token with --train-on-all-turns");
     }
     const size_t start = before.size();

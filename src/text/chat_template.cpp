@@ -25,8 +25,8 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
   using jinja::Value;
   jinja::List msgs;
   for (const auto& m : messages) {
-    msgs.push_back(jinja::dict_of(
-        {{"role", Value::string(m.role)}, {"content", Value::string(m.content)}}));
+    msgs.push_back(
+        jinja::dict_of({{"role", Value::string(m.role)}, {"content", Value::string(m.content)}}));
   }
   const jinja::Dict globals = {
       {"messages", jinja::list_of(std::move(msgs))},
@@ -71,8 +71,9 @@ std::optional<std::string> config_template(const nlohmann::json& c, const std::s
           e["template"].is_string())
         return e["template"].get<std::string>();
     }
-    throw Error(where + ": chat_template is a list without a \"default\" entry (give one with "
-                        "--chat-template FILE)");
+    throw Error(where +
+                ": chat_template is a list without a \"default\" entry (give one with "
+                "--chat-template FILE)");
   }
   throw Error(where + ": chat_template must be a string");
 }
@@ -80,8 +81,7 @@ std::optional<std::string> config_template(const nlohmann::json& c, const std::s
 std::string gguf_token(const GgufFile& f, const char* id_key) {
   const GgufValue* id = f.get(id_key);
   const GgufValue* toks = f.get("tokenizer.ggml.tokens");
-  if (id == nullptr || toks == nullptr || !id->value.is_number_integer() ||
-      !toks->value.is_array())
+  if (id == nullptr || toks == nullptr || !id->value.is_number_integer() || !toks->value.is_array())
     return "";
   const int64_t k = id->value.get<int64_t>();
   if (k < 0 || k >= static_cast<int64_t>(toks->value.size()) || !toks->value[k].is_string())

@@ -85,29 +85,29 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    Literal,   // value
-    Name,      // name
-    Attr,      // a.name
-    Item,      // a[b]
-    Slice,     // a[b:c:d] (args: start, stop, step; null when omitted)
-    Call,      // a(args, kwargs)
-    Filter,    // a | name(args, kwargs)
-    Test,      // a is [not] name(args)
-    Unary,     // op a: "not", "-", "+"
-    Binary,    // a op b: and or + - * / // % ** ~ in "not in"
-    Compare,   // a op1 b op2 c ...: == != < <= > >= (chained as Python)
-    Cond,      // a if b else c (c may be null: undefined)
-    ListLit,   // [args] or (args,)
-    DictLit,   // {keys: args}
+    Literal,  // value
+    Name,     // name
+    Attr,     // a.name
+    Item,     // a[b]
+    Slice,    // a[b:c:d] (args: start, stop, step; null when omitted)
+    Call,     // a(args, kwargs)
+    Filter,   // a | name(args, kwargs)
+    Test,     // a is [not] name(args)
+    Unary,    // op a: "not", "-", "+"
+    Binary,   // a op b: and or + - * / // % ** ~ in "not in"
+    Compare,  // a op1 b op2 c ...: == != < <= > >= (chained as Python)
+    Cond,     // a if b else c (c may be null: undefined)
+    ListLit,  // [args] or (args,)
+    DictLit,  // {keys: args}
   };
   Kind kind = Kind::Literal;
   Pos pos;
-  Value value;                    // Literal
-  std::string name;               // Name, Attr, Call-less names, Filter, Test, Unary/Binary op
-  bool negated = false;           // Test: `is not`; ListLit: a tuple `(a, b)`
-  std::vector<ExprPtr> args;      // operands / arguments / elements
+  Value value;                // Literal
+  std::string name;           // Name, Attr, Call-less names, Filter, Test, Unary/Binary op
+  bool negated = false;       // Test: `is not`; ListLit: a tuple `(a, b)`
+  std::vector<ExprPtr> args;  // operands / arguments / elements
   std::vector<std::pair<std::string, ExprPtr>> kwargs;  // Call / Filter keyword arguments
-  std::vector<std::string> ops;   // Compare: the operators between args
+  std::vector<std::string> ops;                         // Compare: the operators between args
 };
 
 struct Stmt;
@@ -115,23 +115,23 @@ using Body = std::vector<std::unique_ptr<Stmt>>;
 
 struct Stmt {
   enum class Kind {
-    Text,      // text
-    Output,    // {{ expr }}
-    If,        // branches: (cond, body)...; else_body
-    For,       // targets in iter [if cond]: body; else_body
-    Set,       // targets[0](.attr) = expr
+    Text,    // text
+    Output,  // {{ expr }}
+    If,      // branches: (cond, body)...; else_body
+    For,     // targets in iter [if cond]: body; else_body
+    Set,     // targets[0](.attr) = expr
     Break,
     Continue,
   };
   Kind kind = Kind::Text;
   Pos pos;
-  std::string text;                               // Text
-  ExprPtr expr;                                   // Output, Set value, For iterable
-  ExprPtr cond;                                   // For filter
+  std::string text;                                // Text
+  ExprPtr expr;                                    // Output, Set value, For iterable
+  ExprPtr cond;                                    // For filter
   std::vector<std::pair<ExprPtr, Body>> branches;  // If
-  Body body, else_body;                           // For / If
-  std::vector<std::string> targets;               // For loop variables; Set name
-  std::string attr;                               // Set: `set ns.attr = ...`
+  Body body, else_body;                            // For / If
+  std::vector<std::string> targets;                // For loop variables; Set name
+  std::string attr;                                // Set: `set ns.attr = ...`
 };
 
 struct Template {

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cmath>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -29,7 +29,8 @@ class PositionedError : public Error {
 enum class Flow { Normal, Break, Continue };
 
 bool ascii(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 std::string require_ascii(const std::string& s, const char* what) {
@@ -156,13 +157,18 @@ class Renderer {
   Flow exec(const Stmt& s) {
     step(s.pos);
     switch (s.kind) {
-      case SK::Text: emit(s.text, s.pos); return Flow::Normal;
-      case SK::Output: emit(to_str(eval(*s.expr)), s.pos); return Flow::Normal;
+      case SK::Text:
+        emit(s.text, s.pos);
+        return Flow::Normal;
+      case SK::Output:
+        emit(to_str(eval(*s.expr)), s.pos);
+        return Flow::Normal;
       case SK::If:
         for (const auto& [cond, body] : s.branches)
           if (truthy(eval(*cond))) return exec(body);
         return exec(s.else_body);
-      case SK::For: return exec_for(s);
+      case SK::For:
+        return exec_for(s);
       case SK::Set: {
         Value v = eval(*s.expr);
         if (s.attr.empty()) {
@@ -184,8 +190,10 @@ class Renderer {
         ns.dict->emplace_back(s.attr, std::move(v));
         return Flow::Normal;
       }
-      case SK::Break: return Flow::Break;
-      case SK::Continue: return Flow::Continue;
+      case SK::Break:
+        return Flow::Break;
+      case SK::Continue:
+        return Flow::Continue;
     }
     return Flow::Normal;
   }
@@ -198,8 +206,10 @@ class Renderer {
 
   List iterate(const Value& v, Pos p) {
     switch (v.kind) {
-      case K::Undefined: return {};
-      case K::List: return *v.list;
+      case K::Undefined:
+        return {};
+      case K::List:
+        return *v.list;
       case K::Dict: {
         if (v.is_namespace) fail(p, "a namespace is not iterable");
         List keys;
@@ -211,7 +221,8 @@ class Renderer {
         for (auto& c : code_points(v.s)) cps.push_back(Value::string(std::move(c)));
         return cps;
       }
-      default: fail(p, std::string("'") + type_name(v) + "' object is not iterable");
+      default:
+        fail(p, std::string("'") + type_name(v) + "' object is not iterable");
     }
   }
 
@@ -281,12 +292,15 @@ class Renderer {
   // What an expression names, for messages: `message['role']`, `loop.first`.
   static std::string spell(const Expr& e) {
     switch (e.kind) {
-      case EK::Name: return e.name;
-      case EK::Attr: return spell(*e.args[0]) + "." + e.name;
+      case EK::Name:
+        return e.name;
+      case EK::Attr:
+        return spell(*e.args[0]) + "." + e.name;
       case EK::Item:
         return spell(*e.args[0]) + "[" +
                (e.args[1]->kind == EK::Literal ? repr(e.args[1]->value) : "...") + "]";
-      default: return "a value";
+      default:
+        return "a value";
     }
   }
 
@@ -353,7 +367,7 @@ class Renderer {
     if (obj.kind != K::String && obj.kind != K::List)
       throw Error(std::string("'") + type_name(obj) + "' object cannot be sliced");
     const int64_t n = obj.kind == K::String ? static_cast<int64_t>(cps.size())
-                                             : static_cast<int64_t>(obj.list->size());
+                                            : static_cast<int64_t>(obj.list->size());
     const int64_t start = slice_index(parts[0], n, stepv < 0 ? n - 1 : 0, false, stepv);
     const int64_t stop = slice_index(parts[1], n, stepv < 0 ? -1 : n, true, stepv);
     List l;
@@ -409,14 +423,18 @@ class Renderer {
 
   Value eval_node(const Expr& e) {
     switch (e.kind) {
-      case EK::Literal: return e.value;
-      case EK::Name: return lookup(e.name);
-      case EK::Attr: return attr(eval(*e.args[0]), e.name, e);
+      case EK::Literal:
+        return e.value;
+      case EK::Name:
+        return lookup(e.name);
+      case EK::Attr:
+        return attr(eval(*e.args[0]), e.name, e);
       case EK::Item: {
         const Value obj = eval(*e.args[0]);
         return item(obj, eval(*e.args[1]), e);
       }
-      case EK::Slice: return slice(e);
+      case EK::Slice:
+        return slice(e);
       case EK::Unary: {
         const Value v = eval(*e.args[0]);
         if (e.name == "not") return Value::boolean(!truthy(v));
@@ -443,14 +461,22 @@ class Renderer {
           Value b = eval(*e.args[k + 1]);
           const std::string& op = e.ops[k];
           bool r;
-          if (op == "==") r = equals(a, b);
-          else if (op == "!=") r = !equals(a, b);
-          else if (op == "<") r = less(a, b);
-          else if (op == ">") r = less(b, a);
-          else if (op == "<=") r = !less(b, a);
-          else if (op == ">=") r = !less(a, b);
-          else if (op == "in") r = contains(b, a);
-          else r = !contains(b, a);  // not in
+          if (op == "==")
+            r = equals(a, b);
+          else if (op == "!=")
+            r = !equals(a, b);
+          else if (op == "<")
+            r = less(a, b);
+          else if (op == ">")
+            r = less(b, a);
+          else if (op == "<=")
+            r = !less(b, a);
+          else if (op == ">=")
+            r = !less(a, b);
+          else if (op == "in")
+            r = contains(b, a);
+          else
+            r = !contains(b, a);  // not in
           if (!r) return Value::boolean(false);
           a = std::move(b);
         }
@@ -482,8 +508,10 @@ class Renderer {
         }
         return dict_of(std::move(d));
       }
-      case EK::Call: return call(e);
-      case EK::Filter: return filter(e);
+      case EK::Call:
+        return call(e);
+      case EK::Filter:
+        return filter(e);
       case EK::Test: {
         const bool r = test(e);
         return Value::boolean(e.negated ? !r : r);
@@ -560,8 +588,10 @@ class Renderer {
       if (m == "startswith" || m == "endswith") {
         const auto a = bind_args(e, 1, {"prefix"}, what);
         List options;
-        if (a[0].kind == K::List) options = *a[0].list;
-        else options.push_back(a[0]);
+        if (a[0].kind == K::List)
+          options = *a[0].list;
+        else
+          options.push_back(a[0]);
         for (const auto& o : options) {
           const std::string& p = str_arg(o, what + "'s argument");
           if (p.size() <= s.size() &&
@@ -583,7 +613,8 @@ class Renderer {
               break;
             }
             size_t k = 0;
-            while (k < rest.size() && strip_space(rest.substr(k), true, false).size() == rest.size() - k)
+            while (k < rest.size() &&
+                   strip_space(rest.substr(k), true, false).size() == rest.size() - k)
               ++k;
             parts.push_back(Value::string(std::string(rest.substr(0, k))));
             rest = strip_space(rest.substr(k), true, false);
@@ -607,8 +638,8 @@ class Renderer {
       if (m == "replace") {
         const auto a = bind_args(e, 1, {"old", "new", "count"}, what);
         const int64_t count = a[2].kind == K::Undefined ? -1 : int_arg(a[2], "count");
-        return Value::string(replace_all(s, str_arg(a[0], what), str_arg(a[1], what), count,
-                                         limits_.max_bytes));
+        return Value::string(
+            replace_all(s, str_arg(a[0], what), str_arg(a[1], what), count, limits_.max_bytes));
       }
     }
     if (obj.kind == K::Dict && !obj.is_namespace) {
@@ -616,9 +647,12 @@ class Renderer {
         bind_args(e, 1, {}, what);
         List l;
         for (const auto& [k, v] : *obj.dict) {
-          if (m == "items") l.push_back(list_of({Value::string(k), v}));
-          else if (m == "keys") l.push_back(Value::string(k));
-          else l.push_back(v);
+          if (m == "items")
+            l.push_back(list_of({Value::string(k), v}));
+          else if (m == "keys")
+            l.push_back(Value::string(k));
+          else
+            l.push_back(v);
         }
         return list_of(std::move(l));
       }
@@ -718,11 +752,10 @@ class Renderer {
     }
     if (f == "replace") {
       const auto a = bind_args(e, 1, {"old", "new", "count"}, what);
-      const int64_t count = a[2].kind == K::Undefined || a[2].kind == K::None
-                                ? -1
-                                : int_arg(a[2], "count");
-      return Value::string(replace_all(to_str(v), str_arg(a[0], what), str_arg(a[1], what),
-                                       count, limits_.max_bytes));
+      const int64_t count =
+          a[2].kind == K::Undefined || a[2].kind == K::None ? -1 : int_arg(a[2], "count");
+      return Value::string(replace_all(to_str(v), str_arg(a[0], what), str_arg(a[1], what), count,
+                                       limits_.max_bytes));
     }
     if (f == "int") {
       bind_args(e, 1, {}, what);

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -17,9 +17,9 @@ size_t space_len(std::string_view s, size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
   if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
   auto at = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
-  if (c == 0xc2 && (at(1) == 0x85 || at(1) == 0xa0)) return 2;       // U+0085, U+00A0
-  if (c == 0xe1 && at(1) == 0x9a && at(2) == 0x80) return 3;         // U+1680
-  if (c == 0xe2 && at(1) == 0x80) {                                  // U+2000..200A, 2028/9, 202F
+  if (c == 0xc2 && (at(1) == 0x85 || at(1) == 0xa0)) return 2;  // U+0085, U+00A0
+  if (c == 0xe1 && at(1) == 0x9a && at(2) == 0x80) return 3;    // U+1680
+  if (c == 0xe2 && at(1) == 0x80) {                             // U+2000..200A, 2028/9, 202F
     const unsigned d = at(2);
     if ((d >= 0x80 && d <= 0x8a) || d == 0xa8 || d == 0xa9 || d == 0xaf) return 3;
   }
@@ -165,7 +165,8 @@ class Lexer {
       }
       if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
         size_t e = k;
-        while (e < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[e])) || src_[e] == '_'))
+        while (e < src_.size() &&
+               (std::isalnum(static_cast<unsigned char>(src_[e])) || src_[e] == '_'))
           ++e;
         push(Token::Kind::Name, k, src_.substr(k, e - k));
         k = e;
@@ -174,9 +175,9 @@ class Lexer {
       } else if (c == '\'' || c == '"') {
         k = string(k);
       } else {
-        static const char* const ops[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/",
-                                          "%",  "~",  "<",  ">",  "=",  "(",  ")", "[", "]", "{",
-                                          "}",  ",",  ".",  ":",  "|"};
+        static const char* const ops[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*",
+                                          "/",  "%",  "~",  "<",  ">",  "=",  "(", ")", "[",
+                                          "]",  "{",  "}",  ",",  ".",  ":",  "|"};
         const char* op = nullptr;
         for (const char* o : ops) {
           if (src_.compare(k, std::strlen(o), o) == 0) {
@@ -198,12 +199,14 @@ class Lexer {
   size_t number(size_t k) {
     size_t e = k;
     auto digits = [&] {
-      while (e < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[e])) || src_[e] == '_'))
+      while (e < src_.size() &&
+             (std::isdigit(static_cast<unsigned char>(src_[e])) || src_[e] == '_'))
         ++e;
     };
     digits();
     bool real = false;
-    if (e + 1 < src_.size() && src_[e] == '.' && std::isdigit(static_cast<unsigned char>(src_[e + 1]))) {
+    if (e + 1 < src_.size() && src_[e] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[e + 1]))) {
       real = true;
       ++e;
       digits();
@@ -277,28 +280,56 @@ class Lexer {
           if (e >= src_.size() || !std::isxdigit(static_cast<unsigned char>(src_[e])))
             fail(e, std::string("a \\") + x + " escape needs " + std::to_string(n) + " hex digits");
           const char h = src_[e];
-          v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h))
-                                                 ? h - '0'
-                                                 : (std::tolower(static_cast<unsigned char>(h)) - 'a' + 10));
+          v = v * 16 +
+              static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h))
+                                        ? h - '0'
+                                        : (std::tolower(static_cast<unsigned char>(h)) - 'a' + 10));
         }
         if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) fail(e, "the escape is not a character");
         append_utf8(out, v);
       };
       switch (x) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case '\n': break;  // a backslash-newline continues the line
-        case 'x': hex(2); break;
-        case 'u': hex(4); break;
-        case 'U': hex(8); break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case '\n':
+          break;  // a backslash-newline continues the line
+        case 'x':
+          hex(2);
+          break;
+        case 'u':
+          hex(4);
+          break;
+        case 'U':
+          hex(8);
+          break;
         default:
           if (x >= '0' && x <= '7') {  // up to three octal digits
             uint32_t v = static_cast<uint32_t>(x - '0');

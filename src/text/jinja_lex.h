@@ -18,7 +18,19 @@
 namespace lomo::text::jinja {
 
 struct Token {
-  enum class Kind { Text, BlockBegin, BlockEnd, VarBegin, VarEnd, Name, Int, Float, String, Op, End };
+  enum class Kind {
+    Text,
+    BlockBegin,
+    BlockEnd,
+    VarBegin,
+    VarEnd,
+    Name,
+    Int,
+    Float,
+    String,
+    Op,
+    End
+  };
   Kind kind = Kind::End;
   std::string text;  // Text, Name, String (unescaped), Op
   int64_t i = 0;     // Int

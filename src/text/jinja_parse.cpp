@@ -48,17 +48,28 @@ class Parser {
   }
   std::string describe(const Token& t) const {
     switch (t.kind) {
-      case TK::Text: return "text";
-      case TK::BlockBegin: return "`{%`";
-      case TK::BlockEnd: return "`%}`";
-      case TK::VarBegin: return "`{{`";
-      case TK::VarEnd: return "`}}`";
-      case TK::Name: return "`" + t.text + "`";
-      case TK::Int: return "the number " + t.text;
-      case TK::Float: return "the number " + t.text;
-      case TK::String: return "a string";
-      case TK::Op: return "`" + t.text + "`";
-      case TK::End: return "the end of the template";
+      case TK::Text:
+        return "text";
+      case TK::BlockBegin:
+        return "`{%`";
+      case TK::BlockEnd:
+        return "`%}`";
+      case TK::VarBegin:
+        return "`{{`";
+      case TK::VarEnd:
+        return "`}}`";
+      case TK::Name:
+        return "`" + t.text + "`";
+      case TK::Int:
+        return "the number " + t.text;
+      case TK::Float:
+        return "the number " + t.text;
+      case TK::String:
+        return "a string";
+      case TK::Op:
+        return "`" + t.text + "`";
+      case TK::End:
+        return "the end of the template";
     }
     return "?";
   }
@@ -198,8 +209,8 @@ class Parser {
       return s;
     }
     static const std::set<std::string> known = {
-        "macro", "call",   "filter", "include", "import",  "from",       "extends", "block",
-        "raw",   "with",   "autoescape", "generation", "do", "trans"};
+        "macro", "call", "filter", "include",    "import",     "from", "extends",
+        "block", "raw",  "with",   "autoescape", "generation", "do",   "trans"};
     if (known.count(kw)) {
       fail(p, "the statement `{% " + kw + " %}` is not supported by this chat-template renderer");
     }
@@ -552,8 +563,8 @@ class Parser {
         } else if ((cur().kind == TK::Name && !is_name("else") && !is_name("or") &&
                     !is_name("and") && !is_name("if") && !is_name("in") && !is_name("not") &&
                     !is_name("is")) ||
-                   cur().kind == TK::String || cur().kind == TK::Int ||
-                   cur().kind == TK::Float || is_op("(") || is_op("[") || is_op("{")) {
+                   cur().kind == TK::String || cur().kind == TK::Int || cur().kind == TK::Float ||
+                   is_op("(") || is_op("[") || is_op("{")) {
           t->args.push_back(postfix(primary()));  // `x is divisibleby 3`
         }
         e = std::move(t);

@@ -14,10 +14,18 @@ using K = Value::Kind;
 
 namespace {
 
-bool numeric(const Value& v) { return v.kind == K::Int || v.kind == K::Float || v.kind == K::Bool; }
-bool integral(const Value& v) { return v.kind == K::Int || v.kind == K::Bool; }
-int64_t as_int(const Value& v) { return v.kind == K::Bool ? (v.b ? 1 : 0) : v.i; }
-double as_double(const Value& v) { return v.kind == K::Float ? v.f : static_cast<double>(as_int(v)); }
+bool numeric(const Value& v) {
+  return v.kind == K::Int || v.kind == K::Float || v.kind == K::Bool;
+}
+bool integral(const Value& v) {
+  return v.kind == K::Int || v.kind == K::Bool;
+}
+int64_t as_int(const Value& v) {
+  return v.kind == K::Bool ? (v.b ? 1 : 0) : v.i;
+}
+double as_double(const Value& v) {
+  return v.kind == K::Float ? v.f : static_cast<double>(as_int(v));
+}
 
 std::string float_repr(double d) {
   if (std::isnan(d)) return "nan";
@@ -79,13 +87,27 @@ void json_string(const std::string& s, std::string& out) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -107,9 +129,15 @@ void json(const Value& v, int indent, int level, std::string& out) {
   };
   const char* item_sep = indent < 0 ? ", " : ",";
   switch (v.kind) {
-    case K::None: out += "null"; return;
-    case K::Bool: out += v.b ? "true" : "false"; return;
-    case K::Int: out += std::to_string(v.i); return;
+    case K::None:
+      out += "null";
+      return;
+    case K::Bool:
+      out += v.b ? "true" : "false";
+      return;
+    case K::Int:
+      out += std::to_string(v.i);
+      return;
     case K::Float:
       if (std::isnan(v.f)) {
         out += "NaN";
@@ -119,7 +147,9 @@ void json(const Value& v, int indent, int level, std::string& out) {
         out += float_repr(v.f);
       }
       return;
-    case K::String: json_string(v.s, out); return;
+    case K::String:
+      json_string(v.s, out);
+      return;
     case K::List:
       if (v.list->empty()) {
         out += "[]";
@@ -151,7 +181,8 @@ void json(const Value& v, int indent, int level, std::string& out) {
       newline(level);
       out += '}';
       return;
-    case K::Undefined: throw Error("Object of type Undefined is not JSON serializable");
+    case K::Undefined:
+      throw Error("Object of type Undefined is not JSON serializable");
   }
 }
 
@@ -166,14 +197,22 @@ int64_t floordiv(int64_t a, int64_t b) {
 
 const char* type_name(const Value& v) {
   switch (v.kind) {
-    case K::Undefined: return "Undefined";
-    case K::None: return "NoneType";
-    case K::Bool: return "bool";
-    case K::Int: return "int";
-    case K::Float: return "float";
-    case K::String: return "str";
-    case K::List: return "list";
-    case K::Dict: return v.is_namespace ? "Namespace" : "dict";
+    case K::Undefined:
+      return "Undefined";
+    case K::None:
+      return "NoneType";
+    case K::Bool:
+      return "bool";
+    case K::Int:
+      return "int";
+    case K::Float:
+      return "float";
+    case K::String:
+      return "str";
+    case K::List:
+      return "list";
+    case K::Dict:
+      return v.is_namespace ? "Namespace" : "dict";
   }
   return "?";
 }
@@ -181,33 +220,49 @@ const char* type_name(const Value& v) {
 bool truthy(const Value& v) {
   switch (v.kind) {
     case K::Undefined:
-    case K::None: return false;
-    case K::Bool: return v.b;
-    case K::Int: return v.i != 0;
-    case K::Float: return v.f != 0;
-    case K::String: return !v.s.empty();
-    case K::List: return !v.list->empty();
-    case K::Dict: return v.is_namespace || !v.dict->empty();
+    case K::None:
+      return false;
+    case K::Bool:
+      return v.b;
+    case K::Int:
+      return v.i != 0;
+    case K::Float:
+      return v.f != 0;
+    case K::String:
+      return !v.s.empty();
+    case K::List:
+      return !v.list->empty();
+    case K::Dict:
+      return v.is_namespace || !v.dict->empty();
   }
   return false;
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case K::Undefined: return "";
-    case K::String: return v.s;
-    default: return repr(v);
+    case K::Undefined:
+      return "";
+    case K::String:
+      return v.s;
+    default:
+      return repr(v);
   }
 }
 
 std::string repr(const Value& v) {
   switch (v.kind) {
-    case K::Undefined: return "";
-    case K::None: return "None";
-    case K::Bool: return v.b ? "True" : "False";
-    case K::Int: return std::to_string(v.i);
-    case K::Float: return float_repr(v.f);
-    case K::String: return str_repr(v.s);
+    case K::Undefined:
+      return "";
+    case K::None:
+      return "None";
+    case K::Bool:
+      return v.b ? "True" : "False";
+    case K::Int:
+      return std::to_string(v.i);
+    case K::Float:
+      return float_repr(v.f);
+    case K::String:
+      return str_repr(v.s);
     case K::List: {
       std::string s = v.is_tuple ? "(" : "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
@@ -243,8 +298,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case K::Undefined:
-    case K::None: return true;
-    case K::String: return a.s == b.s;
+    case K::None:
+      return true;
+    case K::String:
+      return a.s == b.s;
     case K::List:
       if (a.list->size() != b.list->size()) return false;
       for (size_t k = 0; k < a.list->size(); ++k)
@@ -258,7 +315,8 @@ bool equals(const Value& a, const Value& b) {
         if (y == nullptr || !equals(x, *y)) return false;
       }
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -375,7 +433,8 @@ Value arith(const std::string& op, const Value& a, const Value& b, size_t max_by
 
 bool contains(const Value& c, const Value& item) {
   switch (c.kind) {
-    case K::Undefined: return false;
+    case K::Undefined:
+      return false;
     case K::String:
       if (item.kind != K::String)
         throw Error(std::string("'in <string>' requires a string as left operand, not ") +
@@ -384,7 +443,8 @@ bool contains(const Value& c, const Value& item) {
     case K::List:
       return std::any_of(c.list->begin(), c.list->end(),
                          [&](const Value& x) { return equals(x, item); });
-    case K::Dict: return item.kind == K::String && c.find(item.s) != nullptr;
+    case K::Dict:
+      return item.kind == K::String && c.find(item.s) != nullptr;
     default:
       throw Error(std::string("argument of type '") + type_name(c) + "' is not iterable");
   }
@@ -403,15 +463,19 @@ std::vector<std::string> code_points(const std::string& s) {
 
 int64_t length(const Value& v) {
   switch (v.kind) {
-    case K::Undefined: return 0;
+    case K::Undefined:
+      return 0;
     case K::String: {
       int64_t n = 0;
       for (const char c : v.s) n += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
       return n;
     }
-    case K::List: return static_cast<int64_t>(v.list->size());
-    case K::Dict: return static_cast<int64_t>(v.dict->size());
-    default: throw Error(std::string("object of type '") + type_name(v) + "' has no len()");
+    case K::List:
+      return static_cast<int64_t>(v.list->size());
+    case K::Dict:
+      return static_cast<int64_t>(v.dict->size());
+    default:
+      throw Error(std::string("object of type '") + type_name(v) + "' has no len()");
   }
 }
 

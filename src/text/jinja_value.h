@@ -22,7 +22,7 @@ bool less(const Value& a, const Value& b);  // throws for types Python cannot or
 // larger than max_bytes are refused.
 Value arith(const std::string& op, const Value& a, const Value& b, size_t max_bytes);
 bool contains(const Value& container, const Value& item);  // `item in container`
-int64_t length(const Value& v);                           // len(); code points for strings
+int64_t length(const Value& v);                            // len(); code points for strings
 // A list of `items` with its depth set; throws past kMaxValueDepth.
 Value list_of(List items);
 Value dict_of(Dict items);
