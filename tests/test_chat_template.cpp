@@ -186,6 +186,12 @@ TEST(ChatTemplate, UntrustedTemplatesAreBounded) {
             std::string::npos);
   EXPECT_NE(err_of("{{ " + std::string(100000, '-') + "1 }}").find("nesting deeper"),
             std::string::npos);
+  std::string chain = "{{ 1";
+  for (int k = 0; k < 20000; ++k) chain += " + 1";
+  EXPECT_NE(err_of(chain + " }}").find("more than 1000 parts"), std::string::npos);
+  std::string filters = "{{ 'x'";
+  for (int k = 0; k < 20000; ++k) filters += "|trim";
+  EXPECT_NE(err_of(filters + " }}").find("more than 1000 parts"), std::string::npos);
   std::string ifs;
   for (int k = 0; k < 5000; ++k) ifs += "{% if true %}";
   EXPECT_NE(err_of(ifs).find("nesting deeper"), std::string::npos);

@@ -119,6 +119,7 @@ class Parser {
         s->kind = Stmt::Kind::Output;
         s->pos = t.pos;
         next();
+        nodes_ = 0;
         s->expr = expr();
         if (cur().kind != TK::VarEnd) fail(cur().pos, "expected `}}`, found " + describe(cur()));
         next();
@@ -136,6 +137,7 @@ class Parser {
   }
 
   std::unique_ptr<Stmt> statement(const std::string& kw, Pos p) {
+    nodes_ = 0;
     auto s = std::make_unique<Stmt>();
     s->pos = p;
     if (kw == "if") {
@@ -218,6 +220,13 @@ class Parser {
   }
 
   ExprPtr node(Expr::Kind k, Pos p) {
+    // Chains (a + b + c ..., a.b.c ..., x|f|g ...) are parsed by loops but nest as deeply as
+    // they are long, and evaluating or freeing them recurses: bounding the parts of one tag
+    // bounds that depth.
+    if (++nodes_ > kMaxParts) {
+      fail(p, "a tag of more than " + std::to_string(kMaxParts) + " parts (operators, names, "
+              "literals)");
+    }
     auto e = std::make_unique<Expr>();
     e->kind = k;
     e->pos = p;
@@ -581,6 +590,7 @@ class Parser {
   size_t k_ = 0;
   int depth_ = 0;
   int loops_ = 0;
+  int nodes_ = 0;  // expression nodes of the current tag
 };
 
 }  // namespace

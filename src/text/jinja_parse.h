@@ -11,8 +11,8 @@
 // Which filters, tests, functions and methods exist is the evaluator's business
 // (text/jinja_eval.h). Everything else (macros, call blocks, block set, include/import/extends,
 // `{% generation %}`, raw, filter blocks, with, recursive loops, *args) is refused with the
-// construct and its line and column. Nesting deeper than kMaxDepth is refused, so untrusted
-// templates cannot exhaust the stack.
+// construct and its line and column. Nesting deeper than kMaxDepth, and tags of more than
+// kMaxParts expression nodes, are refused, so untrusted templates cannot exhaust the stack.
 #pragma once
 
 #include <string>
@@ -23,6 +23,7 @@
 namespace lomo::text::jinja {
 
 constexpr int kMaxDepth = 200;
+constexpr int kMaxParts = 1000;  // expression nodes in one tag
 
 // Throws lomo::Error "<where> line L, column C: ..." naming what is wrong or unsupported.
 Template parse(std::string_view source, const std::string& where);
