@@ -218,6 +218,7 @@ TEST(ChatTemplate, UntrustedTemplatesAreBounded) {
   EXPECT_NE(err_of("{{ 9223372036854775807 + 1 }}").find("overflow"), std::string::npos);
   EXPECT_NE(err_of("{{ (-9223372036854775807 - 1) // -1 }}").find("overflow"), std::string::npos);
   EXPECT_NE(err_of("{{ range(10000000) }}").find("range()"), std::string::npos);
+  EXPECT_EQ(err_of("{{ 'abc'[2::9223372036854775807] }}{{ [1, 2][1::-9223372036854775807] }}"), "");
   // Every byte value and truncation of a real template: an error or a string, never a crash.
   const std::string src = reference()["templates"]["mistral"]["template"];
   for (size_t n = 0; n <= src.size(); n += 7) {

@@ -372,12 +372,13 @@ class Renderer {
     const int64_t stop = slice_index(parts[1], n, stepv < 0 ? -1 : n, true, stepv);
     List l;
     std::string s;
-    for (int64_t k = start; stepv > 0 ? k < stop : k > stop; k += stepv) {
+    for (int64_t k = start; stepv > 0 ? k < stop : k > stop;) {
       if (obj.kind == K::String) {
         s += cps[static_cast<size_t>(k)];
       } else {
         l.push_back((*obj.list)[static_cast<size_t>(k)]);
       }
+      if (__builtin_add_overflow(k, stepv, &k)) break;  // a huge step ends the slice
     }
     if (obj.kind == K::String) return Value::string(std::move(s));
     return list_of(std::move(l));
