@@ -479,6 +479,28 @@ int64_t length(const Value& v) {
   }
 }
 
+List items(const Value& v) {
+  switch (v.kind) {
+    case K::Undefined:
+      return {};
+    case K::List:
+      return *v.list;
+    case K::Dict: {
+      if (v.is_namespace) throw Error("a namespace is not iterable");
+      List keys;
+      for (const auto& kv : *v.dict) keys.push_back(Value::string(kv.first));
+      return keys;
+    }
+    case K::String: {
+      List cps;
+      for (auto& c : code_points(v.s)) cps.push_back(Value::string(std::move(c)));
+      return cps;
+    }
+    default:
+      throw Error(std::string("'") + type_name(v) + "' object is not iterable");
+  }
+}
+
 Value list_of(List items) {
   int d = 0;
   for (const auto& x : items) {

@@ -23,6 +23,9 @@ bool less(const Value& a, const Value& b);  // throws for types Python cannot or
 Value arith(const std::string& op, const Value& a, const Value& b, size_t max_bytes);
 bool contains(const Value& container, const Value& item);  // `item in container`
 int64_t length(const Value& v);                            // len(); code points for strings
+// What `for x in v` iterates: a list's items, a dict's keys, a string's code points; nothing
+// for an undefined value. Throws for anything else.
+List items(const Value& v);
 // A list of `items` with its depth set; throws past kMaxValueDepth.
 Value list_of(List items);
 Value dict_of(Dict items);
