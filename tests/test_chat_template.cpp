@@ -252,6 +252,9 @@ TEST(ChatTemplate, LoadsFromTokenizerConfigAndFile) {
   EXPECT_EQ(text::load_chat_template(dir)->render({}), "D");
   std::ofstream(dir + "/tokenizer_config.json") << "{}";
   EXPECT_FALSE(text::load_chat_template(dir).has_value());
+  std::ofstream(dir + "/chat_template.jinja") << "J{{ messages | length }}";
+  EXPECT_EQ(text::load_chat_template(dir)->render({{"user", "a"}}), "J1");
+  std::filesystem::remove(dir + "/chat_template.jinja");
   std::ofstream(dir + "/t.jinja") << "[{{ eos_token }}]\n";
   EXPECT_EQ(text::chat_template_from_file(dir + "/t.jinja", "<s>", "</s>").render({}), "[</s>]");
   EXPECT_NE(what_of([&] {

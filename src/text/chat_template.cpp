@@ -116,13 +116,24 @@ std::optional<ChatTemplate> load_chat_template(const std::string& model_path) {
     source = t->value.get<std::string>();
     where = model_path + " (tokenizer.chat_template)";
   } else {
+    // Newer transformers save the template beside the config, and read it first.
+    const fs::path jinja = fs::path(model_path) / "chat_template.jinja";
     const fs::path tc = fs::path(model_path) / "tokenizer_config.json";
-    if (!fs::exists(tc)) return std::nullopt;
-    const nlohmann::json c = read_json_file(tc);
-    if (!c.is_object()) throw Error(tc.string() + ": expected a JSON object");
-    where = tc.string() + " (chat_template)";
-    source = config_template(c, where);
-    if (!source) return std::nullopt;
+    if (fs::exists(jinja)) {
+      std::ifstream in(jinja, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      if (!in) throw Error(jinja.string() + ": cannot read the chat template");
+      source = ss.str();
+      where = jinja.string();
+    } else {
+      if (!fs::exists(tc)) return std::nullopt;
+      const nlohmann::json c = read_json_file(tc);
+      if (!c.is_object()) throw Error(tc.string() + ": expected a JSON object");
+      where = tc.string() + " (chat_template)";
+      source = config_template(c, where);
+      if (!source) return std::nullopt;
+    }
   }
   ChatTemplate t(*source, where);
   std::tie(t.bos_token, t.eos_token) = model_special_tokens(model_path);

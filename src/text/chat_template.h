@@ -48,9 +48,10 @@ class ChatTemplate {
   std::shared_ptr<const jinja::Template> tpl_;
 };
 
-// The chat template shipped with a model (GGUF metadata `tokenizer.chat_template`, or the
-// "chat_template" of tokenizer_config.json in a folder, a string or the entry named "default" of
-// a list), with bos_token / eos_token from the same place; nullopt when the model has none.
+// The chat template shipped with a model (GGUF metadata `tokenizer.chat_template`; in a folder,
+// chat_template.jinja, else the "chat_template" of tokenizer_config.json, a string or the entry
+// named "default" of a list), with bos_token / eos_token from the GGUF metadata or
+// tokenizer_config.json; nullopt when the model has none.
 std::optional<ChatTemplate> load_chat_template(const std::string& model_path);
 
 // A template from a file (--chat-template FILE): the file's text, or, when the file is a JSON
