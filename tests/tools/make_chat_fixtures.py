@@ -154,9 +154,8 @@ def loss_mask(tok, tmpl, msgs, ids):
         assert enc["input_ids"] == ids
         offsets = enc["offset_mapping"]
     else:
-        # The slow SentencePiece tokenizer has no offsets: walk the pieces' text instead (each
-        # piece is its text with U+2581 for a space; the dummy prefix space of a chunk has no
-        # character of its own in the rendered string).
+        # The slow SentencePiece tokenizer has no offsets: no reference mask here (the C++ test
+        # ChatData.MistralLossIsTheAnswerAndEos checks Mistral's loss by its pieces instead).
         return None
     return [1 if any(s < e2 and s2 < e for (s2, e2) in spans) else 0 for (s, e) in offsets]
 
