@@ -11,13 +11,13 @@
 #                                             to build-fuzz/runs.tsv
 #   scripts/fuzz.sh --build                   build only
 #
-# Targets: safetensors gguf tokenizer_json sentencepiece config jsonl. A finding leaves the input
+# Targets: safetensors gguf tokenizer_json sentencepiece config jsonl chat_template. A finding leaves the input
 # in build-fuzz/artifacts/; once fixed, copy it to fuzz/corpus/<target>/regress-<what> so that
 # every replay checks it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(safetensors gguf tokenizer_json sentencepiece config jsonl)
+all_targets=(safetensors gguf tokenizer_json sentencepiece config jsonl chat_template)
 # -timeout: one input that takes longer is a finding (a hang or quadratic blow-up);
 # -rss_limit_mb / -malloc_limit_mb: so is a process or one allocation above 2 GiB (the inputs
 # are a few kB; the readers must not allocate beyond what the file implies).

@@ -32,7 +32,8 @@ int cmd_score(int argc, char** argv) {
   MemoryTracker tracker;
   Model model = load_model(model_path, tracker);
   const auto tok = text::load_tokenizer(model_path);
-  const data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
+  data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
+  dopts.model_path = model_path;  // {"messages"} data: rendered with the model's chat template
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
   const auto net = make_model(model.config, model.params, tracker, *backend);
   const int64_t n = static_cast<int64_t>(data.examples.size());

@@ -24,8 +24,8 @@ std::vector<RunFlag> table() {
   return {
       {model_flag("Hugging Face model folder or .gguf file"), S},
       {{"data", "FILE",
-        "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"input_ids\"}, or a "
-        "task's fields",
+        "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"}, "
+        "{\"input_ids\"}, or a task's fields",
         "", true},
        T},
       {{"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true}, T},
@@ -35,6 +35,14 @@ std::vector<RunFlag> table() {
         ""},
        T},
       {{"eval-data", "FILE", "evaluate on FILE: accuracy with --task, else mean loss", ""}, T},
+      {{"chat-template", "FILE",
+        "render {\"messages\"} data with this Jinja chat template (a text file, or a JSON file "
+        "with \"chat_template\") instead of the model's own",
+        ""},
+       T},
+      {{"train-on-all-turns", "",
+        "{\"messages\"} data: loss on every token, not only the assistant turns", ""},
+       T},
       {{"eval-every", "N", "evaluate every N steps (and before the first and after the last)",
         "once per epoch"},
        T},
@@ -152,6 +160,8 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("out")) r.out_path = a.str("out");
   if (given("task")) r.task = data::parse_task(a.str("task"));
   if (given("eval-data")) r.eval_data_path = a.str("eval-data");
+  if (given("chat-template")) r.chat_template_path = a.str("chat-template");
+  if (given("train-on-all-turns")) r.chat_loss = data::ChatLoss::AllTurns;
   if (given("eval-every")) r.eval_every = a.integer("eval-every", 1, INT64_MAX);
   if (has("normalize")) {
     r.normalize =

@@ -16,6 +16,8 @@ const char* format_name(Format f) {
       return "{\"prompt\", \"completion\"}";
     case Format::Task:
       return "task";
+    case Format::Messages:
+      return "{\"messages\"}";
   }
   return "?";
 }
@@ -45,12 +47,14 @@ void for_each_line(const std::string& path, Fn fn) {
 
 Format detect(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  if (j.contains("messages")) return Format::Messages;
   if (j.contains("input_ids")) return Format::Ids;
   if (j.contains("text")) return Format::Text;
   if (j.contains("prompt") || j.contains("completion")) return Format::PromptCompletion;
   throw Error(where +
-              ": expected {\"input_ids\": [...]}, {\"text\": ...} or {\"prompt\": ..., "
-              "\"completion\": ...} (or give --task for a task's own fields)");
+              ": expected {\"input_ids\": [...]}, {\"text\": ...}, {\"prompt\": ..., "
+              "\"completion\": ...} or {\"messages\": [...]} (or give --task for a task's own "
+              "fields)");
 }
 
 std::string string_field(const nlohmann::json& j, const char* k, const std::string& where) {
@@ -78,6 +82,24 @@ Sequence ids_line(const nlohmann::json& j, const std::string& where) {
   return s;
 }
 
+// The chat template for {"messages"} data: --chat-template's file, else the model's own.
+text::ChatTemplate chat_template(const DataOptions& opts, const std::string& where) {
+  if (!opts.chat_template_file.empty()) {
+    auto [bos, eos] = opts.model_path.empty() ? std::pair<std::string, std::string>{}
+                                              : text::model_special_tokens(opts.model_path);
+    return text::chat_template_from_file(opts.chat_template_file, bos, eos);
+  }
+  std::optional<text::ChatTemplate> t;
+  if (!opts.model_path.empty()) t = text::load_chat_template(opts.model_path);
+  if (!t) {
+    throw Error(where + ": {\"messages\"} data is laid out by the model's chat template, and " +
+                (opts.model_path.empty() ? std::string("no model") : opts.model_path) +
+                " has none (no \"chat_template\" in tokenizer_config.json, no "
+                "tokenizer.chat_template in a GGUF file); give one with --chat-template FILE");
+  }
+  return std::move(*t);
+}
+
 }  // namespace
 
 Sequence prompt_completion(const text::Tokenizer& tok, const std::string& prompt,
@@ -103,6 +125,7 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
   LOMO_ASSERT(opts.config != nullptr, "DataOptions.config");
   const ModelConfig& cfg = *opts.config;
   Dataset ds;
+  std::optional<text::ChatTemplate> chat;  // read on the first {"messages"} line
   bool first = true;
   std::string first_where;
   for_each_line(path, [&](const nlohmann::json& j, const std::string& where) {
@@ -111,6 +134,14 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
       ds.format = f;
       first_where = where;
       first = false;
+      if (f != Format::Messages && !opts.chat_template_file.empty()) {
+        throw Error(where + ": --chat-template applies to {\"messages\"} data, and this file is " +
+                    format_name(f));
+      }
+      if (f != Format::Messages && opts.chat_loss == ChatLoss::AllTurns) {
+        throw Error(where + ": --train-on-all-turns applies to {\"messages\"} data, and this "
+                    "file is " + format_name(f));
+      }
     } else if (f != ds.format) {
       throw Error(where + ": a " + format_name(f) + " line in a file whose first line (" +
                   first_where + ") is " + format_name(ds.format) + "; one file holds one form");
@@ -149,6 +180,12 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
               prompt_completion(*opts.tokenizer, e.prompt, e.candidates[e.label], where));
         }
         break;
+      case Format::Messages: {
+        const auto msgs = parse_messages(j, where);
+        if (!chat) chat = chat_template(opts, where);
+        seqs.push_back(chat_sequence(*opts.tokenizer, *chat, msgs, opts.chat_loss, where));
+        break;
+      }
     }
     for (auto& s : seqs) {
       for (size_t i = 0; i < s.ids.size(); ++i) {

@@ -5,6 +5,8 @@
 //   {"prompt": "...", "completion": "..."} BOS? + prompt + completion + EOS, loss on the
 //                                         completion and EOS only
 //   a task's official fields (--task)     prompt + the labelled answer, as prompt/completion
+//   {"messages": [{"role", "content"}...]} a conversation rendered with the model's chat
+//                                         template, loss on the assistant turns (data/chat.h)
 // A file holds one form; a line of another form is an error naming it. Every line is checked
 // before training starts, and errors name file:line and the field.
 #pragma once
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat.h"
 #include "data/tasks.h"
 #include "model/batch.h"
 #include "model/config.h"
@@ -20,7 +23,7 @@
 
 namespace lomo::data {
 
-enum class Format { Ids, Text, PromptCompletion, Task };
+enum class Format { Ids, Text, PromptCompletion, Task, Messages };
 const char* format_name(Format f);
 
 struct DataOptions {
@@ -28,6 +31,11 @@ struct DataOptions {
   const ModelConfig* config = nullptr;         // vocabulary and context checks
   const text::Tokenizer* tokenizer = nullptr;  // needed by every form but input_ids
   std::optional<Task> task;                    // read the task's fields instead
+  // {"messages"} data: the chat template of `model_path` (read on the first such line, so that
+  // other data never needs one), or the file `chat_template_file` (--chat-template) instead.
+  std::string model_path{};
+  std::string chat_template_file{};
+  ChatLoss chat_loss = ChatLoss::AssistantOnly;  // --train-on-all-turns: AllTurns
 };
 
 struct Dataset {

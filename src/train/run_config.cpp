@@ -126,6 +126,9 @@ nlohmann::ordered_json run_identity(const RunConfig& run, int64_t seq_len,
   j["data"] = run.data_path;
   j["data-digest"] = data_digest;
   j["task"] = run.task ? data::task_name(*run.task) : "";
+  // Chat data settings, only when set (checkpoints written before they existed still match).
+  if (!run.chat_template_path.empty()) j["chat-template"] = run.chat_template_path;
+  if (run.chat_loss == data::ChatLoss::AllTurns) j["train-on-all-turns"] = true;
   j["optimizer"] = optimizer_name(run.optimizer);
   j["lr"] = run.peak_lr();
   j["batch-size"] = run.batch_size;

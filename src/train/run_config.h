@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/half.h"
+#include "data/chat.h"
 #include "data/tasks.h"
 #include "io/ggml_quants.h"
 #include "model/config.h"
@@ -47,6 +48,8 @@ struct RunConfig {
   std::string data_path;           // JSONL (data/dataset.h)
   std::string out_path;            // a folder that does not exist, or is empty
   std::optional<data::Task> task;  // read data (and eval data) as this task's fields
+  std::string chat_template_path;  // --chat-template: renders {"messages"} data instead of the model's
+  data::ChatLoss chat_loss = data::ChatLoss::AssistantOnly;  // --train-on-all-turns: AllTurns
 
   // Evaluation: accuracy with a task, else mean loss; before the first step, every eval_every
   // steps and after the last.

@@ -148,7 +148,10 @@ void TrainingRun::prepare() {
   out_dir_->require_space(output_bytes(model_config_, run_));
   seq_len_ = run_seq_len(run_, model_config_);
   tok_ = text::load_tokenizer(run_.model_path);
-  const data::DataOptions dopts{seq_len_, &model_config_, tok_.get(), run_.task};
+  data::DataOptions dopts{seq_len_, &model_config_, tok_.get(), run_.task};
+  dopts.model_path = run_.model_path;
+  dopts.chat_template_file = run_.chat_template_path;
+  dopts.chat_loss = run_.chat_loss;
   data_ = data::load_dataset(run_.data_path, dopts);
   // Evaluation data: multiple-choice accuracy with a task, otherwise mean loss.
   if (!run_.eval_data_path.empty()) {
