@@ -86,7 +86,8 @@ Proc sh(const std::string& cmd) {
 // The venv's python with the `tensorboard` package; "" (and a failure saying what to run) if
 // it is not there.
 std::string tensorboard_python() {
-  const Proc p = sh("bash " + std::string(LOMO_SOURCE_DIR) + "/scripts/tensorboard_venv.sh --print");
+  const Proc p =
+      sh("bash " + std::string(LOMO_SOURCE_DIR) + "/scripts/tensorboard_venv.sh --print");
   if (p.status != 0) {
     ADD_FAILURE() << "no Python with the tensorboard package: run scripts/tensorboard_venv.sh "
                      "(scripts/test.sh does)\n"

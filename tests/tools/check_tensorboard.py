@@ -2,8 +2,10 @@
 """Reads a `lomo train --log-dir` folder with TensorBoard's own readers and checks it against the
 run's JSONL log (--log): the event file starts with the "brain.Event:2" version record, and its
 scalars are exactly the JSONL log's numbers, tag for tag, step for step, value for value (as
-float32, which is how TensorBoard stores a scalar). Exit 0 and one summary line when they agree;
-exit 1 naming the first difference.
+float32, which is how TensorBoard stores a scalar). Two readers must agree: the classic
+EventAccumulator (simple_value scalars), and the plugin EventAccumulator that the TensorBoard
+server loads with (values migrated to tensors for the "scalars" plugin). Exit 0 and one summary
+line when they agree; exit 1 naming the first difference.
 
 usage: check_tensorboard.py LOG_DIR LOG.jsonl [--killed]
 
@@ -19,7 +21,12 @@ import os
 import struct
 import sys
 
-from tensorboard.backend.event_processing import event_accumulator, event_file_loader
+from tensorboard.backend.event_processing import (
+    event_accumulator,
+    event_file_loader,
+    plugin_event_accumulator,
+)
+from tensorboard.util import tensor_util
 
 TAGS = {
     "loss": "train/loss",
@@ -78,6 +85,20 @@ def main():
     acc.Reload()
     got = {tag: [(s.step, s.value) for s in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
+    pacc = plugin_event_accumulator.EventAccumulator(
+        log_dir, size_guidance={plugin_event_accumulator.TENSORS: 0})
+    pacc.Reload()
+    for tag in pacc.Tags()["tensors"]:
+        plugin = pacc.SummaryMetadata(tag).plugin_data.plugin_name
+        if plugin != "scalars":
+            fail(f"{tag}: the TensorBoard server would hand it to plugin {plugin!r}, not scalars")
+        server = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+                  for e in pacc.Tensors(tag)]
+        if server != got.get(tag):
+            fail(f"{tag}: the two readers differ:\n  classic {got.get(tag)}\n  server  {server}")
+    if sorted(pacc.Tags()["tensors"]) != sorted(got):
+        fail(f"the readers see different tags: {sorted(got)} and {sorted(pacc.Tags()['tensors'])}")
+
     for tag in sorted(set(got) | set(expected)):
         want = expected.get(tag, [])
         have = got.get(tag, [])
@@ -92,7 +113,8 @@ def main():
     n = sum(len(v) for v in got.values())
     if n == 0:
         fail(f"{log_dir}: no scalars at all")
-    print(f"check_tensorboard: {n} scalars under {len(got)} tags equal the JSONL log "
+    print(f"check_tensorboard: {n} scalars under {len(got)} tags, the same in both readers, "
+          f"equal the JSONL log "
           f"({len(records)} records){' up to the kill' if killed else ''}")
 
 
