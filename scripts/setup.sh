@@ -4,6 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake libdnnl-dev nlohmann-json3-dev libgtest-dev libicu-dev
   libsentencepiece-dev python3 "$@")
+# TensorBoard event files: protobuf (library and protoc) and ISA-L's CRC-32C; python3-venv for
+# the tensorboard reader the tests use (scripts/tensorboard_venv.sh).
+pkgs+=(libprotobuf-dev protobuf-compiler libisal-dev python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/fetch_model.sh > /dev/null
+scripts/tensorboard_venv.sh > /dev/null
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)")
 scripts/asan_test.sh

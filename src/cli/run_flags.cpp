@@ -109,6 +109,11 @@ std::vector<RunFlag> table() {
       {{"seed", "N", "seed for shuffling", "0"}, T},
       {threads_flag(), S},
       {{"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""}, T},
+      {{"log-dir", "DIR",
+        "also write TensorBoard curves to DIR (loss, lr, tokens/s, grad norm, loss scale, eval "
+        "loss/accuracy, memory), flushed every step; view them with: tensorboard --logdir DIR",
+        ""},
+       T},
       {{"profile", "on|off",
         "time each step by phase (linear GEMMs, attention, LM head, elementwise, updates) and "
         "print the mean per step at the end",
@@ -200,6 +205,7 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("seed")) r.seed = static_cast<uint64_t>(a.integer("seed", 0, INT64_MAX));
   if (given("threads")) r.threads = static_cast<int>(a.integer("threads", 1, 1024));
   if (given("log")) r.log_path = a.str("log");
+  if (given("log-dir")) r.log_dir = a.str("log-dir");
   if (has("profile")) r.profile = a.on_off("profile");
   if (has("out-format")) r.out_format = parse_out_format(a.choice("out-format", {"hf", "gguf"}));
   if (given("gguf-type")) r.gguf_type = parse_gguf_out_type(a.str("gguf-type"));

@@ -87,6 +87,7 @@ struct RunConfig {
   uint64_t seed = 0;
   int threads = 0;       // 0: all cores
   std::string log_path;  // empty: no JSONL log
+  std::string log_dir;   // empty: no TensorBoard event files (train/tensorboard_log.h)
   bool profile = false;  // time each step by phase
   OutFormat out_format = OutFormat::Hf;
   std::optional<GgmlType> gguf_type;  // nullopt: the training dtype

@@ -140,6 +140,7 @@ void TrainingRun::prepare() {
     log_.open(run_.log_path);
     if (!log_) throw Error(run_.log_path + ": cannot open the log file for writing");
   }
+  if (!run_.log_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(run_.log_dir);
   // The limit is what was free before this run read anything.
   const size_t limit = run_memory_limit(run_);
   model_config_ = load_model_config(run_.model_path);
@@ -307,6 +308,7 @@ void TrainingRun::evaluate(int64_t step) {
   s.last_eval = v;
   if (std::isnan(s.first_eval)) s.first_eval = v;
   log_json(j.dump());
+  if (tensorboard_) tensorboard_->write(j);
 }
 
 const TrainSummary& TrainingRun::train() {
@@ -356,7 +358,10 @@ const TrainSummary& TrainingRun::train() {
     if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
     if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
     if (r.skipped) j["skipped"] = true;
+    j["memory_peak_bytes"] = tracker_.peak_total();
+    j["rss_bytes"] = process_rss_bytes();
     log_json(j.dump());
+    if (tensorboard_) tensorboard_->write(j);
     if ((step + 1) % eval_every_ == 0 || step + 1 == total_steps_) evaluate(step + 1);
     // Checkpoints: every save_every steps, every save_every_minutes, and when asked to stop.
     const int64_t done = step + 1;

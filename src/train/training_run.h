@@ -35,6 +35,7 @@
 #include "train/checkpoint.h"
 #include "train/memory_plan.h"
 #include "train/run_config.h"
+#include "train/tensorboard_log.h"
 #include "train/trainer.h"
 
 namespace lomo {
@@ -102,6 +103,7 @@ class TrainingRun {
   int64_t start_step_ = 0;
   std::unique_ptr<OutputDir> out_dir_;
   std::ofstream log_;
+  std::unique_ptr<TensorBoardLog> tensorboard_;  // --log-dir
   ModelConfig model_config_;
   int64_t seq_len_ = 0;
   std::unique_ptr<text::Tokenizer> tok_;
