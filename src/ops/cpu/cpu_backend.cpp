@@ -11,6 +11,7 @@
 #include "ops/cpu/embedding.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
+#include "ops/cpu/kv_attention.h"
 #include "ops/cpu/lm_head.h"
 #include "ops/cpu/rmsnorm.h"
 #include "ops/cpu/rope.h"
@@ -107,6 +108,20 @@ void CpuBackend::attention_backward(float* dq, float* dk, float* dv, float* work
                                     const float* k, const float* v, const int32_t* lengths,
                                     const AttnDims& dims) {
   lomo::attention_backward(dq, dk, dv, work, dout, stats, q, k, v, lengths, dims);
+}
+
+void CpuBackend::rope_forward_at(float* x, const RopeTable& table, int64_t pos0, int64_t B,
+                                 int64_t T, int64_t n_heads, int64_t head_dim) {
+  lomo::rope_forward_at(x, table, pos0, B, T, n_heads, head_dim);
+}
+
+int64_t CpuBackend::attention_cached_workspace_elems(const KvAttnDims& dims) const {
+  return kv_attention_work_elems(dims, threads());
+}
+
+void CpuBackend::attention_cached(float* out, float* work, const float* q, const float* k_cache,
+                                  const float* v_cache, const KvAttnDims& dims) {
+  kv_attention_forward(out, work, q, k_cache, v_cache, dims);
 }
 
 void CpuBackend::swiglu_forward(float* m, const float* g, const float* u, int64_t n) {
