@@ -73,11 +73,11 @@ TEST_P(CachedLogits, EqualFullForwardAtEveryPosition) {
   EXPECT_EQ(dec.length(), prompt_len + steps);
   EXPECT_EQ(dec.tokens(), seq);
   const std::vector<float> full = full_logits(run.net, seq);
-  // The same ops on the same values; only the GEMMs' blocking differs (one row against many):
-  // ~5e-7 measured with fp32 products, well inside the 1e-5. With bf16 products both
-  // paths round the same activations to bf16; oneDNN's bf16 kernels gave bit-identical logits
-  // here (2026-11-30). A kernel whose fp32 sums differ in the last bit could round an activation
-  // the other way (2^-8 relative) and fail this: look at the products before loosening it.
+  // The same ops on the same values; only the products' summation order differs (one row
+  // through ops/cpu/gemv.h against many through oneDNN): ~5e-7 measured with fp32 products, well
+  // inside the 1e-5. With bf16 products both paths round the same activations to bf16;
+  // a sum that differs in its last fp32 bit could round one of them the other way (2^-8
+  // relative), but measured 1.6e-7 here (2026-11-30): look at the products before loosening.
   const double tol = 1e-5;
   double worst = 0;
   for (size_t s = 0; s < cached.size(); ++s) {
