@@ -20,6 +20,7 @@ fi
 model=$(scripts/fetch_model.sh)
 prompt="The history of the printing press begins"
 mkdir -p bench/results
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 bw_before=$(OMP_NUM_THREADS=$threads "$build/mem_bandwidth" 512 10)
 log=$(mktemp)
 trap 'rm -f "$log" "$log.one"' EXIT
@@ -32,11 +33,12 @@ for ((r = 1; r <= rounds; ++r)); do
   done
 done
 bw_after=$(OMP_NUM_THREADS=$threads "$build/mem_bandwidth" 512 10)
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 date=$(date -u +%Y-%m-%d)
 out=bench/results/generate_speed_${date}.json
-python3 - "$log" "$out" "$bw_before" "$bw_after" "$threads" "$tokens" "$(nproc)" "$model" <<'PY'
+python3 - "$log" "$out" "$bw_before" "$bw_after" "$threads" "$tokens" "$(nproc)" "$model" "$load_before" "$load_after" <<'PY'
 import json, re, statistics, sys, datetime, platform
-log, out, bw0, bw1, threads, tokens, cores, model = sys.argv[1:]
+log, out, bw0, bw1, threads, tokens, cores, model, load0, load1 = sys.argv[1:]
 bw0, bw1 = json.loads(bw0), json.loads(bw1)
 copy = min(bw0["copy_GBps"], bw1["copy_GBps"])  # the less favourable of the two
 runs = {"fp32": [], "bf16": []}
@@ -56,7 +58,9 @@ for line in open(log):
 res = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
        "machine": f"{platform.processor() or platform.machine()}, {cores} cores", "threads": int(threads),
        "model": model, "new_tokens": int(tokens), "bandwidth_before": bw0, "bandwidth_after": bw1,
-       "copy_GBps_used": copy, "dtypes": {}}
+       "copy_GBps_used": copy, "load_average_before": load0, "load_average_after": load1,
+       "dtypes": {}}
+print(f"load average {load0} before, {load1} after (other jobs on the machine slow both sides)")
 print(f"copy bandwidth {bw0['copy_GBps']:.2f} / {bw1['copy_GBps']:.2f} GB/s (before / after), "
       f"read {bw0['read_GBps']:.2f} / {bw1['read_GBps']:.2f} GB/s; limit uses {copy:.2f}")
 print(f"{'dtype':6} {'MB/token':>9} {'limit tok/s':>12} {'decode tok/s (runs)':>28} {'median':>8} {'of limit':>9}")
