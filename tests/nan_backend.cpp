@@ -76,6 +76,14 @@ void NanFillBackend::attention_backward(float* dq, float* dk, float* dv, float* 
   CpuBackend::attention_backward(dq, dk, dv, work, dout, stats, q, k, v, lengths, dims);
 }
 
+void NanFillBackend::attention_cached(float* out, float* work, const float* q,
+                                      const float* k_cache, const float* v_cache,
+                                      const KvAttnDims& dims) {
+  poison(out, dims.B * dims.Tq * dims.n_head * dims.head_dim);
+  poison(work, attention_cached_workspace_elems(dims));
+  CpuBackend::attention_cached(out, work, q, k_cache, v_cache, dims);
+}
+
 void NanFillBackend::swiglu_forward(float* m, const float* g, const float* u, int64_t n) {
   if (m != g && m != u) poison(m, n);
   CpuBackend::swiglu_forward(m, g, u, n);

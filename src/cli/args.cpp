@@ -54,8 +54,9 @@ void Args::parse(int argc, char** argv, int first) {
       if (i + 1 >= argc) throw Error("--" + name + " needs a value (" + f->value_name + ")");
       value = argv[++i];
     }
-    if (values_.count(name)) throw Error("--" + name + " given twice");
+    if (values_.count(name) && !f->repeatable) throw Error("--" + name + " given twice");
     values_[name] = value;
+    if (f->repeatable) repeated_[name].push_back(value);
   }
   if (help_) return;
   for (const auto& f : flags_) {
@@ -99,6 +100,12 @@ std::string Args::str(const std::string& name) const {
   const Flag& f = spec(name);
   auto it = values_.find(name);
   return it != values_.end() ? it->second : f.default_value;
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  spec(name);
+  const auto it = repeated_.find(name);
+  return it != repeated_.end() ? it->second : std::vector<std::string>{};
 }
 
 int64_t Args::integer(const std::string& name, int64_t min, int64_t max) const {

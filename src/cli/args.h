@@ -16,6 +16,7 @@ struct Flag {
   std::string help;
   std::string default_value;  // "" = no default
   bool required = false;
+  bool repeatable = false;  // may be given several times (all()); str() is the last
 };
 
 class Args {
@@ -30,6 +31,8 @@ class Args {
   bool declared(const std::string& name) const;  // a flag of this command
   bool given(const std::string& name) const;     // set on the command line (a switch: present)
   std::string str(const std::string& name) const;
+  // Every value of a repeatable flag, in command-line order (empty when not given).
+  std::vector<std::string> all(const std::string& name) const;
   int64_t integer(const std::string& name, int64_t min, int64_t max) const;
   double number(const std::string& name, double min, double max) const;
   // "on" / "off"
@@ -42,6 +45,7 @@ class Args {
   std::string command_, usage_, summary_;
   std::vector<Flag> flags_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> repeated_;
   bool help_ = false;
 };
 

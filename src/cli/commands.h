@@ -11,5 +11,6 @@ int cmd_eval(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_memory(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
 
 }  // namespace lomo::cli

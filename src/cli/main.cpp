@@ -26,6 +26,7 @@ const char* kUsage =
     "  export  convert a model: GGUF file (f32/f16/bf16/q8_0) or Hugging Face folder\n"
     "  init    write a randomly initialised model for a config.json\n"
     "  memory  predict (and --measure) the memory of a training step, by category\n"
+    "  generate  continue a prompt (or a JSONL of prompts) with a KV cache: greedy or sampled\n"
     "\n"
     "Run 'lomo <command> --help' for the flags of a command.\n";
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return lomo::cli::cmd_tokenize(argc, argv);
     if (cmd == "export") return lomo::cli::cmd_export(argc, argv);
     if (cmd == "memory") return lomo::cli::cmd_memory(argc, argv);
+    if (cmd == "generate") return lomo::cli::cmd_generate(argc, argv);
     std::fprintf(stderr, "lomo: unknown command \"%s\"\n\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const lomo::Error& e) {

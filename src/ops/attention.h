@@ -16,4 +16,13 @@ struct AttnDims {
 // Elements of the softmax statistics forward writes and backward reads: (B, n_head, T, 2).
 inline int64_t attention_stats_elems(const AttnDims& d) { return d.B * d.n_head * d.T * 2; }
 
+// Attention of new query rows over a key/value cache (inference, model/decoder.h). Each of B
+// sequences has its keys and values cached for positions [0, past + Tq) (the Tq new ones
+// included); its Tq queries sit at positions past … past + Tq − 1, and query i attends to keys
+// j ≤ past + i (causal). Caches are laid out (B, capacity, n_kv, head_dim), so appending a
+// position writes one contiguous row per sequence.
+struct KvAttnDims {
+  int64_t B, Tq, past, capacity, n_head, n_kv, head_dim;
+};
+
 }  // namespace lomo

@@ -110,6 +110,18 @@ class Backend {
                                   const float* stats, const float* q, const float* k,
                                   const float* v, const int32_t* lengths,
                                   const AttnDims& dims) = 0;
+  // rope_forward for rows at positions pos0 … pos0 + T − 1 instead of 0 … T − 1 (new tokens
+  // appended after a KV cache). In place.
+  virtual void rope_forward_at(float* x, const RopeTable& table, int64_t pos0, int64_t B,
+                               int64_t T, int64_t n_heads, int64_t head_dim) = 0;
+  // Scratch elements (fp32) attention_cached needs for these shapes.
+  virtual int64_t attention_cached_workspace_elems(const KvAttnDims& dims) const = 0;
+  // Attention over a KV cache (ops/attention.h, KvAttnDims): out(B, Tq, n_head, head_dim) ←
+  // q(B, Tq, n_head, hd) at positions past … past + Tq − 1, k_cache and v_cache (B, capacity,
+  // n_kv, hd) filled for positions [0, past + Tq). softmax(q·kᵀ/√hd) over keys j ≤ past + i,
+  // sums of exponentials in fp64, as attention_forward. OVERWRITES out; work is scratch.
+  virtual void attention_cached(float* out, float* work, const float* q, const float* k_cache,
+                                const float* v_cache, const KvAttnDims& dims) = 0;
   // m(n) = silu(g) ⊙ u. OVERWRITES.
   virtual void swiglu_forward(float* m, const float* g, const float* u, int64_t n) = 0;
   // dg(n), du(n) ← dm, g, u; dg and du may alias g and u. OVERWRITES.

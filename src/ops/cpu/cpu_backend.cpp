@@ -11,6 +11,8 @@
 #include "ops/cpu/embedding.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
+#include "ops/cpu/gemv.h"
+#include "ops/cpu/kv_attention.h"
 #include "ops/cpu/lm_head.h"
 #include "ops/cpu/rmsnorm.h"
 #include "ops/cpu/rope.h"
@@ -27,7 +29,9 @@ std::string CpuBackend::name() const {
   return "cpu (oneDNN, " + std::to_string(threads()) + " threads)";
 }
 
-int CpuBackend::threads() const { return omp_get_max_threads(); }
+int CpuBackend::threads() const {
+  return omp_get_max_threads();
+}
 
 void CpuBackend::copy_to_device(void* dst, const void* host_src, size_t bytes) {
   if (bytes) std::memcpy(dst, host_src, bytes);
@@ -37,17 +41,31 @@ void CpuBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(host_dst, src, bytes);
 }
 
-void CpuBackend::fill(float* x, float value, int64_t n) { lomo::fill(x, value, n); }
+void CpuBackend::fill(float* x, float value, int64_t n) {
+  lomo::fill(x, value, n);
+}
 
 void CpuBackend::matmul(const Matmul& m) {
   const bool f32 = m.A.dtype == StorageDtype::F32 && m.B.dtype == StorageDtype::F32;
   const bool bf16 = m.A.dtype == StorageDtype::BF16 && m.B.dtype == StorageDtype::BF16;
+  // One row times a matrix stored (N, K): token-by-token decoding's products (ops/cpu/gemv.h).
+  const bool row_times_wt = m.M == 1 && m.ta == Trans::No && m.tb == Trans::Yes;
   if (m.precision == Precision::F32) {
     LOMO_ASSERT(f32, "an fp32 product needs fp32 operands");
+    if (row_times_wt) {
+      gemv_f32(m.N, m.K, m.alpha, static_cast<const float*>(m.A.data),
+               static_cast<const float*>(m.B.data), m.B.ld, m.beta, m.C);
+      return;
+    }
     gemm(m.ta, m.tb, m.M, m.N, m.K, m.alpha, static_cast<const float*>(m.A.data), m.A.ld,
          static_cast<const float*>(m.B.data), m.B.ld, m.beta, m.C, m.ldc);
   } else {
     LOMO_ASSERT(bf16, "a bf16 product needs bf16 operands");
+    if (row_times_wt) {
+      gemv_bf16(m.N, m.K, m.alpha, static_cast<const uint16_t*>(m.A.data),
+                static_cast<const uint16_t*>(m.B.data), m.B.ld, m.beta, m.C);
+      return;
+    }
     gemm_bf16(m.ta, m.tb, m.M, m.N, m.K, m.alpha, static_cast<const uint16_t*>(m.A.data), m.A.ld,
               static_cast<const uint16_t*>(m.B.data), m.B.ld, m.beta, m.C, m.ldc);
   }
@@ -57,13 +75,12 @@ void CpuBackend::embedding_forward(float* out, const int32_t* ids, ParamView tab
   if (table.dtype == StorageDtype::F32) {
     lomo::embedding_forward(out, ids, static_cast<const float*>(table.f32()), N, table.cols);
   } else {
-    embedding_forward_bf16(out, ids, table.u16(), N, table.cols,
-                           table.dtype == StorageDtype::F16);
+    embedding_forward_bf16(out, ids, table.u16(), N, table.cols, table.dtype == StorageDtype::F16);
   }
 }
 
-void CpuBackend::embedding_backward(float* dtable, const float* dout, const int32_t* ids,
-                                    int64_t N, int64_t d) {
+void CpuBackend::embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N,
+                                    int64_t d) {
   lomo::embedding_backward(dtable, dout, ids, N, d);
 }
 
@@ -102,11 +119,24 @@ void CpuBackend::attention_forward(float* out, float* stats, float* work, const 
   lomo::attention_forward(out, stats, work, q, k, v, lengths, dims);
 }
 
-void CpuBackend::attention_backward(float* dq, float* dk, float* dv, float* work,
-                                    const float* dout, const float* stats, const float* q,
-                                    const float* k, const float* v, const int32_t* lengths,
-                                    const AttnDims& dims) {
+void CpuBackend::attention_backward(float* dq, float* dk, float* dv, float* work, const float* dout,
+                                    const float* stats, const float* q, const float* k,
+                                    const float* v, const int32_t* lengths, const AttnDims& dims) {
   lomo::attention_backward(dq, dk, dv, work, dout, stats, q, k, v, lengths, dims);
+}
+
+void CpuBackend::rope_forward_at(float* x, const RopeTable& table, int64_t pos0, int64_t B,
+                                 int64_t T, int64_t n_heads, int64_t head_dim) {
+  lomo::rope_forward_at(x, table, pos0, B, T, n_heads, head_dim);
+}
+
+int64_t CpuBackend::attention_cached_workspace_elems(const KvAttnDims& dims) const {
+  return kv_attention_work_elems(dims, threads());
+}
+
+void CpuBackend::attention_cached(float* out, float* work, const float* q, const float* k_cache,
+                                  const float* v_cache, const KvAttnDims& dims) {
+  kv_attention_forward(out, work, q, k_cache, v_cache, dims);
 }
 
 void CpuBackend::swiglu_forward(float* m, const float* g, const float* u, int64_t n) {
@@ -118,7 +148,9 @@ void CpuBackend::swiglu_backward(float* dg, float* du, const float* dm, const fl
   lomo::swiglu_backward(dg, du, dm, g, u, n);
 }
 
-void CpuBackend::add(float* y, const float* x, int64_t n) { add_inplace(y, x, n); }
+void CpuBackend::add(float* y, const float* x, int64_t n) {
+  add_inplace(y, x, n);
+}
 
 void CpuBackend::bias_rows(float* Y, const float* b, int64_t N, int64_t out) {
   lomo::bias_rows(Y, b, N, out);
@@ -148,15 +180,21 @@ void CpuBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream
   lomo::fill_normal(x, n, seed, stream, stddev);
 }
 
-void CpuBackend::clip_by_value(float* g, int64_t n, float v) { lomo::clip_by_value(g, n, v); }
+void CpuBackend::clip_by_value(float* g, int64_t n, float v) {
+  lomo::clip_by_value(g, n, v);
+}
 
-bool CpuBackend::all_finite(const float* g, int64_t n) { return lomo::all_finite(g, n); }
+bool CpuBackend::all_finite(const float* g, int64_t n) {
+  return lomo::all_finite(g, n);
+}
 
 bool CpuBackend::any_beyond(const float* g, int64_t n, float limit) {
   return lomo::any_beyond(g, n, limit);
 }
 
-double CpuBackend::sum_squares(const float* g, int64_t n) { return lomo::sum_squares(g, n); }
+double CpuBackend::sum_squares(const float* g, int64_t n) {
+  return lomo::sum_squares(g, n);
+}
 
 void CpuBackend::sgd_update(ParamView p, const float* g, const SgdStep& s) {
   lomo::sgd_update(p, g, s);
@@ -167,8 +205,7 @@ void CpuBackend::adalomo_update(ParamView p, float* g, float* row, float* col,
   lomo::adalomo_update(p, g, row, col, s);
 }
 
-void CpuBackend::adamw_update(ParamView p, const float* g, float* m, float* v,
-                              const AdamWStep& s) {
+void CpuBackend::adamw_update(ParamView p, const float* g, float* m, float* v, const AdamWStep& s) {
   lomo::adamw_update(p, g, m, v, s);
 }
 

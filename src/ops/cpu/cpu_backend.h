@@ -43,6 +43,11 @@ class CpuBackend : public Backend {
   void attention_backward(float* dq, float* dk, float* dv, float* work, const float* dout,
                           const float* stats, const float* q, const float* k, const float* v,
                           const int32_t* lengths, const AttnDims& dims) override;
+  void rope_forward_at(float* x, const RopeTable& table, int64_t pos0, int64_t B, int64_t T,
+                       int64_t n_heads, int64_t head_dim) override;
+  int64_t attention_cached_workspace_elems(const KvAttnDims& dims) const override;
+  void attention_cached(float* out, float* work, const float* q, const float* k_cache,
+                        const float* v_cache, const KvAttnDims& dims) override;
   void swiglu_forward(float* m, const float* g, const float* u, int64_t n) override;
   void swiglu_backward(float* dg, float* du, const float* dm, const float* g, const float* u,
                        int64_t n) override;

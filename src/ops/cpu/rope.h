@@ -12,6 +12,10 @@ namespace lomo {
 template <class T>
 void rope_forward(T* x, const RopeTable& table, int64_t B, int64_t Tlen, int64_t n_heads,
                   int64_t head_dim);
+// The same rotation for tokens at positions pos0 … pos0 + Tlen − 1 (after a KV cache).
+template <class T>
+void rope_forward_at(T* x, const RopeTable& table, int64_t pos0, int64_t B, int64_t Tlen,
+                     int64_t n_heads, int64_t head_dim);
 template <class T>
 void rope_backward(T* dx, const RopeTable& table, int64_t B, int64_t Tlen, int64_t n_heads,
                    int64_t head_dim);
