@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -73,7 +74,7 @@ TEST_F(GenerateCli, BadInputsAreRefusedWithAMessage) {
   const std::string m = "--model " + model_ + " ";
   expect_refused("--model /nonexistent/model --prompt hi", "/nonexistent/model");
   expect_refused(m + "--prompt ''", "--prompt is empty");
-  expect_refused(m, "exactly one of --prompt");
+  expect_refused(m, "give --prompt TEXT, --prompts FILE.jsonl, or --chat");
   expect_refused(m + "--prompt hi --temperature warm", "--temperature");
   expect_refused(m + "--prompt hi --temperature -1", "--temperature");
   expect_refused(m + "--prompt hi --top-p 0", "--top-p");
@@ -88,7 +89,13 @@ TEST_F(GenerateCli, BadInputsAreRefusedWithAMessage) {
   expect_refused(m + "--prompt hi --bf16-gemm on", "--dtype bf16");
   expect_refused(m + "--prompt hi --out x.jsonl", "--out");
   const fs::path prompts = dir_ / "p.jsonl";
-  expect_refused(m + "--prompt hi --prompts " + prompts.string(), "exactly one of");
+  expect_refused(m + "--prompt hi --prompts " + prompts.string(), "not both");
+  // Chat: its flags only with --chat; a model without a template names the flag that gives one.
+  expect_refused(m + "--prompt hi --system brief", "--system has no effect here");
+  expect_refused(m + "--prompt hi --chat-template t.jinja", "--chat-template has no effect");
+  expect_refused(m + "--chat --prompt hi", "no chat template; give one with --chat-template FILE");
+  expect_refused(m + "--chat --prompt hi --chat-template /nonexistent/t.jinja",
+                 "/nonexistent/t.jinja");
   expect_refused(m + "--prompts " + prompts.string(), "cannot open");
   std::ofstream(prompts) << "{\"prompt\": \"fine\"}\n{\"text\": \"no prompt\"}\n";
   expect_refused(m + "--prompts " + prompts.string(), "p.jsonl:2");
@@ -122,6 +129,44 @@ TEST_F(GenerateCli, GreedyOutputEqualsTheLibrary) {
       Generator(dec, tok.get()).generate(encode_prompt(*tok, "Once upon a time"), opts);
   EXPECT_EQ(r.out, g.text + "\n");
   EXPECT_NE(r.err.find("decode"), std::string::npos) << r.err;  // --stats line
+}
+
+// --chat renders each prompt as a user turn (after --system) with the template, encodes the
+// text without an added BOS, and continues it: equal to the library on those ids. Interactive,
+// each stdin line is a turn; the second turn reuses the first's cached prefix.
+TEST_F(GenerateCli, ChatRendersTurnsWithTheTemplateAndReusesTheCache) {
+  const fs::path tpl = dir_ / "t.jinja";
+  std::ofstream(tpl) << "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+                        "{% if add_generation_prompt %}[assistant]{% endif %}";
+  const std::string base = "--model " + model_ + " --chat --chat-template " + tpl.string() +
+                           " --temperature 0 --max-new-tokens 8 --threads 1 ";
+  const Result r = run(base + "--system 'Be brief.' --prompt 'Once upon a time'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  test::TestRun lib(model_);
+  const auto tok = text::load_tokenizer(model_);
+  CachedDecoder dec(lib.config(), lib.params(), lib.tracker, *lib.backend);
+  GenerateOptions opts;
+  opts.max_new_tokens = 8;
+  opts.sampling.temperature = 0;
+  opts.stop_ids = end_of_sequence_ids(model_, lib.config(), tok.get());
+  const Generation g = Generator(dec, tok.get())
+                           .generate(tok->encode("[system] Be brief.\n[user] Once upon a time\n"
+                                                 "[assistant]"),
+                                     opts);
+  EXPECT_EQ(r.out, g.text + "\n");
+
+  const fs::path in = dir_ / "turns.txt";
+  std::ofstream(in) << "Once upon a time\nAnd then\n\nnever read\n";
+  const Result chat = run(base + "--stats < " + in.string());
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  EXPECT_EQ(std::count(chat.out.begin(), chat.out.end(), '\n'), 2) << chat.out;
+  EXPECT_NE(chat.err.find("[turn 1] "), std::string::npos) << chat.err;
+  EXPECT_NE(chat.err.find("[turn 2] "), std::string::npos) << chat.err;
+  EXPECT_EQ(chat.err.find("[turn 3] "), std::string::npos) << "an empty line ends the chat";
+  EXPECT_EQ(chat.err.find("[turn 2] 0 prompt"), std::string::npos);
+  EXPECT_EQ(chat.err.find(" (0 reused)", chat.err.find("[turn 2]")), std::string::npos)
+      << "the second turn recomputed the first:\n"
+      << chat.err;
 }
 
 TEST_F(GenerateCli, BatchModeWritesJsonlAndSeedsRepeat) {

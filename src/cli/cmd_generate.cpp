@@ -1,7 +1,11 @@
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -10,8 +14,10 @@
 #include "cli/commands.h"
 #include "cli/preamble.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "model/decoder.h"
 #include "model/loader.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "train/generate.h"
 #include "train/memory_plan.h"
@@ -57,8 +63,8 @@ std::string staging_name(const std::string& out) {
 int cmd_generate(int argc, char** argv) {
   Args args(
       "generate",
-      "lomo generate --model PATH (--prompt TEXT | --prompts FILE.jsonl [--out FILE.jsonl]) "
-      "[flags]",
+      "lomo generate --model PATH (--prompt TEXT | --prompts FILE.jsonl [--out FILE.jsonl] | "
+      "--chat) [flags]",
       "Continues a prompt with the model, printing the text as it is generated. The prompt is\n"
       "read in one forward pass, then each new token attends to the cached keys and values of\n"
       "the tokens before it. --temperature 0 picks the most likely token every time (greedy);\n"
@@ -72,7 +78,13 @@ int cmd_generate(int argc, char** argv) {
       "{\"prompt\", \"completion\", \"tokens\": generated count, \"finish_reason\": "
       "eos|stop|length|\n"
       "context} is written per prompt to --out (or stdout), for scripted evaluation; prompt i\n"
-      "samples from random stream i, so a run repeats whatever the order of other work.",
+      "samples from random stream i, so a run repeats whatever the order of other work.\n"
+      "\n"
+      "--chat talks to the model through its chat template (the model's own, or\n"
+      "--chat-template FILE): with --prompt or --prompts each prompt is one user turn (after\n"
+      "--system, if given); alone, it is an interactive conversation: each line typed on stdin\n"
+      "is a user turn, the reply streams back, the whole conversation is the context of the next\n"
+      "turn (its cached prefix is reused); an empty line or end of input ends it.",
       {model_flag("Hugging Face model folder or .gguf file"),
        {"prompt", "TEXT", "the text to continue (encoded as a document: BOS if the model uses one)",
         ""},
@@ -88,6 +100,13 @@ int cmd_generate(int argc, char** argv) {
        {"seed", "N", "random seed of the sampling", "0"},
        {"stop", "STRING", "end when the text contains STRING (cut before it); repeatable", "",
         false, true},
+       {"chat", "", "render prompts as user turns with the chat template; alone: interactive",
+        ""},
+       {"system", "TEXT", "with --chat: a system message before the first user turn", ""},
+       {"chat-template", "FILE",
+        "with --chat: a Jinja chat template (or a tokenizer_config.json holding one) instead of "
+        "the model's",
+        ""},
        {"ignore-eos", "", "keep generating past the end-of-sequence token (benchmarks)", ""},
        {"dtype", "fp32|bf16|fp16", "storage of the 2-D weights (compute is fp32)", "fp32"},
        {"bf16-gemm", "on|off", "with --dtype bf16: products in bf16 (weights as stored)", "on"},
@@ -100,9 +119,19 @@ int cmd_generate(int argc, char** argv) {
   }
 
   // Everything a user can get wrong is refused here, before the weights are read.
-  if (args.given("prompt") == args.given("prompts")) {
-    throw Error("give exactly one of --prompt TEXT and --prompts FILE.jsonl");
+  const bool chat = args.given("chat");
+  if (args.given("prompt") && args.given("prompts")) {
+    throw Error("give one of --prompt TEXT and --prompts FILE.jsonl, not both");
   }
+  if (!chat && !args.given("prompt") && !args.given("prompts")) {
+    throw Error("give --prompt TEXT, --prompts FILE.jsonl, or --chat for a conversation");
+  }
+  for (const char* f : {"system", "chat-template"}) {
+    if (args.given(f) && !chat) {
+      throw Error(std::string("--") + f + " has no effect here: it applies to --chat");
+    }
+  }
+  const bool interactive = chat && !args.given("prompt") && !args.given("prompts");
   if (args.given("out") && !args.given("prompts")) {
     throw Error("--out writes the results of --prompts; with --prompt the text goes to stdout");
   }
@@ -164,10 +193,37 @@ int cmd_generate(int argc, char** argv) {
   const int64_t context = config.sliding_window > 0
                               ? std::min(config.max_position, config.sliding_window)
                               : config.max_position;
+  // The chat template, before any weight is read: the model's own, or --chat-template FILE.
+  std::optional<text::ChatTemplate> tpl;
+  if (chat) {
+    if (args.given("chat-template")) {
+      const auto [bos, eos] = text::model_special_tokens(model_path);
+      tpl = text::chat_template_from_file(args.str("chat-template"), bos, eos);
+    } else {
+      tpl = text::load_chat_template(model_path);
+      if (!tpl) {
+        throw Error(model_path +
+                    ": the model has no chat template; give one with --chat-template FILE");
+      }
+    }
+  }
+  std::vector<text::ChatMessage> opening;  // what every conversation starts with
+  if (args.given("system")) opening.push_back({"system", args.str("system")});
+  // A conversation's ids: rendered with the generation prompt, encoded without an added BOS
+  // (the template writes it), as transformers' apply_chat_template does.
+  auto chat_ids = [&](const std::vector<text::ChatMessage>& messages) {
+    return tok->encode(tpl->render(messages, text::GenerationPrompt::On));
+  };
   std::vector<std::vector<int32_t>> prompt_ids;
   int64_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    prompt_ids.push_back(encode_prompt(*tok, prompts[i]));
+    if (chat) {
+      std::vector<text::ChatMessage> m = opening;
+      m.push_back({"user", prompts[i]});
+      prompt_ids.push_back(chat_ids(m));
+    } else {
+      prompt_ids.push_back(encode_prompt(*tok, prompts[i]));
+    }
     const auto n = static_cast<int64_t>(prompt_ids.back().size());
     if (n == 0) throw Error("prompt " + std::to_string(i + 1) + " encodes to no tokens");
     if (n >= context) {
@@ -181,10 +237,14 @@ int cmd_generate(int argc, char** argv) {
 
   const std::unique_ptr<Backend> backend = backend_from_args(args);
   MemoryTracker tracker;
-  Model model = load_model(model_path, tracker, dtype);
+  LiveLine line(stderr, is_live_terminal(stderr));
+  Progress loading(line, "load", "tensors");
+  Model model = load_model(model_path, tracker, dtype, loading.fn());
+  loading.finish();
   DecoderOptions dopts;
   dopts.bf16_gemm = bf16_gemm;
-  dopts.capacity = std::min(longest + gen.max_new_tokens, context);
+  // A conversation grows turn by turn: its cache holds the whole context from the start.
+  dopts.capacity = interactive ? context : std::min(longest + gen.max_new_tokens, context);
   CachedDecoder decoder(model.config, model.params, tracker, *backend, dopts);
   Generator generator(decoder, tok.get());
   if (stats) {
@@ -192,6 +252,39 @@ int cmd_generate(int argc, char** argv) {
                  backend->name().c_str(), args.str("dtype").c_str(),
                  bf16_gemm ? " (bf16 products)" : "", decoder.weight_bytes_per_token(),
                  format_bytes(KvCache::bytes(model.config, decoder.capacity())).c_str());
+  }
+
+  if (interactive) {
+    // One user turn per line of stdin; the reply streams to stdout and joins the conversation.
+    const bool prompt_user = isatty(fileno(stdin)) != 0;
+    std::vector<text::ChatMessage> history = opening;
+    std::string user;
+    for (size_t turn = 0;; ++turn) {
+      if (prompt_user) std::fputs("> ", stderr);
+      if (!std::getline(std::cin, user) || user.empty()) break;
+      history.push_back({"user", user});
+      const std::vector<int32_t> ids = chat_ids(history);
+      if (static_cast<int64_t>(ids.size()) >= context) {
+        throw Error("the conversation is " + std::to_string(ids.size()) +
+                    " tokens; the model's context is " + std::to_string(context) +
+                    ": start a new one");
+      }
+      gen.stream = turn;
+      const Generation g = generator.generate(ids, gen, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      });
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      history.push_back({"assistant", g.text});
+      if (stats) {
+        std::fprintf(stderr, "[turn %zu] %lld prompt tokens (%lld reused), %zu generated (%s)\n",
+                     turn + 1, static_cast<long long>(g.prompt_tokens),
+                     static_cast<long long>(g.reused_tokens), g.tokens.size(),
+                     finish_reason_name(g.reason));
+      }
+    }
+    return 0;
   }
 
   const bool batch = args.given("prompts");
