@@ -17,3 +17,10 @@ mkdir -p runs/demo
 ./build/lomo train --task choice --data data/glorp/train.jsonl --eval-data data/glorp/heldout.jsonl \
   --out runs/demo/model --steps 40 --batch-size 8 --lr 0.05 --clip-grad-norm 1.0 --eval-every 10 \
   --checkpointing off --log runs/demo/train_log.jsonl
+# Ask the fine-tuned model one held-out question (ham is in data/glorp/heldout.jsonl, not in
+# the training split), greedy, and print its answer.
+question="Is a ham a glorp?"
+printf '\nlomo generate on the fine-tuned model, a held-out question: %s\n' "$question"
+answer=$(./build/lomo generate --model runs/demo/model --prompt "$question
+Answer: " --temperature 0 --max-new-tokens 3)
+printf 'answer: %s\n' "$answer"

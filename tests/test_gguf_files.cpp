@@ -65,6 +65,17 @@ TEST(GgufRoundTrip, DefaultModelThroughF32GgufAndHfFolderIsExact) {
     EXPECT_EQ(tok3->encode("Numbers 2026 and spaces   9"),
               tok->encode("Numbers 2026 and spaces   9"));
     EXPECT_EQ(tok3->eos_id, tok->eos_id);
+    // And from the folder back to GGUF (the chat workflow's last step, export for llama.cpp):
+    // the special tokens the folder resolved (tokenizer_config.json) and its chat template stay.
+    export_gguf((d / "hf.gguf").string(), c, tok3.get(), (d / "hf").string(), GgmlType::F32);
+    const auto tok4 = text::load_tokenizer((d / "hf.gguf").string());
+    EXPECT_EQ(tok4->eos_id, tok->eos_id);
+    EXPECT_EQ(tok4->bos_id, tok->bos_id);
+    EXPECT_EQ(tok4->add_bos, tok->add_bos);
+    const GgufFile src_file(src), out((d / "hf.gguf").string());
+    ASSERT_NE(out.get("tokenizer.chat_template"), nullptr) << "the folder's template was lost";
+    EXPECT_EQ(out.get("tokenizer.chat_template")->value,
+              src_file.get("tokenizer.chat_template")->value);
   }
   fs::remove_all(d);
 }

@@ -1,6 +1,9 @@
 #include "model/export.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/file.h"
@@ -21,6 +24,20 @@ GgmlType parse_gguf_out_type(const std::string& s) {
 }
 
 namespace {
+
+// A model folder's chat template as its files hold it (chat_template.jinja, else the string
+// "chat_template" of tokenizer_config.json); "" when it has none.
+std::string folder_chat_template(const fs::path& dir) {
+  if (std::ifstream in(dir / "chat_template.jinja"); in) {
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+  std::ifstream in(dir / "tokenizer_config.json");
+  if (!in) return "";
+  const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string())
+    return j["chat_template"].get<std::string>();
+  return "";
+}
 
 GgufValue u32(uint64_t v) {
   return {GgufType::U32, GgufType::U32, v};
@@ -116,8 +133,18 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
     }
   } else {
     kv["general.name"] = str(fs::path(source).filename().string());
-    if (const auto* bpe = dynamic_cast<const text::BpeTokenizer*>(tok))
+    if (const auto* bpe = dynamic_cast<const text::BpeTokenizer*>(tok)) {
       bpe_metadata(bpe->parts(), kv);
+      // The special tokens as the tokenizer resolved them (tokenizer_config.json,
+      // generation_config.json, config.json), which tokenizer.json alone does not name.
+      if (tok->bos_id >= 0) kv["tokenizer.ggml.bos_token_id"] = u32(tok->bos_id);
+      if (tok->eos_id >= 0) kv["tokenizer.ggml.eos_token_id"] = u32(tok->eos_id);
+      kv["tokenizer.ggml.add_bos_token"] = {GgufType::BOOL, GgufType::BOOL, tok->add_bos};
+    }
+    if (fs::is_directory(source)) {
+      if (std::string t = folder_chat_template(source); !t.empty())
+        kv["tokenizer.chat_template"] = str(t);
+    }
   }
   const std::string arch = c.arch == Arch::Qwen2 ? "qwen2" : "llama";
   const std::string a = arch + ".";
