@@ -12,11 +12,15 @@ excluded=(
   # Compares the planner with the process's RSS, which the sanitizers' shadow memory and
   # quarantine inflate by design.
   MemoryPlan.PredictionMatchesTheProcessRss
+  # 528 small training steps (9 s normally) took 349 s under the sanitizers on 2026-11-30, the
+  # whole suite's long pole; the code paths it walks are the ones the other tests run here.
+  MemoryPlan.PredictionEqualsTrackedPeaksForEveryConfiguration
 )
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# -g1: line tables only, enough for file:line in every report, and a faster build than -g.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="$san" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -march=native" \
+  -DCMAKE_CXX_FLAGS="$san" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -march=native" \
   -DCMAKE_EXE_LINKER_FLAGS="$san" -DCMAKE_SHARED_LINKER_FLAGS="$san" > /dev/null
 cmake --build build-asan -j "$(nproc)" --target lomo lomo_tests
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, run every test; then the whole suite again under ASan + UBSan
-# (scripts/asan_test.sh, build-asan/) and every fuzz target over its corpus plus 10 s of fuzzing
+# (scripts/asan_test.sh, build-asan/) and every fuzz target over its corpus plus 5 s of fuzzing
 # each (scripts/fuzz.sh --replay, build-fuzz/). See docs/reliability.md, "Untrusted input".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,4 @@ scripts/tensorboard_venv.sh > /dev/null
 scripts/build.sh
 (cd build && ctest --output-on-failure -j "$(nproc)")
 scripts/asan_test.sh
-scripts/fuzz.sh --replay 10
+scripts/fuzz.sh --replay 5
