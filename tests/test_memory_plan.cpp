@@ -21,16 +21,22 @@ double gib(size_t b) {
   return static_cast<double>(b) / (1024.0 * 1024 * 1024);
 }
 
-TEST(MemoryPlan, ReproducesThePapersTable1ForLlama7B) {
-  // Lv et al. 2023, Table 1: LLaMA-7B, fp16, batch 8, seq 512, GB = 2^30 bytes, counted as the
-  // paper does (MemoryConvention::Paper).
-  const auto backend = make_backend();
+// The paper's Table 1 shape: LLaMA-7B in fp16, batch 8 × 512.
+MemoryPlanInput table1_shape(const Backend& backend) {
   MemoryPlanInput in;
-  in.backend = backend.get();
+  in.backend = &backend;
   in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/llama-7b.json");
   in.dtype = StorageDtype::F16;
   in.batch = 8;
   in.seq = 512;
+  return in;
+}
+
+TEST(MemoryPlan, ReproducesThePapersTable1ForLlama7B) {
+  // Lv et al. 2023, Table 1: LLaMA-7B, fp16, batch 8, seq 512, GB = 2^30 bytes, counted as the
+  // paper does (MemoryConvention::Paper).
+  const auto backend = make_backend();
+  MemoryPlanInput in = table1_shape(*backend);
   in.convention = MemoryConvention::Paper;
   auto round2 = [](size_t b) { return std::round(gib(b) * 100) / 100; };
   in.optimizer = OptimizerKind::AdamW;
@@ -56,12 +62,7 @@ TEST(MemoryPlan, ReproducesThePapersTable1ForLlama7B) {
 // weights (fp32 master copies, not implemented) are refused as the trainer refuses them.
 TEST(MemoryPlan, EngineConventionCountsFp32GradientsAndRefusesWhatTheEngineRefuses) {
   const auto backend = make_backend();
-  MemoryPlanInput in;
-  in.backend = backend.get();
-  in.config = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/llama-7b.json");
-  in.dtype = StorageDtype::F16;
-  in.batch = 8;
-  in.seq = 512;
+  MemoryPlanInput in = table1_shape(*backend);
   in.optimizer = OptimizerKind::Lomo;
   EXPECT_EQ(plan_memory(in).gradients, size_t{32000} * 4096 * 4);
   for (const OptimizerKind opt : {OptimizerKind::Sgd, OptimizerKind::AdamW}) {
