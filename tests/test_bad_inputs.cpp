@@ -18,21 +18,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;      // the exit code, or −1 when the process did not exit normally
-  int signal = 0;  // the signal that killed it, or 0
-  std::string output;
-};
+using Result = test::CommandResult;
 
 Result run(const std::string& args) {
-  const std::string cmd = std::string(LOMO_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0, out};
+  return test::run_command(std::string(LOMO_BINARY) + " " + args + " 2>&1");
 }
 
 std::string slurp(const fs::path& p) {

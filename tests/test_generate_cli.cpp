@@ -48,14 +48,9 @@ class GenerateCli : public ::testing::Test {
 
   Result run(const std::string& args) {
     const fs::path err = dir_ / "stderr.txt";
-    const std::string cmd = std::string(LOMO_BINARY) + " generate " + args + " 2>" + err.string();
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out, slurp(err)};
+    const test::CommandResult r = test::run_command(std::string(LOMO_BINARY) + " generate " +
+                                                    args + " 2>" + err.string());
+    return {r.status, r.output, slurp(err)};
   }
 
   void expect_refused(const std::string& args, const std::string& needle) {

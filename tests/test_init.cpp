@@ -21,14 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 
 int run(const std::string& args, std::string* output = nullptr) {
-  FILE* p = popen((std::string(LOMO_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  if (output) *output = out;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  const test::CommandResult r =
+      test::run_command(std::string(LOMO_BINARY) + " " + args + " 2>&1");
+  if (output) *output = r.output;
+  return r.status;
 }
 
 TEST(Init, StreamedFileEqualsTheModelInMemory) {

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "ops/backend.h"
 #include "test_run.h"
+#include "test_util.h"
 #include "train/memory_plan.h"
 
 namespace lomo {
@@ -211,12 +212,9 @@ TEST(MemoryPlan, PredictionMatchesTheProcessRss) {
     const std::string cmd = std::string(LOMO_BINARY) + " memory --config " + LOMO_SOURCE_DIR +
                             "/configs/smollm2-135m-shape.json --measure --json --batch-size 2 "
                             "--seq-len 128 --memory-limit 0 " + f + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    ASSERT_EQ(pclose(p), 0) << cmd << "\n" << out;
+    const test::CommandResult r = test::run_command(cmd);
+    const std::string& out = r.output;
+    ASSERT_EQ(r.status, 0) << cmd << "\n" << out;
     const auto j = nlohmann::json::parse(out);
     const double predicted = j.at("total").get<double>();
     const auto& m = j.at("measured");

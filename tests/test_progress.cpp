@@ -118,12 +118,9 @@ TEST(Progress, TrainShowsALiveLineOnATerminalAndPlainLinesInAPipe) {
            " --steps 3 --batch-size 1 --threads 1";
   };
   auto run = [](const std::string& c) {
-    FILE* p = popen((c + " 2>&1").c_str(), "r");
-    std::string s;
-    char buf[512];
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) s.append(buf, n);
-    EXPECT_EQ(pclose(p), 0) << c << "\n" << s;
-    return s;
+    const test::CommandResult r = test::run_command(c + " 2>&1");
+    EXPECT_EQ(r.status, 0) << c << "\n" << r.output;
+    return r.output;
   };
   const std::string piped = run(cmd("piped"));
   const std::string tty = run("TERM=xterm script -qefc '" + cmd("tty") + "' /dev/null");

@@ -33,12 +33,10 @@ std::string model_dir() {
 }
 
 std::string run_cli(const std::string& args) {
-  FILE* p = popen((std::string(LOMO_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::string text;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) text += buf;
-  EXPECT_EQ(WEXITSTATUS(pclose(p)), 0) << args << "\n" << text;
-  return text;
+  const test::CommandResult r =
+      test::run_command(std::string(LOMO_BINARY) + " " + args + " 2>&1");
+  EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+  return r.output;
 }
 
 // flag name -> the default its --help line shows ("" when none; "(required)" when required).

@@ -204,12 +204,10 @@ namespace lomo {
 namespace {
 
 std::string run_cli(const std::string& args, int* status) {
-  FILE* p = popen((std::string(LOMO_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::string text;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) text += buf;
-  *status = WEXITSTATUS(pclose(p));
-  return text;
+  const test::CommandResult r =
+      test::run_command(std::string(LOMO_BINARY) + " " + args + " 2>&1");
+  *status = r.status;
+  return r.output;
 }
 
 TEST(TokenizeCli, EncodesAndDecodesBack) {

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -12,6 +14,27 @@
 #include "model/batch.h"
 
 namespace lomo::test {
+
+// A command run through the shell: its exit code (−1 when it did not exit normally), the signal
+// that killed it (0 if none), and what it wrote to stdout (add " 2>&1" to the command for both).
+struct CommandResult {
+  int status = -1;
+  int signal = 0;
+  std::string output;
+};
+
+inline CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  return r;
+}
 
 inline std::string fixture_dir(const std::string& name) {
   return std::string(LOMO_FIXTURES_DIR) + "/" + name;
