@@ -102,6 +102,11 @@ void NanFillBackend::bias_rows(float* Y, const float* b, int64_t N, int64_t out)
   CpuBackend::bias_rows(Y, b, N, out);
 }
 
+void NanFillBackend::dropout(float* y, const float* x, int64_t n, float p, uint64_t key) {
+  poison(y, n);
+  CpuBackend::dropout(y, x, n, p, key);
+}
+
 void NanFillBackend::bias_grad(float* db, const float* dY, int64_t N, int64_t out) {
   poison(db, out);
   CpuBackend::bias_grad(db, dY, N, out);

@@ -189,6 +189,98 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
   std::printf("  %d configurations: predicted total = tracked peak total\n", cases);
 }
 
+// The same, with LoRA adapters: a frozen base (no base gradient, no base state) and a base
+// trained by LOMO or AdaLomo beside them, with and without dropout (its scratch), every clip.
+TEST(MemoryPlan, PredictionEqualsTrackedPeaksWithLora) {
+  const ModelConfig tied = load_config(std::string(LOMO_SOURCE_DIR) + "/configs/tiny-llama.json");
+  const ModelConfig biased = parse_config(nlohmann::json::parse(R"({
+      "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64,
+      "intermediate_size": 40, "num_hidden_layers": 3, "num_attention_heads": 8,
+      "num_key_value_heads": 4, "head_dim": 16, "vocab_size": 301,
+      "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+      "tie_word_embeddings": false, "hidden_act": "silu"})"),
+                                          "the test's untied model");
+  struct Variant {
+    OptimizerKind opt;
+    StorageDtype dtype;
+    bool frozen;
+    bool bf16_gemm = false;
+  };
+  const Variant variants[] = {
+      {OptimizerKind::Lomo, StorageDtype::F32, true},
+      {OptimizerKind::Lomo, StorageDtype::F32, false},
+      {OptimizerKind::AdaLomo, StorageDtype::F32, false},
+      {OptimizerKind::Lomo, StorageDtype::BF16, true, true},
+      {OptimizerKind::Lomo, StorageDtype::BF16, false, true},
+      {OptimizerKind::Lomo, StorageDtype::BF16, false},
+  };
+  int cases = 0;
+  for (const ModelConfig& c : {tied, biased}) {
+    for (const auto& [B, T] : {std::pair<int64_t, int64_t>{3, 37}, {1, 128}}) {
+      std::vector<Sequence> seqs(B);
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < T; ++t)
+          seqs[b].ids.push_back(static_cast<int32_t>(counter_random(1, b, t) % c.vocab));
+      }
+      const Batch batch = make_batch(seqs);
+      for (const Variant& v : variants) {
+        for (const float dropout : {0.0f, 0.2f}) {
+          for (const int clip : {0, 1, 2}) {  // none, norm, value
+            for (const Checkpointing ck : {Checkpointing::On, Checkpointing{0, false}}) {
+              test::TestRun run(c, 0, v.dtype);
+              const LoraConfig lora{.rank = 3,
+                                    .alpha = 6,
+                                    .dropout = dropout,
+                                    .targets = parse_lora_targets(dropout > 0 ? "all" : "q,o")};
+              LoraAdapters adapters(lora, c, run.tracker);
+              adapters.init(1);
+              TrainOptions o;
+              o.optimizer = v.opt;
+              o.checkpointing = ck;
+              o.bf16_gemm = v.bf16_gemm;
+              o.fused_gemm_update = true;
+              o.clip_grad_norm = clip == 1 ? 1.0f : 0.0f;
+              o.clip_grad_value = clip == 2 ? 0.5f : 0.0f;
+              o.lora = &adapters;
+              o.base_frozen = v.frozen;
+              Trainer trainer = run.trainer(o);
+              trainer.step(batch, 0.0, 1, 0.0);
+              MemoryPlanInput in;
+              in.config = c;
+              in.backend = run.backend.get();
+              in.optimizer = v.opt;
+              in.dtype = v.dtype;
+              in.batch = B;
+              in.seq = T;
+              in.checkpointing = ck;
+              in.bf16_gemm = v.bf16_gemm;
+              in.clip_grad_norm = clip == 1;
+              in.clip_grad_value = clip == 2;
+              in.lora = lora;
+              in.base_frozen = v.frozen;
+              const MemoryPlan p = plan_memory(in);
+              const std::string what =
+                  std::string(arch_name(c.arch)) + " " + std::to_string(B) + "x" +
+                  std::to_string(T) + ", " + (v.frozen ? "frozen base" : optimizer_name(v.opt)) +
+                  ", " + storage_dtype_name(v.dtype) + (v.bf16_gemm ? ", bf16 products" : "") +
+                  ", dropout " + std::to_string(dropout) + ", clip " + std::to_string(clip) +
+                  ", ckpt " + describe_checkpointing(ck, c.n_layer);
+              const MemoryTracker& t = run.tracker;
+              EXPECT_EQ(p.parameters, t.peak(MemCategory::Parameters)) << what;
+              EXPECT_EQ(p.gradients, t.peak(MemCategory::Gradients)) << what;
+              EXPECT_EQ(p.optimizer_states, t.peak(MemCategory::OptimizerStates)) << what;
+              EXPECT_EQ(p.activations, t.peak(MemCategory::Activations)) << what;
+              EXPECT_EQ(p.workspace, t.peak(MemCategory::Workspace)) << what;
+              if (p.total() == t.peak_total()) ++cases;
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %d LoRA configurations: predicted total = tracked peak total\n", cases);
+}
+
 // The tracked peaks are the engine's own bookkeeping; the kernel's count is independent of it.
 // `lomo memory --measure` in a fresh process, on SmolLM2-135M's shape (random weights, batch
 // 2 × 128), for each optimizer, dtype, clipping and checkpointing kind: the process's peak RSS

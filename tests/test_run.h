@@ -36,7 +36,7 @@ class TestRun {
   ModelParams& params() { return model.params; }
   const ModelConfig& config() const { return model.config; }
   Trainer trainer(const TrainOptions& opts) { return Trainer(net, opts, tracker); }
-  StoredGradients stored_gradients() { return StoredGradients(model.params, tracker, *backend); }
+  StoredGradients stored_gradients() { return StoredGradients(model.params.all(), tracker, *backend); }
 
   MemoryTracker tracker;
   std::unique_ptr<Backend> backend;

@@ -55,6 +55,38 @@ std::vector<RunFlag> table() {
       {{"lr", "F", "peak learning rate",
         "0.03 for lomo/sgd (the paper's), 5e-4 adalomo, 1e-5 adamw"},
        T},
+      {{"lora-rank", "R",
+        "train LoRA adapters of rank R (PEFT's layout) beside the base model; 0 = off", "0"},
+       S},
+      {{"lora-alpha", "F", "LoRA scaling numerator: the adapters add (alpha/r)·B·A·x",
+        "2 × rank"},
+       T},
+      {{"lora-dropout", "F", "dropout on the adapters' input, in training", "0"}, S},
+      {{"lora-targets", "LIST",
+        "the linear layers that get adapters: any of q,k,v,o,gate,up,down, or all", "q,v"},
+       S},
+      {{"rslora", "on|off", "rank-stabilised LoRA: scaling alpha/sqrt(r) instead of alpha/r",
+        "off"},
+       T},
+      {{"lora-lr", "F", "the adapters' peak learning rate (AdamW, beta 0.9/0.999, eps 1e-8)",
+        "2e-4"},
+       T},
+      {{"base-lr", "F",
+        "with LoRA: the base model's peak learning rate (--optimizer lomo or adalomo, inside "
+        "backward, as in the paper's LoRA+LOMO); 0 = frozen base, plain LoRA",
+        "0"},
+       S},
+      {{"lora-weight-decay", "F", "the adapters' AdamW weight decay", "0"}, T},
+      {{"lora-resume", "DIR",
+        "start the adapters from a PEFT adapter folder (its rank, alpha, targets and rsLoRA "
+        "setting)",
+        ""},
+       T},
+      {{"merge", "",
+        "with LoRA: save base + adapters as one model (--out-format hf or gguf) instead of the "
+        "adapter folder",
+        ""},
+       T},
       {{"steps", "N", "number of optimisation steps (instead of --epochs)", ""}, T},
       {{"epochs", "N", "passes over the data (steps = ceil(epochs·lines / batch))", "1"}, T},
       {{"batch-size", "N", "sequences per step", "4"}, S},
@@ -214,6 +246,18 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("keep")) r.keep = a.integer("keep", 1, 1 << 20);
   if (given("checkpoint-dir")) r.checkpoint_dir = a.str("checkpoint-dir");
   if (given("resume")) r.resume_path = a.str("resume");
+  if (has("lora-rank")) r.lora_rank = a.integer("lora-rank", 0, 1 << 20);
+  if (given("lora-alpha")) r.lora_alpha = static_cast<float>(a.number("lora-alpha", 1e-6, 1e6));
+  if (has("lora-dropout")) r.lora_dropout = static_cast<float>(a.number("lora-dropout", 0, 0.999));
+  if (has("lora-targets")) r.lora_targets = a.str("lora-targets");
+  if (has("rslora")) r.rslora = a.on_off("rslora");
+  if (has("lora-lr")) r.lora_lr = a.number("lora-lr", 0, 1e6);
+  if (has("base-lr")) r.base_lr = a.number("base-lr", 0, 1e6);
+  if (has("lora-weight-decay"))
+    r.lora_weight_decay = static_cast<float>(a.number("lora-weight-decay", 0, 1e3));
+  if (given("lora-resume")) r.lora_resume_path = a.str("lora-resume");
+  if (given("merge")) r.merge = true;
+  if (r.uses_lora()) parse_lora_targets(r.lora_targets);  // a bad name, before anything is read
   check_flags_apply(a, r);
   return r;
 }
@@ -243,6 +287,14 @@ void check_flags_apply(const Args& a, const RunConfig& r) {
   }
   if (a.given("eval-every") && r.eval_data_path.empty()) {
     refuse("--eval-every", "there is no --eval-data to evaluate on");
+  }
+  if (!r.uses_lora()) {
+    for (const char* f : {"lora-alpha", "lora-dropout", "lora-targets", "rslora", "lora-lr",
+                          "base-lr", "lora-weight-decay", "merge"}) {
+      if (a.given(f)) {
+        refuse(std::string("--") + f, "it is a LoRA setting, and LoRA is off (add --lora-rank R)");
+      }
+    }
   }
   if (a.given("fused-gemm-update") && r.optimizer != OptimizerKind::Lomo) {
     refuse("--fused-gemm-update",

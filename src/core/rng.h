@@ -36,4 +36,12 @@ inline double counter_normal(uint64_t seed, uint64_t stream, uint64_t index) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
+// Inverted dropout's mask (LoRA's --lora-dropout): element i of a stream is kept when its uniform
+// is ≥ p, so the mask is a pure function of (seed, stream, i) — the same in a recomputed forward,
+// in backward and on any thread count.
+inline bool dropout_keeps(uint64_t key, uint64_t i, float p) {
+  const double u = (static_cast<double>(splitmix64(key ^ i) >> 11) + 0.5) * 0x1.0p-53;
+  return u >= p;
+}
+
 }  // namespace lomo

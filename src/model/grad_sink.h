@@ -21,6 +21,12 @@ struct FusedLinearUpdate {
 class GradSink {
  public:
   virtual ~GradSink() = default;
+  // Whether p is trained this step. Backward never computes the gradient of a tensor that is
+  // not (LoRA with a frozen base: only dX flows through it), and never asks for its buffer.
+  virtual bool trains(const Param& p) const {
+    (void)p;
+    return true;
+  }
   // Where backward writes p's gradient (p.numel() floats). Contents are unspecified: backward
   // overwrites it, or zeroes it first when it accumulates. Asking twice for the same parameter
   // before consume() returns the same buffer (the tied embedding relies on this).

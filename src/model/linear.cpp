@@ -2,8 +2,118 @@
 
 namespace lomo {
 
-void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t N,
-                    WeightCache& wc) {
+namespace {
+
+// drop(X)(N, in): X itself without dropout, else the masked copy in the adapter's scratch.
+const float* dropped_input(Backend& be, const float* X, int64_t N, int64_t in,
+                           const LinearAdapter& ad) {
+  if (ad.dropout <= 0) return X;
+  be.dropout(ad.xd, X, N * in, ad.dropout, ad.dropout_key);
+  return ad.xd;
+}
+
+// u(N, r) = drop(X)(N, in) · A(r, in)ᵀ
+void adapter_down(Backend& be, const float* xd, int64_t N, int64_t in, const LinearAdapter& ad) {
+  const int64_t r = ad.A->shape[0];
+  be.matmul({.ta = Trans::No,
+             .tb = Trans::Yes,
+             .M = N,
+             .N = r,
+             .K = in,
+             .A = MatRef::f32(xd, in),
+             .B = MatRef::f32(ad.A->data.f32(), in),
+             .C = ad.u,
+             .ldc = r});
+}
+
+void adapter_forward(Backend& be, float* Y, const float* X, int64_t N, const LinearAdapter& ad) {
+  const int64_t r = ad.A->shape[0], in = ad.A->shape[1], out = ad.B->shape[0];
+  adapter_down(be, dropped_input(be, X, N, in, ad), N, in, ad);
+  // Y(N, out) += s · u(N, r) · B(out, r)ᵀ
+  be.matmul({.ta = Trans::No,
+             .tb = Trans::Yes,
+             .M = N,
+             .N = out,
+             .K = r,
+             .alpha = ad.scale,
+             .A = MatRef::f32(ad.u, r),
+             .B = MatRef::f32(ad.B->data.f32(), r),
+             .beta = 1.0f,
+             .C = Y,
+             .ldc = out});
+}
+
+// dX += s·((dY·B)·A ⊙ mask / (1 − p)); dB = s·dYᵀ·u and dA = s·(dY·B)ᵀ·drop(X) to the sink.
+// In the forward pass this was: Y += s · (drop(X)·Aᵀ)·Bᵀ.
+void adapter_backward(Backend& be, float* dX, const float* dY, const float* X, int64_t N,
+                      const LinearAdapter& ad, GradSink& sink) {
+  const int64_t r = ad.A->shape[0], in = ad.A->shape[1], out = ad.B->shape[0];
+  const float* xd = dropped_input(be, X, N, in, ad);  // (N, in)
+  adapter_down(be, xd, N, in, ad);                    // u(N, r)
+  // dB(out, r) = s · dY(N, out)ᵀ · u(N, r)
+  float* dB = sink.gradient_buffer(*ad.B);
+  be.matmul({.ta = Trans::Yes,
+             .tb = Trans::No,
+             .M = out,
+             .N = r,
+             .K = N,
+             .alpha = ad.scale,
+             .A = MatRef::f32(dY, out),
+             .B = MatRef::f32(ad.u, r),
+             .C = dB,
+             .ldc = r});
+  sink.consume(*ad.B, dB);
+  // g(N, r) = dY(N, out) · B(out, r)
+  be.matmul({.ta = Trans::No,
+             .tb = Trans::No,
+             .M = N,
+             .N = r,
+             .K = out,
+             .A = MatRef::f32(dY, out),
+             .B = MatRef::f32(ad.B->data.f32(), r),
+             .C = ad.g,
+             .ldc = r});
+  // dA(r, in) = s · g(N, r)ᵀ · drop(X)(N, in)
+  float* dA = sink.gradient_buffer(*ad.A);
+  be.matmul({.ta = Trans::Yes,
+             .tb = Trans::No,
+             .M = r,
+             .N = in,
+             .K = N,
+             .alpha = ad.scale,
+             .A = MatRef::f32(ad.g, r),
+             .B = MatRef::f32(xd, in),
+             .C = dA,
+             .ldc = in});
+  sink.consume(*ad.A, dA);
+  // dX(N, in) += s · g(N, r) · A(r, in), through the mask when there is dropout (drop(X) is dead
+  // now: its scratch takes g·A first).
+  Matmul dx{.ta = Trans::No,
+            .tb = Trans::No,
+            .M = N,
+            .N = in,
+            .K = r,
+            .alpha = ad.scale,
+            .A = MatRef::f32(ad.g, r),
+            .B = MatRef::f32(ad.A->data.f32(), in),
+            .beta = 1.0f,
+            .C = dX,
+            .ldc = in};
+  if (ad.dropout <= 0) {
+    be.matmul(dx);
+    return;
+  }
+  dx.alpha = 1.0f;
+  dx.beta = 0.0f;
+  dx.C = ad.xd;
+  be.matmul(dx);
+  be.dropout_add(dX, ad.xd, N * in, ad.dropout, ad.scale, ad.dropout_key);
+}
+
+}  // namespace
+
+void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t N, WeightCache& wc,
+                    const LinearAdapter* adapter) {
   Backend& be = wc.backend();
   const int64_t out = W.shape[0], in = W.shape[1];
   if (b != nullptr) be.bias_rows(Y, b->f(), N, out);
@@ -19,10 +129,12 @@ void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t 
              .C = Y,
              .ldc = out,
              .precision = wc.precision()});
+  if (adapter) adapter_forward(be, Y, X, N, *adapter);
 }
 
 void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param* b, int64_t N,
-                     DxMode dx_mode, GradSink& sink, WeightCache& wc) {
+                     DxMode dx_mode, GradSink& sink, WeightCache& wc,
+                     const LinearAdapter* adapter) {
   Backend& be = wc.backend();
   const int64_t out = W.shape[0], in = W.shape[1];
   const MatRef dy = wc.operand(dY, N, out, 0);         // (N, out)
@@ -39,32 +151,36 @@ void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param
              .C = dX,
              .ldc = in,
              .precision = wc.precision()});
-  const MatRef x = wc.operand(X, N, in, 1);  // (N, in)
-  // 2.–3. dW(out, in) = dYᵀ(out, N) · X(N, in), then W may change: either inside one GEMM on
+  // 2. The adapter: its part of dX, and its gradients (it never reads W).
+  if (adapter) adapter_backward(be, dX, dY, X, N, *adapter, sink);
+  // 3.–4. dW(out, in) = dYᵀ(out, N) · X(N, in), then W may change: either inside one GEMM on
   // W's fp32 values (the zero-buffer update), or through the sink's buffer.
-  Matmul dw{.ta = Trans::Yes,
-            .tb = Trans::No,
-            .M = out,
-            .N = in,
-            .K = N,
-            .A = dy,
-            .B = x,
-            .ldc = in,
-            .precision = wc.precision()};
-  if (const auto u = sink.fused_linear_update(W)) {
-    float* w32 = w.f32 ? w.f32 : wc.view(W);  // (out, in)
-    dw.alpha = u->alpha;
-    dw.beta = u->beta;
-    dw.C = w32;
-    be.matmul(dw);
-    be.store(W.view(), w32, u->rounding);  // nothing to do for fp32, where w32 is W itself
-  } else {
-    float* dW = sink.gradient_buffer(W);  // (out, in)
-    dw.C = dW;
-    be.matmul(dw);
-    sink.consume(W, dW);
+  if (sink.trains(W)) {
+    const MatRef x = wc.operand(X, N, in, 1);  // (N, in)
+    Matmul dw{.ta = Trans::Yes,
+              .tb = Trans::No,
+              .M = out,
+              .N = in,
+              .K = N,
+              .A = dy,
+              .B = x,
+              .ldc = in,
+              .precision = wc.precision()};
+    if (const auto u = sink.fused_linear_update(W)) {
+      float* w32 = w.f32 ? w.f32 : wc.view(W);  // (out, in)
+      dw.alpha = u->alpha;
+      dw.beta = u->beta;
+      dw.C = w32;
+      be.matmul(dw);
+      be.store(W.view(), w32, u->rounding);  // nothing to do for fp32, where w32 is W itself
+    } else {
+      float* dW = sink.gradient_buffer(W);  // (out, in)
+      dw.C = dW;
+      be.matmul(dw);
+      sink.consume(W, dW);
+    }
   }
-  if (b != nullptr) {
+  if (b != nullptr && sink.trains(*b)) {
     float* db = sink.gradient_buffer(*b);  // (out)
     be.bias_grad(db, dY, N, out);
     sink.consume(*b, db);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "model/linear.h"
 
 namespace lomo {
@@ -47,6 +48,30 @@ void LlamaModel::set_bf16_gemm(bool on) {
     }
   }
   wc_.set_bf16_gemm(on);
+}
+
+void LlamaModel::set_lora(const LoraAdapters* adapters, uint64_t dropout_seed) {
+  lora_ = adapters;
+  lora_seed_ = dropout_seed;
+}
+
+const LinearAdapter* LlamaModel::adapter(int64_t l, LoraTarget t) {
+  if (lora_ == nullptr) return nullptr;
+  const LoraAdapter* a = lora_->find(l, t);
+  if (a == nullptr) return nullptr;
+  const LoraConfig& cfg = lora_->config();
+  LinearAdapter& c = adapter_call_;
+  c.A = a->A;
+  c.B = a->B;
+  c.scale = cfg.scaling();
+  c.dropout = pass_ == Pass::Training ? cfg.dropout : 0.0f;
+  c.dropout_key = counter_key(lora_seed_, splitmix64(static_cast<uint64_t>(lora_step_)) ^
+                                              static_cast<uint64_t>(l * kLoraTargetCount +
+                                                                    static_cast<int>(t)));
+  c.u = lora_u_;
+  c.g = lora_g_;
+  c.xd = lora_xd_;
+  return &c;
 }
 
 void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
@@ -94,6 +119,11 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   L.ids = work.take_i32(N);
   L.targets = work.take_i32(N);
   L.lengths = work.take_i32(B);
+  if (s.lora_rank > 0) {
+    L.lora_u = work.take(N * s.lora_rank);
+    L.lora_g = work.take(N * s.lora_rank);
+    if (backward && s.lora_dropout_in > 0) L.lora_xd = work.take(N * s.lora_dropout_in);
+  }
   if (!backward) return;
   L.grads.dh = work.take(N * d);
   L.grads.dxn = work.take(N * d);
@@ -109,9 +139,20 @@ std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, const S
           static_cast<size_t>(work.used()) * sizeof(float)};
 }
 
+StepShape LlamaModel::step_shape(const Batch& batch, Checkpointing ckpt, Pass pass) const {
+  StepShape s{batch.B, batch.T, pass, ckpt, params_.lm_head ? params_.lm_head->dtype
+                                                             : params_.embed->dtype};
+  if (lora_ != nullptr) {
+    s.lora_rank = lora_->config().rank;
+    if (lora_->config().dropout > 0) s.lora_dropout_in = lora_max_in(lora_->config(), config_);
+  }
+  return s;
+}
+
 void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
   LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
-  const StepShape shape{batch.B, batch.T, pass, ckpt, head_param().dtype};
+  const StepShape shape = step_shape(batch, ckpt, pass);
+  pass_ = pass;
   const auto [act_bytes, work_bytes] = buffer_bytes(config_, shape, backend_);
   ensure_capacity(act_buf_, backend_.allocator(), tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, backend_.allocator(), tracker_, MemCategory::Workspace, work_bytes);
@@ -135,6 +176,9 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
   ids_ = L.ids;
   targets_ = L.targets;
   lengths_ = L.lengths;
+  lora_u_ = L.lora_u;
+  lora_g_ = L.lora_g;
+  lora_xd_ = L.lora_xd;
   grads_ = L.grads;
 }
 
@@ -160,9 +204,9 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_forward(a.q, xn, *p.wq, p.bq, N, wc_);
-    linear_forward(a.k, xn, *p.wk, p.bk, N, wc_);
-    linear_forward(a.v, xn, *p.wv, p.bv, N, wc_);
+    linear_forward(a.q, xn, *p.wq, p.bq, N, wc_, adapter(l, LoraTarget::Q));
+    linear_forward(a.k, xn, *p.wk, p.bk, N, wc_, adapter(l, LoraTarget::K));
+    linear_forward(a.v, xn, *p.wv, p.bv, N, wc_, adapter(l, LoraTarget::V));
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
@@ -175,7 +219,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_);
+    linear_forward(a.h_mid, a.attn, *p.wo, p.bo, N, wc_, adapter(l, LoraTarget::O));
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
@@ -184,8 +228,8 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_);
-    linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_);
+    linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_, adapter(l, LoraTarget::Gate));
+    linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_, adapter(l, LoraTarget::Up));
   }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
@@ -194,7 +238,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   if (!x_out) return;
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_);
+    linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_, adapter(l, LoraTarget::Down));
   }
   PhaseTimer t(profile_, Phase::Elementwise);
   be.add(x_out, a.h_mid, N * d);
@@ -211,7 +255,8 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_);
+    linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_,
+                    adapter(l, LoraTarget::Down));
   }
   // In place: gate and up become their gradients (nothing reads them afterwards).
   float* dg = a.gate;  // (N, d_ff)
@@ -224,16 +269,18 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_);
-    linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_);
+    linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_,
+                    adapter(l, LoraTarget::Gate));
+    linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_,
+                    adapter(l, LoraTarget::Up));
   }
   // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
-  float* dw = sink.gradient_buffer(*p.mlp_norm);
+  float* dw = sink.trains(*p.mlp_norm) ? sink.gradient_buffer(*p.mlp_norm) : nullptr;
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     be.rmsnorm_backward(g.dh, dw, g.dxn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
   }
-  {
+  if (dw != nullptr) {
     PhaseTimer t(profile_, Phase::Update);
     sink.consume(*p.mlp_norm, dw);
   }
@@ -241,7 +288,8 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* dattn = g.dm;  // (N, n_head·head_dim), reusing the MLP temporary
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_);
+    linear_backward(dattn, g.dh, a.attn, *p.wo, p.bo, N, DxMode::Overwrite, sink, wc_,
+                    adapter(l, LoraTarget::O));
   }
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   // dq, dk, dv take the gate/up block, dead since the MLP's backward (carve sizes it for both).
@@ -261,16 +309,20 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
-    linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_);
-    linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_);
-    linear_backward(g.dxn, dv, xn, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_);
+    linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_,
+                    adapter(l, LoraTarget::Q));
+    linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_,
+                    adapter(l, LoraTarget::K));
+    linear_backward(g.dxn, dv, xn, *p.wv, p.bv, N, DxMode::Accumulate, sink, wc_,
+                    adapter(l, LoraTarget::V));
   }
   // In the forward pass this was: xn1 = rmsnorm(x_in).
-  dw = sink.gradient_buffer(*p.attn_norm);
+  dw = sink.trains(*p.attn_norm) ? sink.gradient_buffer(*p.attn_norm) : nullptr;
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     be.rmsnorm_backward(g.dh, dw, g.dxn, x_in, a.rstd1, p.attn_norm->f(), N, d);
   }
+  if (dw == nullptr) return;
   PhaseTimer t(profile_, Phase::Update);
   sink.consume(*p.attn_norm, dw);
 }
@@ -349,7 +401,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   Param& head = head_param();
   LmHeadIo io = head_io(batch);
   io.dxn = grads_.dxn;
-  io.dW = sink.gradient_buffer(head);
+  io.dW = sink.trains(head) ? sink.gradient_buffer(head) : nullptr;  // null: a frozen head
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
   // The embedding, final norm and head stay in use until the embedding backward at the end.
   const UsingLayer using_outer(*residency_, kOutsideBlocks);
@@ -364,19 +416,20 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
         std::string("the loss is ") + (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") +
         "; training stopped before any update (lower --lr, or use --clip-grad-norm)");
   }
-  if (!tied) {
+  if (!tied && io.dW != nullptr) {
     PhaseTimer t(profile_, Phase::Update);
     sink.consume(head, io.dW);
   }
   // In the forward pass this was: xnf = rmsnorm(h_L).
-  float* dw = sink.gradient_buffer(*params_.final_norm);
+  float* dw =
+      sink.trains(*params_.final_norm) ? sink.gradient_buffer(*params_.final_norm) : nullptr;
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     backend_.fill(grads_.dh, 0.0f, N * d);
     backend_.rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
                               params_.final_norm->f(), N, d);
   }
-  {
+  if (dw != nullptr) {
     PhaseTimer t(profile_, Phase::Update);
     sink.consume(*params_.final_norm, dw);
   }
@@ -387,7 +440,8 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
     block_backward(l, batch, block_in_[l], a, grads_, sink);
   }
 
-  // In the forward pass this was: h_0 = embed[ids].
+  // In the forward pass this was: h_0 = embed[ids]. A frozen embedding needs nothing.
+  if (!sink.trains(*params_.embed)) return loss;
   float* dembed = sink.gradient_buffer(*params_.embed);
   {
     PhaseTimer t(profile_, Phase::Elementwise);

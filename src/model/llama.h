@@ -20,6 +20,8 @@
 #include "model/batch.h"
 #include "model/config.h"
 #include "model/grad_sink.h"
+#include "model/linear.h"
+#include "model/lora.h"
 #include "model/params.h"
 #include "model/residency.h"
 #include "model/weights.h"
@@ -71,6 +73,10 @@ struct StepShape {
   Pass pass = Pass::Training;
   Checkpointing ckpt = Checkpointing::On;
   StorageDtype weights = StorageDtype::F32;
+  // LoRA (model/lora.h): the adapters' rank (0: none), and the widest adapted input when the
+  // adapters have dropout (its masked copy needs a scratch in training).
+  int64_t lora_rank = 0;
+  int64_t lora_dropout_in = 0;
 };
 
 class LlamaModel {
@@ -96,6 +102,10 @@ class LlamaModel {
   void set_residency(Residency* r) { residency_ = r ? r : &all_resident_; }
   // Linear layers multiply in bf16 (weights.h); the 2-D parameters must be stored in bf16.
   void set_bf16_gemm(bool on);
+  // LoRA adapters beside the linear layers (null: none); they must outlive the model. Dropout
+  // masks are keyed by (seed, the step set by set_lora_step, layer, target).
+  void set_lora(const LoraAdapters* adapters, uint64_t dropout_seed = 0);
+  void set_lora_step(int64_t step) { lora_step_ = step; }
   // Phase timings of every later call go to `profile` (null: none).
   void set_profile(StepProfile* profile) { profile_ = profile; }
   StepProfile* profile() const { return profile_; }
@@ -134,6 +144,7 @@ class LlamaModel {
     double* head_row_stats = nullptr;
     float* attn_work = nullptr;
     int32_t *ids = nullptr, *targets = nullptr, *lengths = nullptr;
+    float *lora_u = nullptr, *lora_g = nullptr, *lora_xd = nullptr;
     Grads grads{};
   };
   static void carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
@@ -144,6 +155,9 @@ class LlamaModel {
   static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, const StepShape& s,
                                                 const Backend& backend);
   void plan(const Batch& batch, Checkpointing ckpt, Pass pass);
+  StepShape step_shape(const Batch& batch, Checkpointing ckpt, Pass pass) const;
+  // The adapter call of layer l's target t in the current pass, or null when t has none.
+  const LinearAdapter* adapter(int64_t l, LoraTarget t);
   void upload(const Batch& batch);
   LmHeadIo head_io(const Batch& batch);
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
@@ -187,6 +201,14 @@ class LlamaModel {
   int32_t* targets_ = nullptr;          // (B, T)
   int32_t* lengths_ = nullptr;          // (B)
   Grads grads_{};
+  Pass pass_ = Pass::Forward;           // of the current plan
+  const LoraAdapters* lora_ = nullptr;
+  uint64_t lora_seed_ = 0;
+  int64_t lora_step_ = 0;
+  float* lora_u_ = nullptr;   // (N, r)
+  float* lora_g_ = nullptr;   // (N, r)
+  float* lora_xd_ = nullptr;  // (N, widest adapted input), dropout in training only
+  LinearAdapter adapter_call_;
 };
 
 }  // namespace lomo

@@ -90,7 +90,8 @@ class Backend {
   // y(N, d) ← x(N, d), rstd(N), w(d): forward's y again, bit-identical. OVERWRITES.
   virtual void rmsnorm_apply(float* y, const float* x, const float* rstd, const float* w,
                              int64_t N, int64_t d) = 0;
-  // dx(N, d) ADDS (the residual gradient is already there); dw(d) OVERWRITES.
+  // dx(N, d) ADDS (the residual gradient is already there); dw(d) OVERWRITES, or is null for a
+  // frozen weight (only dx flows).
   virtual void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x,
                                 const float* rstd, const float* w, int64_t N, int64_t d) = 0;
   // x(B, T, n_heads, head_dim) rotated in place (forward) or by the transpose (backward).
@@ -129,6 +130,12 @@ class Backend {
                                const float* u, int64_t n) = 0;
   // y(n) += x(n). ADDS.
   virtual void add(float* y, const float* x, int64_t n) = 0;
+  // Inverted dropout with the counter-based mask of core/rng.h (dropout_keeps(key, i, p), key =
+  // counter_key(seed, stream)): y(n) = keep ⊙ x / (1 − p). OVERWRITES.
+  virtual void dropout(float* y, const float* x, int64_t n, float p, uint64_t key) = 0;
+  // y(n) += alpha · keep ⊙ x / (1 − p), the same mask: dropout's backward. ADDS.
+  virtual void dropout_add(float* y, const float* x, int64_t n, float p, float alpha,
+                           uint64_t key) = 0;
   // Y(N, out): every row = b(out). OVERWRITES (a linear layer's product then adds into it).
   virtual void bias_rows(float* Y, const float* b, int64_t N, int64_t out) = 0;
   // db(out) = Σ_n dY(N, out), accumulated in fp64. OVERWRITES.

@@ -52,7 +52,7 @@ struct LmHeadIo {
   uint16_t* tile16 = nullptr;      // (tiles.tile_elems(V))
   // Training only (all null for a forward pass):
   float* dxn = nullptr;  // (N, d) out, overwritten
-  float* dW = nullptr;   // (V, d) out, overwritten
+  float* dW = nullptr;   // (V, d) out, overwritten; null for a frozen head (only dxn flows)
   float grad_scale = 0;  // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
   std::vector<float>* logits_out = nullptr;  // (N, V) host copy for tests, forward only
 };

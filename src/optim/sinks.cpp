@@ -30,10 +30,10 @@ float* ReusableGradients::buffer_for(const Param& p) {
   return shared_.f32();
 }
 
-StoredGradients::StoredGradients(const ModelParams& params, MemoryTracker& tracker,
+StoredGradients::StoredGradients(const std::vector<Param>& params, MemoryTracker& tracker,
                                  Backend& backend)
     : backend_(backend) {
-  for (const auto& p : params.all()) {
+  for (const auto& p : params) {
     bufs_.emplace_back(backend.allocator(), tracker, MemCategory::Gradients,
                        static_cast<size_t>(p.numel()) * 4);
   }
@@ -100,15 +100,15 @@ double NormSink::norm() const {
   return std::sqrt(sumsq_);
 }
 
-double global_norm(ModelParams& params, StoredGradients& grads) {
+double global_norm(const std::vector<Param>& params, StoredGradients& grads) {
   double s = 0;
-  for (auto& p : params.all()) s += grads.backend().sum_squares(grads.buffer_for(p), p.numel());
+  for (const auto& p : params) s += grads.backend().sum_squares(grads.buffer_for(p), p.numel());
   return std::sqrt(s);
 }
 
-void sgd_step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u) {
+void sgd_step(std::vector<Param>& params, StoredGradients& grads, const LomoUpdate& u) {
   Backend& be = grads.backend();
-  for (auto& p : params.all()) {
+  for (auto& p : params) {
     float* g = grads.buffer_for(p);
     be.clip_by_value(g, p.numel(), u.clip_value);
     check_finite(be, g, p.numel(), p.name, u.step);
@@ -116,10 +116,10 @@ void sgd_step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u) 
   }
 }
 
-AdamW::AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker,
+AdamW::AdamW(const std::vector<Param>& params, const AdamWConfig& cfg, MemoryTracker& tracker,
              Backend& backend)
     : cfg_(cfg) {
-  for (const auto& p : params.all()) {
+  for (const auto& p : params) {
     const size_t bytes = static_cast<size_t>(p.numel()) * 4;
     m_.emplace_back(backend.allocator(), tracker, MemCategory::OptimizerStates, bytes);
     v_.emplace_back(backend.allocator(), tracker, MemCategory::OptimizerStates, bytes);
@@ -129,7 +129,7 @@ AdamW::AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& t
   }
 }
 
-void AdamW::step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u) {
+void AdamW::step(std::vector<Param>& params, StoredGradients& grads, const LomoUpdate& u) {
   Backend& be = grads.backend();
   ++t_;
   AdamWStep s;
@@ -140,7 +140,7 @@ void AdamW::step(ModelParams& params, StoredGradients& grads, const LomoUpdate& 
   s.grad_coef = u.grad_coef;
   s.bias_correction1 = 1.0f - std::pow(cfg_.beta1, static_cast<float>(t_));
   s.bias_correction2 = 1.0f - std::pow(cfg_.beta2, static_cast<float>(t_));
-  for (auto& p : params.all()) {
+  for (auto& p : params) {
     float* g = grads.buffer_for(p);
     const int64_t n = p.numel();
     be.clip_by_value(g, n, u.clip_value);

@@ -43,9 +43,10 @@ class ReusableGradients {
   Buffer shared_;
 };
 
+// One buffer per tensor of `params` (the model's, or LoRA's adapters), indexed by Param::id.
 class StoredGradients {
  public:
-  StoredGradients(const ModelParams& params, MemoryTracker& tracker, Backend& backend);
+  StoredGradients(const std::vector<Param>& params, MemoryTracker& tracker, Backend& backend);
   float* buffer_for(const Param& p) { return bufs_[p.id].f32(); }
   Backend& backend() const { return backend_; }
 
@@ -113,10 +114,10 @@ class StoreSink : public GradSink {
 };
 
 // Global L2 norm over stored gradients (fp64 accumulation).
-double global_norm(ModelParams& params, StoredGradients& grads);
+double global_norm(const std::vector<Param>& params, StoredGradients& grads);
 
 // Plain SGD on stored gradients: same arithmetic as LomoSink, after backward.
-void sgd_step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
+void sgd_step(std::vector<Param>& params, StoredGradients& grads, const LomoUpdate& u);
 
 struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
@@ -126,9 +127,10 @@ struct AdamWConfig {
 // m and v are fp32, counted as optimizer states (2 × parameter bytes).
 class AdamW {
  public:
-  AdamW(const ModelParams& params, const AdamWConfig& cfg, MemoryTracker& tracker,
+  // For the tensors of `params` (the model's, or LoRA's adapters), indexed by Param::id.
+  AdamW(const std::vector<Param>& params, const AdamWConfig& cfg, MemoryTracker& tracker,
         Backend& backend);
-  void step(ModelParams& params, StoredGradients& grads, const LomoUpdate& u);
+  void step(std::vector<Param>& params, StoredGradients& grads, const LomoUpdate& u);
 
   // The state a checkpoint holds: steps taken, and m, v of parameter `id` (numel floats each).
   int64_t steps() const { return t_; }

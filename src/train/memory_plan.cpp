@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -84,7 +85,8 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them:
   // by every product in fp32, and by the fused update, whose GEMM writes W in fp32 before it is
   // rounded back. With bf16 products and the update outside the GEMM, nothing reads it.
-  const bool fused_update = zero_buffer_rule({.optimizer = in.optimizer,
+  const bool fused_update = !in.base_frozen &&
+                            zero_buffer_rule({.optimizer = in.optimizer,
                                               .fused_gemm_update = in.fused_gemm_update,
                                               .clip_grad_value = in.clip_grad_value,
                                               .clip_grad_norm = in.clip_grad_norm,
@@ -97,6 +99,11 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   if (in.bf16_gemm) {
     const int64_t widest = std::max({d, c.d_ff, qd});
     w += 2 * 2 * static_cast<size_t>(std::max(N * widest, head.tile_elems(V)));
+  }
+  // LoRA: drop(X)·Aᵀ and dY·B, (N, r) each; with dropout, drop(X) of the widest adapted input.
+  if (in.lora.enabled()) {
+    w += 2 * f32s(N * in.lora.rank);
+    if (in.lora.dropout > 0) w += f32s(N * lora_max_in(in.lora, c));
   }
   return w;
 }
@@ -132,7 +139,9 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
                                                .clip_grad_norm = in.clip_grad_norm,
                                                .dtype = in.dtype})
                                  .no_buffer;
-  switch (in.optimizer) {
+  // A frozen base (plain LoRA) is never differentiated: no gradient, no state of its own.
+  const auto base_optimizer = in.base_frozen ? std::nullopt : std::optional(in.optimizer);
+  if (base_optimizer) switch (*base_optimizer) {
     case OptimizerKind::Lomo:
     case OptimizerKind::AdaLomo: {
       size_t held = 0, shared = 0;
@@ -153,14 +162,20 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
       }
       break;
     }
-    case OptimizerKind::Sgd:
-      m.gradients = P * ge;
-      m.optimizer_states = e == 4 ? 0 : 4 * P;  // master copy (paper convention only)
-      break;
     case OptimizerKind::AdamW:
       m.gradients = P * ge;
       m.optimizer_states = (e == 4 ? 8 : 12) * P;  // m, v (and the master copy)
       break;
+    case OptimizerKind::Sgd:
+      m.gradients = P * ge;
+      m.optimizer_states = e == 4 ? 0 : 4 * P;  // master copy (paper convention only)
+      break;
+  }
+  if (in.lora.enabled()) {
+    const auto a = static_cast<size_t>(lora_param_count(in.lora, c));
+    m.parameters += 4 * a;
+    m.gradients += 4 * a;
+    m.optimizer_states += 8 * a;
   }
   m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing);
   m.workspace = workspace_bytes(c, in, largest_viewed);

@@ -11,6 +11,8 @@
 // embedding's held gradient; SGD and AdamW keep all P. Optimizer states: AdaLomo fp32 rows +
 // cols per matrix (n per vector); AdamW fp32 m and v (8P). SGD and AdamW with 16-bit weights
 // need fp32 master copies, which the engine does not implement: refused, as the trainer does.
+// LoRA adds 4·A bytes of adapters, 4·A of their gradients and 8·A of AdamW states (A adapter
+// elements), and 2·N·r (+ N·widest input with dropout) of scratch.
 // MemoryConvention::Paper counts as the paper's Table 1 does instead: gradients in the storage
 // dtype, and the master copies (4P) of SGD and AdamW (12P with m and v) in half precision.
 #pragma once
@@ -44,6 +46,11 @@ struct MemoryPlanInput {
   bool clip_grad_value = false;  // as does clamping
   bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
   MemoryConvention convention = MemoryConvention::Engine;
+  // LoRA (model/lora.h; rank 0: none): the adapters (fp32), their gradients (all kept) and
+  // AdamW's m and v; scratch for their products. A frozen base (--base-lr 0) has no gradient
+  // buffer and no optimizer state of its own.
+  LoraConfig lora;
+  bool base_frozen = false;
 };
 
 struct MemoryPlan {

@@ -69,8 +69,27 @@ GgmlType RunConfig::export_type() const {
   return GgmlType::F32;
 }
 
+LoraConfig RunConfig::lora_config() const {
+  LoraConfig c;
+  c.rank = lora_rank;
+  c.alpha = lora_alpha.value_or(2.0f * static_cast<float>(lora_rank));
+  c.dropout = lora_dropout;
+  c.rslora = rslora;
+  c.targets = parse_lora_targets(lora_targets);
+  return c;
+}
+
 void check_run_config(const RunConfig& run, MemoryConvention convention) {
   if (run.steps && run.epochs) throw Error("give --steps or --epochs, not both");
+  if (run.uses_lora()) {
+    if (run.lr) {
+      throw Error("--lr is not used with LoRA: --base-lr sets the base model's learning rate "
+                  "(0, the default: frozen, plain LoRA) and --lora-lr the adapters'");
+    }
+    if (run.base_lr < 0) throw Error("--base-lr must be ≥ 0 (0: the base model is frozen)");
+    check_lora_optimizer(run.optimizer, run.dtype);
+    parse_lora_targets(run.lora_targets);
+  }
   if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
     throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");
   }
@@ -110,6 +129,10 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
   in.clip_grad_norm = run.clip_grad_norm > 0;
   in.clip_grad_value = run.clip_grad_value > 0;
   in.bf16_gemm = run.uses_bf16_gemm();
+  if (run.uses_lora()) {
+    in.lora = run.lora_config();
+    in.base_frozen = run.base_frozen();
+  }
   return in;
 }
 
@@ -147,6 +170,19 @@ nlohmann::ordered_json run_identity(const RunConfig& run, int64_t seq_len,
   j["rounding"] = run.rounding == Rounding::Nearest ? "nearest" : "stochastic";
   j["shuffle"] = run.shuffle == Shuffle::On;
   j["seed"] = run.seed;
+  // LoRA settings, only with LoRA (checkpoints written before it existed still match).
+  if (run.uses_lora()) {
+    const LoraConfig l = run.lora_config();
+    j["lora-rank"] = l.rank;
+    j["lora-alpha"] = l.alpha;
+    j["lora-dropout"] = l.dropout;
+    j["lora-targets"] = lora_targets_string(l.targets);
+    j["rslora"] = l.rslora;
+    j["lora-lr"] = run.lora_lr;
+    j["base-lr"] = run.base_lr;
+    j["lora-weight-decay"] = run.lora_weight_decay;
+    j["lora-resume"] = run.lora_resume_path;
+  }
   return j;
 }
 
@@ -164,6 +200,8 @@ TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing) {
   o.seed = run.seed;
   o.loss_scale_init = run.loss_scale_init;
   o.loss_scale_window = run.loss_scale_window;
+  o.base_frozen = run.base_frozen();
+  o.lora_weight_decay = run.lora_weight_decay;
   return o;
 }
 

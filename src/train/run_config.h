@@ -103,7 +103,26 @@ struct RunConfig {
     return checkpoint_dir.empty() ? out_path + ".checkpoints" : checkpoint_dir;
   }
 
-  double peak_lr() const { return lr.value_or(default_lr(optimizer)); }
+  // LoRA (model/lora.h): adapters of rank lora_rank on lora_targets, trained by AdamW at
+  // lora_lr; the base model by `optimizer` at base_lr (0: frozen, plain LoRA). Both follow
+  // lr_schedule. lora_resume_path: start from a PEFT adapter folder (its rank, alpha, targets
+  // and rsLoRA setting; prepare() reads them). merge: save base + adapters as one model.
+  int64_t lora_rank = 0;  // 0: no LoRA (unless lora_resume_path)
+  std::optional<float> lora_alpha;  // nullopt: 2 × rank
+  float lora_dropout = 0;
+  std::string lora_targets = "q,v";
+  bool rslora = false;
+  double lora_lr = 2e-4;
+  double base_lr = 0;
+  float lora_weight_decay = 0;
+  std::string lora_resume_path;
+  bool merge = false;
+  bool uses_lora() const { return lora_rank > 0 || !lora_resume_path.empty(); }
+  bool base_frozen() const { return uses_lora() && base_lr == 0; }
+  LoraConfig lora_config() const;  // uses_lora() only
+
+  // The base model's peak learning rate: base_lr with LoRA.
+  double peak_lr() const { return uses_lora() ? base_lr : lr.value_or(default_lr(optimizer)); }
   bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
   GgmlType export_type() const;
 

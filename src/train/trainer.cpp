@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "optim/lora_sink.h"
 
 namespace lomo {
 
@@ -37,6 +38,19 @@ ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in) {
   return r;
 }
 
+void check_lora_optimizer(OptimizerKind optimizer, StorageDtype dtype) {
+  if (optimizer == OptimizerKind::Sgd || optimizer == OptimizerKind::AdamW) {
+    throw Error("LoRA trains the base model with LOMO or AdaLomo inside backward (or not at all "
+                "with --base-lr 0); --optimizer " + std::string(optimizer_name(optimizer)) +
+                " would store every base gradient, which is what LOMO exists to avoid: use "
+                "--optimizer lomo or adalomo");
+  }
+  if (dtype == StorageDtype::F16) {
+    throw Error("LoRA with --dtype fp16 (dynamic loss scaling) is not implemented; use --dtype "
+                "bf16 or fp32");
+  }
+}
+
 void check_optimizer_storage(OptimizerKind optimizer, StorageDtype dtype) {
   if (dtype != StorageDtype::F32 &&
       (optimizer == OptimizerKind::Sgd || optimizer == OptimizerKind::AdamW)) {
@@ -68,6 +82,13 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     throw Error("--loss-scale-init must be a finite number ≥ 1");
   }
   check_optimizer_storage(opts.optimizer, half ? StorageDtype::BF16 : StorageDtype::F32);
+  if (opts.lora != nullptr) {
+    check_lora_optimizer(opts.optimizer, fp16_ ? StorageDtype::F16 : StorageDtype::F32);
+    model.set_lora(opts.lora, opts.seed);
+    lora_grads_ = std::make_unique<StoredGradients>(opts.lora->all(), tracker, backend);
+    lora_adamw_ = std::make_unique<AdamW>(opts.lora->all(), AdamWConfig{}, tracker, backend);
+    if (opts.base_frozen) return;  // no gradient of the base is ever computed
+  }
   if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, backend,
@@ -75,9 +96,9 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     if (opts.optimizer == OptimizerKind::AdaLomo)
       adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
   } else {
-    stored_ = std::make_unique<StoredGradients>(params, tracker, backend);
+    stored_ = std::make_unique<StoredGradients>(params.all(), tracker, backend);
     if (opts.optimizer == OptimizerKind::AdamW) {
-      adamw_ = std::make_unique<AdamW>(params, AdamWConfig{}, tracker, backend);
+      adamw_ = std::make_unique<AdamW>(params.all(), AdamWConfig{}, tracker, backend);
     }
   }
 }
@@ -100,7 +121,7 @@ double clip_coefficient(double norm, double max_norm) {
 TrainerCounters Trainer::counters() const {
   TrainerCounters c;
   c.adalomo_steps = adalomo_t_;
-  c.adamw_steps = adamw_ ? adamw_->steps() : 0;
+  c.adamw_steps = adamw_ ? adamw_->steps() : lora_adamw_ ? lora_adamw_->steps() : 0;
   c.loss_scale = loss_scale_;
   c.clean_steps = clean_steps_;
   return c;
@@ -109,6 +130,7 @@ TrainerCounters Trainer::counters() const {
 void Trainer::set_counters(const TrainerCounters& c) {
   adalomo_t_ = c.adalomo_steps;
   if (adamw_) adamw_->set_steps(c.adamw_steps);
+  if (lora_adamw_) lora_adamw_->set_steps(c.adamw_steps);
   loss_scale_ = c.loss_scale;
   clean_steps_ = c.clean_steps;
 }
@@ -122,12 +144,52 @@ std::vector<TrainerStateTensor> Trainer::state_tensors() {
     }
     if (adalomo_) out.push_back({"adalomo." + p.name, &adalomo_->state(p.id)});
   }
+  if (opts_.lora != nullptr) {
+    for (Param& p : opts_.lora->all()) {
+      out.push_back({"lora." + p.name, &p.data});
+      out.push_back({"adamw.m." + p.name, &lora_adamw_->m(p.id)});
+      out.push_back({"adamw.v." + p.name, &lora_adamw_->v(p.id)});
+    }
+  }
   return out;
 }
 
-StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index) {
+double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
+  if (opts_.lora == nullptr) return model_.forward_backward(batch, *base, opts_.checkpointing,
+                                                            grad_scale);
+  LoraSink sink(base, *lora_grads_);
+  return model_.forward_backward(batch, sink, opts_.checkpointing, grad_scale);
+}
+
+double Trainer::adapter_sum_squares() {
+  Backend& be = model_.backend();
+  double s = 0;
+  for (const Param& p : opts_.lora->all()) {
+    float* g = lora_grads_->buffer_for(p);
+    be.clip_by_value(g, p.numel(), opts_.clip_grad_value);
+    s += be.sum_squares(g, p.numel());
+  }
+  return s;
+}
+
+void Trainer::step_adapters(double adapter_lr, double grad_coef, int64_t step_index) {
+  LomoUpdate u;
+  u.lr = static_cast<float>(adapter_lr);
+  u.weight_decay = opts_.lora_weight_decay;
+  u.clip_value = opts_.clip_grad_value;
+  u.grad_coef = static_cast<float>(grad_coef);
+  u.step = step_index;
+  PhaseTimer t(model_.profile(), Phase::Update);
+  lora_adamw_->step(opts_.lora->all(), *lora_grads_, u);
+}
+
+StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index, double adapter_lr) {
   try {
-    return run_step(batch, lr, step_index);
+    if (opts_.lora == nullptr) return run_step(batch, lr, step_index);
+    model_.set_lora_step(step_index);
+    StepResult r = run_step(batch, lr, step_index);
+    step_adapters(adapter_lr, r.clip_coef, step_index);
+    return r;
   } catch (const NonFiniteError& e) {
     const std::string msg = e.what();
     if (msg.rfind("step ", 0) == 0) throw;
@@ -148,10 +210,20 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.rounding.seed = opts_.seed;
 
   if (fp16_) return run_fp16_step(batch, u, step_index);
+  if (opts_.lora != nullptr && opts_.base_frozen) {
+    // Plain LoRA: one backward, the adapters' gradients kept; step_adapters() updates them.
+    r.loss = pass(batch, nullptr);
+    check_loss(r.loss, step_index);
+    if (opts_.clip_grad_norm > 0) {
+      r.grad_norm = std::sqrt(adapter_sum_squares());
+      r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
+    }
+    return r;
+  }
   if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {
       NormSink norm_sink(*reusable_, opts_.clip_grad_value);
-      r.loss = model_.forward_backward(batch, norm_sink, opts_.checkpointing);
+      r.loss = pass(batch, &norm_sink);
       check_loss(r.loss, step_index);
       if (!norm_sink.first_nonfinite().empty()) {
         throw Error("step " + std::to_string(step_index) + ": the gradient of " +
@@ -159,16 +231,20 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
                     " contains inf or NaN; no parameter was updated; training stopped");
       }
       r.grad_norm = norm_sink.norm();
+      // With LoRA the norm is over every trained tensor: the base's and the adapters'.
+      if (opts_.lora != nullptr) {
+        r.grad_norm = std::sqrt(r.grad_norm * r.grad_norm + adapter_sum_squares());
+      }
       r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
       u.grad_coef = static_cast<float>(r.clip_coef);
     }
     if (opts_.optimizer == OptimizerKind::AdaLomo) {
       u.step = ++adalomo_t_;  // β's t counts the updates made, from 1
       AdaLomoSink sink(*reusable_, *adalomo_, u);
-      r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+      r.loss = pass(batch, &sink);
     } else {
       LomoSink sink(*reusable_, u);
-      r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+      r.loss = pass(batch, &sink);
     }
     check_loss(r.loss, step_index);
     return r;
@@ -183,15 +259,15 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
       model_.backend().clip_by_value(stored_->buffer_for(p), p.numel(), u.clip_value);
     }
     u.clip_value = 0;  // applied once, above
-    r.grad_norm = global_norm(params, *stored_);
+    r.grad_norm = global_norm(params.all(), *stored_);
     r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
     u.grad_coef = static_cast<float>(r.clip_coef);
   }
   PhaseTimer t(model_.profile(), Phase::Update);
   if (opts_.optimizer == OptimizerKind::Sgd) {
-    sgd_step(model_.params(), *stored_, u);
+    sgd_step(model_.params().all(), *stored_, u);
   } else {
-    adamw_->step(model_.params(), *stored_, u);
+    adamw_->step(model_.params().all(), *stored_, u);
   }
   return r;
 }

@@ -9,6 +9,7 @@
 
 #include "core/memory.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "optim/adalomo.h"
 #include "optim/schedule.h"
 #include "optim/sinks.h"
@@ -40,6 +41,12 @@ struct TrainOptions {
   // parameter is touched, skips the step and halves S; after `window` clean steps S doubles.
   double loss_scale_init = 65536.0;
   int64_t loss_scale_window = 1000;
+  // LoRA (model/lora.h; owned by the caller, outliving the trainer): the adapters are trained by
+  // AdamW with torch's defaults (β 0.9 / 0.999, ε 1e-8) at the adapter lr step() is given, and
+  // lora_weight_decay; the base by `optimizer` (LOMO or AdaLomo), or not at all when base_frozen.
+  LoraAdapters* lora = nullptr;
+  bool base_frozen = false;
+  float lora_weight_decay = 0;
 };
 
 // Whether this run's block linear weights (takes_fused_linear_update) take LOMO's zero-buffer
@@ -66,6 +73,9 @@ ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in);
 // implemented: throws lomo::Error saying what to use instead. One rule for the trainer, the
 // memory planner and the flag check, so that each refuses what the others refuse.
 void check_optimizer_storage(OptimizerKind optimizer, StorageDtype dtype);
+// LoRA's base is trained by LOMO or AdaLomo (SGD and AdamW would store every base gradient), in
+// fp32 or bf16 (fp16's loss scaling is not implemented with adapters): throws lomo::Error.
+void check_lora_optimizer(OptimizerKind optimizer, StorageDtype dtype);
 
 struct StepResult {
   double loss = 0;
@@ -79,20 +89,23 @@ struct StepResult {
 // checkpoint must hold for a resumed run to equal the uninterrupted one bit for bit.
 struct TrainerCounters {
   int64_t adalomo_steps = 0;  // AdaLomo's t (β = 1 − t^−0.8)
-  int64_t adamw_steps = 0;    // AdamW's t (bias corrections)
+  int64_t adamw_steps = 0;    // AdamW's t (bias corrections); the adapters' AdamW with LoRA
   double loss_scale = 1;      // fp16
   int64_t clean_steps = 0;    // fp16: clean steps since the scale last changed
   bool operator==(const TrainerCounters&) const = default;
 };
 struct TrainerStateTensor {
-  std::string name;  // "adamw.m.<parameter>", "adamw.v.<parameter>", "adalomo.<parameter>"
+  // "adamw.m.<parameter>", "adamw.v.<parameter>", "adalomo.<parameter>"; with LoRA also
+  // "lora.<adapter>" (the adapters themselves) and "adamw.m.<adapter>", "adamw.v.<adapter>"
+  std::string name;
   Buffer* buffer;    // fp32, in the backend's memory
 };
 
 class Trainer {
  public:
   Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker);
-  StepResult step(const Batch& batch, double lr, int64_t step_index);
+  // lr: the base model's learning rate at this step; adapter_lr: LoRA's (ignored without LoRA).
+  StepResult step(const Batch& batch, double lr, int64_t step_index, double adapter_lr = 0);
 
   TrainerCounters counters() const;
   void set_counters(const TrainerCounters& c);
@@ -103,6 +116,12 @@ class Trainer {
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
   StepResult run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index);
+  // One forward and backward into `base` (null: a frozen base), wrapped for LoRA's adapters.
+  double pass(const Batch& batch, GradSink* base, float grad_scale = 1.0f);
+  // After backward: the adapters' AdamW step at adapter_lr, with the run's clipping.
+  void step_adapters(double adapter_lr, double grad_coef, int64_t step_index);
+  // Σ clamp(g)² over the adapters' gradients (clamped in place): their share of the global norm.
+  double adapter_sum_squares();
   ZeroBufferRule zero_buffer() const;
   LlamaModel& model_;
   TrainOptions opts_;
@@ -110,6 +129,8 @@ class Trainer {
   std::unique_ptr<StoredGradients> stored_;
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<AdaLomoStates> adalomo_;
+  std::unique_ptr<StoredGradients> lora_grads_;
+  std::unique_ptr<AdamW> lora_adamw_;
   int64_t adalomo_t_ = 0;
   bool fp16_ = false;
   double loss_scale_ = 1;

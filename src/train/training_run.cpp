@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "model/export.h"
+#include "model/lora_files.h"
 #include "model/params.h"
 #include "train/engine.h"
 #include "train/evaluate.h"
@@ -144,6 +145,7 @@ void TrainingRun::prepare() {
   // The limit is what was free before this run read anything.
   const size_t limit = run_memory_limit(run_);
   model_config_ = load_model_config(run_.model_path);
+  if (run_.uses_lora()) prepare_lora();
   // What save() will need, checked now rather than after the last step.
   if (run_.out_format == OutFormat::Gguf) check_gguf_exportable(model_config_);
   out_dir_->require_space(output_bytes(model_config_, run_));
@@ -169,6 +171,7 @@ void TrainingRun::prepare() {
   total_steps_ = run_.steps ? *run_.steps : (run_.epochs.value_or(1) * n + b - 1) / b;
   eval_every_ = run_.eval_every.value_or(order_->steps_per_epoch());
   schedule_ = Schedule{run_.lr_schedule, run_.peak_lr(), run_.warmup_ratio, total_steps_};
+  lora_schedule_ = Schedule{run_.lr_schedule, run_.lora_lr, run_.warmup_ratio, total_steps_};
   prepare_checkpoints();
 
   const ModelConfig& cfg = model_config_;
@@ -196,6 +199,20 @@ void TrainingRun::prepare() {
                static_cast<long long>(schedule_.warmup_steps()),
                static_cast<long long>(total_steps_), static_cast<long long>(b),
                checkpointing_mode_name(run_.checkpointing), backend_->threads());
+  if (run_.uses_lora()) {
+    const LoraConfig l = run_.lora_config();
+    std::fprintf(out_,
+                 "lora    rank %lld, alpha %g (scaling %g%s), targets %s, dropout %g: %lld adapter "
+                 "parameters, AdamW lr %g; base %s\n",
+                 static_cast<long long>(l.rank), l.alpha, l.scaling(), l.rslora ? ", rsLoRA" : "",
+                 lora_targets_string(l.targets).c_str(), l.dropout,
+                 static_cast<long long>(lora_param_count(l, model_config_)), run_.lora_lr,
+                 run_.base_frozen() ? "frozen"
+                                    : (std::string(optimizer_name(run_.optimizer)) + " lr " +
+                                       std::to_string(run_.base_lr)).c_str());
+    if (!run_.lora_resume_path.empty())
+      std::fprintf(out_, "lora    adapters from %s\n", run_.lora_resume_path.c_str());
+  }
   if (!resume_from_.empty()) {
     std::fprintf(out_, "resume  %s: step %lld of %lld\n", resume_from_.c_str(),
                  static_cast<long long>(start_step_), static_cast<long long>(total_steps_));
@@ -203,6 +220,30 @@ void TrainingRun::prepare() {
   std::fflush(out_);
   plan_and_check(limit);
   stage_ = Stage::Prepared;
+}
+
+// LoRA's settings, checked against the model before any weight is read; with --lora-resume the
+// adapter folder's rank, alpha, targets and rsLoRA setting, which flags given may not contradict.
+void TrainingRun::prepare_lora() {
+  if (!run_.lora_resume_path.empty()) {
+    const LoraConfig saved = read_peft_adapter_config(run_.lora_resume_path);
+    auto differs = [&](const std::string& flag, const std::string& given,
+                       const std::string& in_folder) {
+      throw Error("--" + flag + " " + given + " contradicts --lora-resume " +
+                  run_.lora_resume_path + ", whose adapters have " + in_folder +
+                  " (drop the flag: the folder's setting is used)");
+    };
+    if (run_.lora_rank > 0 && run_.lora_rank != saved.rank)
+      differs("lora-rank", std::to_string(run_.lora_rank), "rank " + std::to_string(saved.rank));
+    if (run_.lora_alpha && *run_.lora_alpha != saved.alpha)
+      differs("lora-alpha", std::to_string(*run_.lora_alpha),
+              "alpha " + std::to_string(saved.alpha));
+    run_.lora_rank = saved.rank;
+    run_.lora_alpha = saved.alpha;
+    run_.lora_targets = lora_targets_string(saved.targets);
+    run_.rslora = saved.rslora;
+  }
+  check_lora_config(run_.lora_config(), model_config_);
 }
 
 // The planner's prediction for the largest batch this run can see; refuses if it does not fit.
@@ -250,7 +291,17 @@ void TrainingRun::load() {
     progress.finish();
   }
   net_ = make_model(model_config_, model_->params, tracker_, *backend_);
-  trainer_ = make_trainer(*net_, train_options(run_, plan_in_.checkpointing), tracker_);
+  TrainOptions options = train_options(run_, plan_in_.checkpointing);
+  if (run_.uses_lora()) {
+    lora_ = std::make_unique<LoraAdapters>(run_.lora_config(), model_config_, tracker_);
+    if (run_.lora_resume_path.empty()) {
+      lora_->init(run_.seed);
+    } else {
+      load_peft_adapter(run_.lora_resume_path, *lora_);
+    }
+    options.lora = lora_.get();
+  }
+  trainer_ = make_trainer(*net_, options, tracker_);
   if (!resume_from_.empty()) {
     load_checkpoint_state(resume_from_, model_->params, *trainer_);
     trainer_->set_counters(resume_meta_.counters);
@@ -323,9 +374,10 @@ const TrainSummary& TrainingRun::train() {
     for (int64_t i : order_->indices(step)) seqs.push_back(data_.examples[i]);
     const Batch batch = make_batch(seqs);
     const double step_lr = schedule_.at(step);
+    const double adapter_lr = lora_schedule_.at(step);
     const auto t0 = clock::now();
     net_->set_profile(profile_.get());
-    const StepResult r = trainer_->step(batch, step_lr, step + 1);
+    const StepResult r = trainer_->step(batch, step_lr, step + 1, adapter_lr);
     net_->set_profile(nullptr);
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     if (profile_) profile_->end_step(secs);
@@ -340,7 +392,7 @@ const TrainSummary& TrainingRun::train() {
     line_.show(step_line({.step = step + 1,
                           .total = total_steps_,
                           .loss = r.loss,
-                          .lr = step_lr,
+                          .lr = run_.base_frozen() ? adapter_lr : step_lr,
                           .tokens_per_s = tps,
                           .elapsed_s = elapsed,
                           .eta_s = elapsed / static_cast<double>(step + 1 - start_step_) *
@@ -353,6 +405,7 @@ const TrainSummary& TrainingRun::train() {
     j["step"] = step + 1;
     j["loss"] = r.loss;
     j["lr"] = step_lr;
+    if (lora_) j["lora_lr"] = adapter_lr;
     j["tokens_per_s"] = tps;
     j["tokens"] = tokens;
     if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
@@ -407,10 +460,15 @@ void TrainingRun::save() {
   out_dir_->create();
   line_.end();
   Progress progress(line_, "save", "tensors");
-  if (run_.out_format == OutFormat::Gguf) {
+  // With LoRA: the adapters in PEFT's layout, and the base model beside them when it was
+  // trained; --merge: one model holding base + adapters instead.
+  if (lora_ && !run_.merge) write_peft_adapter(out_dir_->staging(), *lora_, run_.model_path);
+  if (lora_ && run_.merge) lora_->merge_into(model_->params);
+  const bool base = !lora_ || run_.merge || !run_.base_frozen();
+  if (base && run_.out_format == OutFormat::Gguf) {
     export_gguf(out_dir_->staging() + "/model.gguf", *model_, tok_.get(), run_.model_path,
                 run_.export_type(), progress.fn());
-  } else {
+  } else if (base) {
     export_hf(out_dir_->staging(), *model_, tok_.get(), run_.model_path, progress.fn());
   }
   progress.finish();

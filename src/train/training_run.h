@@ -29,6 +29,7 @@
 #include "io/output_dir.h"
 #include "model/llama.h"
 #include "model/loader.h"
+#include "model/lora.h"
 #include "optim/schedule.h"
 #include "text/tokenizer.h"
 #include "train/batch_order.h"
@@ -81,6 +82,7 @@ class TrainingRun {
   enum class Stage { New, Prepared, Loaded, Trained, Saved };
   void expect(Stage s, const char* call) const;
   void plan_and_check(size_t limit);
+  void prepare_lora();
   void evaluate(int64_t step);
   void log_json(const std::string& line);
   void prepare_checkpoints();
@@ -113,12 +115,14 @@ class TrainingRun {
   std::unique_ptr<BatchOrder> order_;
   int64_t total_steps_ = 0, eval_every_ = 0;
   Schedule schedule_;
+  Schedule lora_schedule_;  // the adapters' learning rate, with LoRA
   MemoryPlanInput plan_in_;
   MemoryPlan plan_;
 
   // load()
   MemoryTracker tracker_;
   std::unique_ptr<Model> model_;
+  std::unique_ptr<LoraAdapters> lora_;  // with LoRA
   std::unique_ptr<LlamaModel> net_;
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<StepProfile> profile_;

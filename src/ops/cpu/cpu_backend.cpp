@@ -152,6 +152,15 @@ void CpuBackend::add(float* y, const float* x, int64_t n) {
   add_inplace(y, x, n);
 }
 
+void CpuBackend::dropout(float* y, const float* x, int64_t n, float p, uint64_t key) {
+  dropout_rows(y, x, n, p, 1.0f, 0.0f, key);
+}
+
+void CpuBackend::dropout_add(float* y, const float* x, int64_t n, float p, float alpha,
+                             uint64_t key) {
+  dropout_rows(y, x, n, p, alpha, 1.0f, key);
+}
+
 void CpuBackend::bias_rows(float* Y, const float* b, int64_t N, int64_t out) {
   lomo::bias_rows(Y, b, N, out);
 }

@@ -52,6 +52,9 @@ class CpuBackend : public Backend {
   void swiglu_backward(float* dg, float* du, const float* dm, const float* g, const float* u,
                        int64_t n) override;
   void add(float* y, const float* x, int64_t n) override;
+  void dropout(float* y, const float* x, int64_t n, float p, uint64_t key) override;
+  void dropout_add(float* y, const float* x, int64_t n, float p, float alpha,
+                   uint64_t key) override;
   void bias_rows(float* Y, const float* b, int64_t N, int64_t out) override;
   void bias_grad(float* db, const float* dY, int64_t N, int64_t out) override;
   double lm_head_loss(ParamView W, const LmHeadIo& io) override;

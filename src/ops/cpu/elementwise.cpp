@@ -1,10 +1,22 @@
 #include "ops/cpu/elementwise.h"
 
+#include "core/rng.h"
+
 namespace lomo {
 
 void add_inplace(float* y, const float* x, int64_t n) {
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void dropout_rows(float* y, const float* x, int64_t n, float p, float alpha, float beta,
+                  uint64_t key) {
+  const float a = alpha / (1.0f - p);
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = dropout_keeps(key, static_cast<uint64_t>(i), p) ? a * x[i] : 0.0f;
+    y[i] = beta == 0.0f ? v : beta * y[i] + v;
+  }
 }
 
 void bias_rows(float* Y, const float* b, int64_t N, int64_t out) {

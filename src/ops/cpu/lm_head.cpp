@@ -153,13 +153,17 @@ double one_pass(ParamView W, const LmHeadIo& io) {
       if (bf16) {
         gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16 + v0, V, W.u16() + v0 * d, d,
                   v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
-        gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16 + v0, V, io.xn16 + r0 * d, d,
-                  r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        if (io.dW) {
+          gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16 + v0, V, io.xn16 + r0 * d, d,
+                    r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        }
       } else {
         gemm(Trans::No, Trans::No, C, d, n, 1.0f, tile + v0, V, w_rows(W, v0, n, io.w_block), d,
              v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
-        gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile + v0, V, io.xn + r0 * d, d,
-             r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        if (io.dW) {
+          gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile + v0, V, io.xn + r0 * d, d,
+               r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        }
       }
     }
   }
@@ -224,16 +228,20 @@ double lm_head_loss(ParamView W, const LmHeadIo& io) {
         // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d)
         gemm_bf16(Trans::No, Trans::No, C, d, n, 1.0f, io.tile16, n, W.u16() + v0 * d, d,
                   v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
-        gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16, n, io.xn16 + r0 * d, d,
-                  r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        if (io.dW) {
+          gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16, n, io.xn16 + r0 * d, d,
+                    r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        }
         continue;
       }
       // dxn_r(C, d) (+)= dlogits(C, n) · W_v(n, d)
       gemm(Trans::No, Trans::No, C, d, n, 1.0f, tile, n, w, d, v0 > 0 ? 1.0f : 0.0f,
            io.dxn + r0 * d, d);
-      // dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d)
-      gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile, n, io.xn + r0 * d, d, r0 > 0 ? 1.0f : 0.0f,
-           io.dW + v0 * d, d);
+      // dW_v(n, d) (+)= dlogitsᵀ(n, C) · xn_r(C, d), unless the head is frozen
+      if (io.dW) {
+        gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile, n, io.xn + r0 * d, d,
+             r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+      }
     }
   }
   return sum;

@@ -49,6 +49,7 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* rstd, cons
       dxr[j] += static_cast<T>(r * w[j] * dyr[j] - c * xr[j]);
     }
   }
+  if (dw == nullptr) return;  // a frozen norm weight: only dx flows
   // dw: columns in blocks, so threads never share an output element.
   constexpr int64_t kBlock = 64;
 #pragma omp parallel for
