@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "model/decoder.h"
 #include "model/loader.h"
+#include "model/lora_files.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "train/generate.h"
@@ -108,6 +109,10 @@ int cmd_generate(int argc, char** argv) {
         "the model's",
         ""},
        {"ignore-eos", "", "keep generating past the end-of-sequence token (benchmarks)", ""},
+       {"lora", "DIR",
+        "apply the LoRA adapters of this PEFT folder (as lomo train writes them), merged into "
+        "the weights at load",
+        ""},
        {"dtype", "fp32|bf16|fp16", "storage of the 2-D weights (compute is fp32)", "fp32"},
        {"bf16-gemm", "on|off", "with --dtype bf16: products in bf16 (weights as stored)", "on"},
        {"stats", "", "print token counts and speeds (prompt and decode tokens/s) to stderr", ""},
@@ -183,6 +188,8 @@ int cmd_generate(int argc, char** argv) {
 
   const std::string model_path = model_preamble(args);
   const ModelConfig config = load_model_config(model_path);  // the header only
+  // The adapters' settings, checked against the model before any weight is read.
+  if (args.given("lora")) check_lora_config(read_peft_adapter_config(args.str("lora")), config);
   const auto tok = text::load_tokenizer(model_path);
   if (!tok) {
     throw Error(model_path +
@@ -240,6 +247,9 @@ int cmd_generate(int argc, char** argv) {
   LiveLine line(stderr, is_live_terminal(stderr));
   Progress loading(line, "load", "tensors");
   Model model = load_model(model_path, tracker, dtype, loading.fn());
+  if (args.given("lora")) {
+    read_peft_adapter(args.str("lora"), model.config, tracker).merge_into(model.params);
+  }
   loading.finish();
   DecoderOptions dopts;
   dopts.bf16_gemm = bf16_gemm;

@@ -1,11 +1,13 @@
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/preamble.h"
 #include "data/dataset.h"
 #include "model/loader.h"
+#include "model/lora_files.h"
 #include "text/tokenizer.h"
 #include "train/engine.h"
 
@@ -20,6 +22,8 @@ int cmd_score(int argc, char** argv) {
       {model_flag("Hugging Face model folder or .gguf file"),
        {"data", "FILE", "JSONL, the forms lomo train reads", "", true},
        {"batch-size", "N", "sequences per forward pass", "4"},
+       {"lora", "DIR", "apply the LoRA adapters of this PEFT folder (as lomo train writes them)",
+        ""},
        threads_flag()});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
@@ -36,6 +40,11 @@ int cmd_score(int argc, char** argv) {
   dopts.model_path = model_path;  // {"messages"} data: rendered with the model's chat template
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
   const auto net = make_model(model.config, model.params, tracker, *backend);
+  std::optional<LoraAdapters> lora;
+  if (args.given("lora")) {
+    lora.emplace(read_peft_adapter(args.str("lora"), model.config, tracker));
+    net->set_lora(&*lora);
+  }
   const int64_t n = static_cast<int64_t>(data.examples.size());
   for (int64_t start = 0; start < n; start += batch_size) {
     std::vector<Sequence> seqs(data.examples.begin() + start,

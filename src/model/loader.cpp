@@ -53,6 +53,19 @@ std::vector<std::string> weight_files(const fs::path& dir) {
 
 }  // namespace
 
+namespace {
+
+// A LoRA adapter folder given where a model is expected: say what it is and how to use it.
+void refuse_adapter_folder(const fs::path& dir) {
+  if (!fs::exists(dir / "config.json") && fs::exists(dir / "adapter_config.json")) {
+    throw Error(dir.string() + " holds LoRA adapters (adapter_config.json), not a model: give the "
+                "base model with --model and the adapters with --lora " + dir.string() +
+                " (or train with --merge to get one model)");
+  }
+}
+
+}  // namespace
+
 Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtype dtype,
                  const ProgressFn& progress) {
   if (fs::is_regular_file(dir_str)) {
@@ -65,6 +78,7 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
                 ": not a model folder or GGUF file (expected a directory with config.json, or a "
                 ".gguf file)");
   }
+  refuse_adapter_folder(dir);
   ModelConfig config = load_config((dir / "config.json").string());
 
   std::vector<std::unique_ptr<SafetensorsFile>> files;
@@ -162,6 +176,7 @@ ModelConfig load_model_config(const std::string& path) {
                 ": not a model folder or GGUF file (expected a directory with config.json, or a "
                 ".gguf file)");
   }
+  refuse_adapter_folder(path);
   return load_config((fs::path(path) / "config.json").string());
 }
 

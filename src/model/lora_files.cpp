@@ -150,4 +150,17 @@ void load_peft_adapter(const std::string& dir, LoraAdapters& adapters) {
   }
 }
 
+LoraAdapters read_peft_adapter(const std::string& dir, const ModelConfig& c,
+                               MemoryTracker& tracker) {
+  const LoraConfig cfg = read_peft_adapter_config(dir);
+  try {
+    check_lora_config(cfg, c);
+  } catch (const Error& e) {
+    throw Error(dir + ": these adapters do not fit the model: " + e.what());
+  }
+  LoraAdapters a(cfg, c, tracker);
+  load_peft_adapter(dir, a);
+  return a;
+}
+
 }  // namespace lomo

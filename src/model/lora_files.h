@@ -26,4 +26,9 @@ LoraConfig read_peft_adapter_config(const std::string& dir);
 // have (another layer count, a module not targeted) is an error, as is a non-finite value.
 void load_peft_adapter(const std::string& dir, LoraAdapters& adapters);
 
+// The adapters of a PEFT folder for a model of config `c`: read_peft_adapter_config,
+// check_lora_config against the model, then load_peft_adapter.
+LoraAdapters read_peft_adapter(const std::string& dir, const ModelConfig& c,
+                               MemoryTracker& tracker);
+
 }  // namespace lomo

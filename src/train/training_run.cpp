@@ -460,9 +460,19 @@ void TrainingRun::save() {
   out_dir_->create();
   line_.end();
   Progress progress(line_, "save", "tensors");
-  // With LoRA: the adapters in PEFT's layout, and the base model beside them when it was
-  // trained; --merge: one model holding base + adapters instead.
-  if (lora_ && !run_.merge) write_peft_adapter(out_dir_->staging(), *lora_, run_.model_path);
+  // With LoRA: the adapters in PEFT's layout, in OUT itself for a frozen base; when the base was
+  // trained too, OUT is the trained model and the adapters go to OUT/adapter, naming OUT as
+  // their base (transformers' from_pretrained would otherwise see OUT's adapter_config.json and
+  // load the adapters onto the ORIGINAL base). --merge: one model, base + adapters.
+  if (lora_ && !run_.merge) {
+    if (run_.base_frozen()) {
+      write_peft_adapter(out_dir_->staging(), *lora_, run_.model_path);
+    } else {
+      const std::string dir = out_dir_->staging() + "/adapter";
+      std::filesystem::create_directory(dir);
+      write_peft_adapter(dir, *lora_, run_.out_path);
+    }
+  }
   if (lora_ && run_.merge) lora_->merge_into(model_->params);
   const bool base = !lora_ || run_.merge || !run_.base_frozen();
   if (base && run_.out_format == OutFormat::Gguf) {
