@@ -102,6 +102,35 @@ TEST_F(BadInputs, GoodInputsTrain) {
   EXPECT_TRUE(fs::exists(dir_ / "out" / "memory.json"));
 }
 
+// LoRA settings the engine cannot run are refused before any weight is read: the weights are
+// truncated here, so a message about them would mean the weights were read first.
+TEST_F(BadInputs, LoraSettingsAreRefusedBeforeAnyWeightIsRead) {
+  const std::string b = slurp(model_ / "model.safetensors");
+  spit(model_ / "model.safetensors", b.substr(0, b.size() / 2));
+  expect_failure("\"fc1\" is not a linear layer", "--lora-rank 4 --lora-targets q,fc1");
+  expect_failure("k_proj allows", "--lora-rank 17 --lora-targets k");  // k_proj is 16 x 32
+  expect_failure("--optimizer adamw would store", "--lora-rank 4 --optimizer adamw");
+  expect_failure("--optimizer sgd would store", "--lora-rank 4 --optimizer sgd --base-lr 0.1");
+  expect_failure("fp16", "--lora-rank 4 --dtype fp16");
+  expect_failure("--lr is not used with LoRA", "--lora-rank 4 --lr 0.1");
+  expect_failure("--lora-alpha", "--lora-rank 4 --lora-alpha 0");
+  expect_failure("LoRA is off", "--lora-lr 1e-3");
+  expect_failure("LoRA is off", "--merge");
+  expect_failure("--base-lr", "--lora-rank 4 --base-lr -1");
+  expect_failure("--lora-dropout", "--lora-rank 4 --lora-dropout 1");
+  expect_failure("not a PEFT adapter folder", "--lora-resume " + (dir_ / "nothing").string());
+  // An adapter folder of another rank, and one given where the model goes.
+  const fs::path adapter = dir_ / "adapter";
+  fs::create_directories(adapter);
+  spit(adapter / "adapter_config.json",
+       R"({"peft_type": "LORA", "r": 3, "lora_alpha": 6, "target_modules": ["q_proj"]})");
+  expect_failure("contradicts --lora-resume", "--lora-rank 4 --lora-resume " + adapter.string());
+  const Result r = run("train --model " + adapter.string() + " --data " + data_.string() +
+                       " --out " + (dir_ / "out").string() + " --steps 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("holds LoRA adapters"), std::string::npos) << r.output;
+}
+
 TEST_F(BadInputs, TruncatedSafetensors) {
   const std::string b = slurp(model_ / "model.safetensors");
   spit(model_ / "model.safetensors", b.substr(0, b.size() / 2));

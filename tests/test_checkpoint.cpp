@@ -89,7 +89,12 @@ class Checkpoints : public ::testing::Test {
       const auto j = nlohmann::json::parse(line);
       if (j.contains("loss")) o.losses.push_back(j["loss"].get<double>());
     }
-    o.model = slurp(fs::path(r.out_path) / "model.safetensors");
+    // The saved model, and with LoRA the adapters (in OUT, or OUT/adapter beside a trained base).
+    const fs::path out(r.out_path);
+    for (const fs::path& f : {out / "model.safetensors", out / "adapter_model.safetensors",
+                              out / "adapter" / "adapter_model.safetensors"}) {
+      if (fs::exists(f)) o.model += slurp(f);
+    }
     return o;
   }
 
@@ -131,6 +136,30 @@ class Checkpoints : public ::testing::Test {
   fs::path dir_;
   std::string data_;
 };
+
+// LoRA: the adapters and their AdamW moments are in the checkpoint, and dropout's masks are keyed
+// by the step, so a resumed run is the same run.
+TEST_F(Checkpoints, ResumeWithLoraEqualsTheUninterruptedRunBitForBit) {
+  {
+    RunConfig r = base("llama_gqa", "lora_frozen");
+    r.lora_rank = 4;
+    r.lora_targets = "all";
+    r.lora_lr = 1e-2;
+    r.lora_dropout = 0.1f;
+    r.clip_grad_norm = 0.5f;
+    expect_resume_exact(r, 2, "fp32, plain LoRA (base frozen), dropout, clip-grad-norm");
+  }
+  {
+    RunConfig r = base("smollm_tied", "lora_lomo");
+    r.dtype = StorageDtype::BF16;
+    r.lora_rank = 2;
+    r.lora_targets = "q,v,down";
+    r.lora_lr = 1e-2;
+    r.base_lr = 0.3;
+    r.lora_dropout = 0.2f;
+    expect_resume_exact(r, 3, "bf16 + stochastic rounding, LoRA + LOMO, dropout");
+  }
+}
 
 TEST_F(Checkpoints, ResumeEqualsTheUninterruptedRunBitForBit) {
   {

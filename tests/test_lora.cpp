@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "model/linear.h"
@@ -468,6 +470,84 @@ TEST(Lora, BadSettingsAreRefusedWithTheFlagNamed) {
   EXPECT_THROW(check_lora_optimizer(OptimizerKind::Sgd, StorageDtype::F32), Error);
   EXPECT_THROW(check_lora_optimizer(OptimizerKind::Lomo, StorageDtype::F16), Error);
   EXPECT_NO_THROW(check_lora_optimizer(OptimizerKind::AdaLomo, StorageDtype::BF16));
+}
+
+// The command line: plain LoRA writes only the adapter folder; --merge writes one model that
+// scores as base + adapters does; --lora-resume continues from a folder; LoRA + LOMO writes the
+// trained base with its adapters in OUT/adapter; lomo memory names the adapters' share.
+TEST(Lora, TrainMergeResumeAndScoreFromTheCommandLine) {
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir("lora_cli");
+  const std::string model = fixture_dir("llama_gqa") + "/model", data = dir + "/data.jsonl";
+  {
+    std::string lines;
+    for (int line = 0; line < 8; ++line) {
+      lines += "{\"input_ids\": [";
+      for (int t = 0; t < 6 + line % 5; ++t) {
+        lines += (t ? ", " : "") + std::to_string((line * 29 + t * 13) % 120);
+      }
+      lines += "]}\n";
+    }
+    test::write_file(data, lines);
+  }
+  const std::string lomo = std::string(LOMO_BINARY) + " ";
+  const std::string train = lomo + "train --model " + model + " --data " + data +
+                            " --steps 3 --batch-size 4 --threads 1 --lora-rank 4 --lora-targets all"
+                            " --lora-lr 1e-2 --lora-dropout 0.1";
+  auto ok = [](const test::CommandResult& r) {
+    EXPECT_EQ(r.status, 0) << r.output;
+    return r.output;
+  };
+  const std::string out = ok(test::run_command(train + " --out " + dir + "/a 2>&1"));
+  EXPECT_NE(out.find("lora    rank 4, alpha 8 (scaling 2)"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(dir + "/a/adapter_config.json"));
+  EXPECT_TRUE(fs::exists(dir + "/a/adapter_model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/a/model.safetensors")) << "a frozen base is not written again";
+  ok(test::run_command(train + " --merge --out " + dir + "/merged 2>&1"));
+  EXPECT_TRUE(fs::exists(dir + "/merged/model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/merged/adapter_config.json"));
+  // Base + adapters (unmerged products) and the merged model score the same, to fp32 rounding.
+  const std::string with_lora =
+      ok(test::run_command(lomo + "score --model " + model + " --lora " + dir + "/a --data " + data));
+  const std::string merged = ok(test::run_command(lomo + "score --model " + dir + "/merged --data " + data));
+  const std::string base = ok(test::run_command(lomo + "score --model " + model + " --data " + data));
+  std::istringstream a(with_lora), m(merged), b(base);
+  std::string la, lm, lb;
+  int lines = 0, changed = 0;
+  while (std::getline(a, la) && std::getline(m, lm) && std::getline(b, lb)) {
+    const double x = nlohmann::json::parse(la)["loss"], y = nlohmann::json::parse(lm)["loss"];
+    const double z = nlohmann::json::parse(lb)["loss"];
+    EXPECT_NEAR(x, y, 1e-5 * y) << "line " << lines;
+    if (std::abs(x - z) > 1e-3 * z) ++changed;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 8);
+  EXPECT_GT(changed, 0) << "the adapters changed nothing: the test would prove nothing";
+  // Continuing from the adapters: they move on from where they were.
+  const std::string resumed = ok(test::run_command(
+      lomo + "train --model " + model + " --data " + data + " --steps 2 --threads 1 --lora-lr 1e-2"
+      " --lora-resume " + dir + "/a --out " + dir + "/b 2>&1"));
+  EXPECT_NE(resumed.find("adapters from " + dir + "/a"), std::string::npos) << resumed;
+  EXPECT_NE(test::read_file(dir + "/a/adapter_model.safetensors"),
+            test::read_file(dir + "/b/adapter_model.safetensors"));
+  // Rank, alpha, targets and rsLoRA come from the folder; dropout from the flag (none here).
+  LoraConfig continued = read_peft_adapter_config(dir + "/b");
+  EXPECT_EQ(continued.dropout, 0.0f);
+  continued.dropout = 0.1f;
+  EXPECT_EQ(continued, read_peft_adapter_config(dir + "/a"));
+  // LoRA + LOMO: OUT is the trained model, OUT/adapter its adapters, naming OUT as their base.
+  ok(test::run_command(train + " --base-lr 0.1 --out " + dir + "/c 2>&1"));
+  EXPECT_TRUE(fs::exists(dir + "/c/model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/c/adapter_config.json"));
+  const auto cfg = nlohmann::json::parse(test::read_file(dir + "/c/adapter/adapter_config.json"));
+  EXPECT_EQ(cfg["base_model_name_or_path"], dir + "/c");
+  EXPECT_NE(test::read_file(dir + "/c/model.safetensors"), test::read_file(model + "/model.safetensors"));
+  const std::string mem = ok(test::run_command(lomo + "memory --model " + model +
+                                               " --lora-rank 4 --lora-targets all --seq-len 16"));
+  // 2 layers × (q 4·(32+32) + k, v 4·(32+16) each + o 4·(32+32) + gate, up, down 4·(32+64) each)
+  EXPECT_NE(mem.find("LoRA rank 4 on q,k,v,o,gate,up,down: 4096 adapter parameters"),
+            std::string::npos) << mem;
+  fs::remove_all(dir);
 }
 
 }  // namespace

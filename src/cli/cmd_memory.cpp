@@ -115,6 +115,16 @@ int cmd_memory(int argc, char** argv) {
   }
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
               measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
+  if (in.lora.enabled()) {
+    const auto n = static_cast<size_t>(lora_param_count(in.lora, config));
+    std::printf("  LoRA rank %lld on %s: %zu adapter parameters, counted above: %s of adapters, "
+                "%s of their gradients, %s of AdamW states; base %s\n",
+                static_cast<long long>(in.lora.rank), lora_targets_string(in.lora.targets).c_str(),
+                n, format_bytes(4 * n).c_str(), format_bytes(4 * n).c_str(),
+                format_bytes(8 * n).c_str(),
+                in.base_frozen ? "frozen: no base gradient or state"
+                               : (std::string("trained by ") + optimizer_name(in.optimizer)).c_str());
+  }
   if (measure) {
     std::printf("  %-18s %12s  %s\n", "process peak RSS", "", gib(measured.peak_rss).c_str());
     std::printf("  %-18s %12s  %s (peak RSS less the RSS before the model)\n", "RSS growth", "",

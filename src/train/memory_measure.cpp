@@ -1,5 +1,6 @@
 #include "train/memory_measure.h"
 
+#include <optional>
 #include <vector>
 
 #include "core/memory.h"
@@ -27,6 +28,13 @@ MeasuredMemory measure_step_memory(const MemoryPlanInput& in, const TrainOptions
   const auto net = make_model(model.config, model.params, tracker, backend);
   TrainOptions o = opts;
   o.checkpointing = in.checkpointing;
+  std::optional<LoraAdapters> lora;  // the plan's adapters, PEFT-initialised
+  if (in.lora.enabled()) {
+    lora.emplace(in.lora, in.config, tracker);
+    lora->init(0);
+    o.lora = &*lora;
+    o.base_frozen = in.base_frozen;
+  }
   const auto trainer = make_trainer(*net, o, tracker);
   trainer->step(make_batch(seqs), 0.0, 1);
   MeasuredMemory m;
