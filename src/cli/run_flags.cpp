@@ -296,6 +296,10 @@ void check_flags_apply(const Args& a, const RunConfig& r) {
       }
     }
   }
+  if (r.base_frozen() && !r.merge && a.given("out-format")) {
+    refuse("--out-format", "plain LoRA (--base-lr 0) saves only the adapters, in PEFT's layout; "
+                           "add --merge to save base + adapters as one model in that format");
+  }
   if (a.given("fused-gemm-update") && r.optimizer != OptimizerKind::Lomo) {
     refuse("--fused-gemm-update",
            std::string("it is LOMO's zero-buffer update, and --optimizer ") +
