@@ -89,7 +89,14 @@ void band_dpbf16(int64_t n0, int64_t n1, int64_t K, float alpha, const uint16_t*
   for (; n + 4 <= n1; n += 4) {
     const uint16_t* w = W + n * ldw;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    // The next four rows' lines, requested while these are summed: a bf16 row is half an fp32
+    // row, too short for the hardware prefetcher to ramp up on each new row by itself.
+    const uint16_t* next = n + 8 <= n1 ? w + 4 * ldw : w;
     for (int64_t k = 0; k < K; k += 32) {
+      _mm_prefetch(reinterpret_cast<const char*>(next + k), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next + ldw + k), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next + 2 * ldw + k), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next + 3 * ldw + k), _MM_HINT_T0);
       const __m512bh xv = load(x, k);
       a0 = _mm512_dpbf16_ps(a0, xv, load(w, k));
       a1 = _mm512_dpbf16_ps(a1, xv, load(w + ldw, k));
