@@ -195,7 +195,12 @@ void TrainingRun::prepare() {
   std::fprintf(out_,
                "train   %s, %s, lr %g (%s, warm-up %lld steps), %lld steps of %lld sequences, "
                "checkpointing %s, %d threads\n",
-               optimizer_name(run_.optimizer), storage_dtype_name(run_.dtype), schedule_.lr, lr_schedule_name(run_.lr_schedule),
+               // Plain LoRA: what is trained is the adapters, by AdamW at the adapters' rate.
+               run_.base_frozen() ? "adamw on LoRA adapters (base frozen)"
+                                  : optimizer_name(run_.optimizer),
+               storage_dtype_name(run_.dtype),
+               run_.base_frozen() ? lora_schedule_.lr : schedule_.lr,
+               lr_schedule_name(run_.lr_schedule),
                static_cast<long long>(schedule_.warmup_steps()),
                static_cast<long long>(total_steps_), static_cast<long long>(b),
                checkpointing_mode_name(run_.checkpointing), backend_->threads());
