@@ -24,7 +24,7 @@ enum class ParamRole {
   Norm,         // (d_model) RMSNorm weight
   Bias,         // (out) bias of a linear layer
   LmHead,       // (V, d_model) untied output projection
-  Adapter,      // reserved for LoRA adapters (not built yet)
+  Adapter,      // a LoRA adapter's A or B (model/lora.h), kept beside ModelParams
 };
 
 // The zero-buffer LOMO update (W ← (1 − lr·wd)·W − lr·c·dYᵀX inside the weight-gradient GEMM,
@@ -64,8 +64,8 @@ struct Param {
   std::vector<int64_t> shape;
   ParamRole role = ParamRole::BlockLinear;
   int64_t layer = kOutsideBlocks;
-  // The optimizer group: 0 for the model's own tensors (the only group today; LoRA adds its
-  // adapters as a group with its own optimizer and learning rate).
+  // The optimizer group: 0 for the model's own tensors, 1 for LoRA's adapters (model/lora.h),
+  // which have their own optimizer (AdamW) and learning rate.
   int group = 0;
   StorageDtype dtype = StorageDtype::F32;
   Buffer data;  // numel elements of dtype, category Parameters
