@@ -573,5 +573,35 @@ TEST(Lora, TrainMergeResumeAndScoreFromTheCommandLine) {
   fs::remove_all(dir);
 }
 
+// lomo generate --lora merges the adapters as it loads: greedy text equal to the merged
+// model's, and different from the base's (else the test would prove nothing).
+TEST(Lora, GenerateWithAdaptersEqualsTheMergedModel) {
+  const std::string dir = test::temp_dir("lora_generate");
+  const std::string model = fixture_dir("eval_model"), data = dir + "/data.jsonl";
+  std::string lines;
+  for (int line = 0; line < 8; ++line) {
+    lines += "{\"input_ids\": [";
+    for (int t = 0; t < 12; ++t) lines += (t ? ", " : "") + std::to_string((line * 97 + t * 31) % 2900);
+    lines += "]}\n";
+  }
+  test::write_file(data, lines);
+  const std::string lomo = std::string(LOMO_BINARY) + " ";
+  const std::string train = lomo + "train --model " + model + " --data " + data +
+                            " --steps 4 --batch-size 4 --threads 1 --lora-rank 4 --lora-targets all"
+                            " --lora-lr 0.05 --lr-schedule constant --warmup-ratio 0";
+  ASSERT_EQ(test::run_command(train + " --out " + dir + "/a 2>&1").status, 0);
+  ASSERT_EQ(test::run_command(train + " --merge --out " + dir + "/m 2>&1").status, 0);
+  const std::string gen = " --prompt \"The history of\" --temperature 0 --max-new-tokens 16"
+                          " --ignore-eos --threads 1";
+  const auto with_lora = test::run_command(lomo + "generate --model " + model + " --lora " + dir + "/a" + gen);
+  const auto merged = test::run_command(lomo + "generate --model " + dir + "/m" + gen);
+  const auto base = test::run_command(lomo + "generate --model " + model + gen);
+  ASSERT_EQ(with_lora.status, 0) << with_lora.output;
+  ASSERT_EQ(merged.status, 0) << merged.output;
+  EXPECT_EQ(with_lora.output, merged.output);
+  EXPECT_NE(with_lora.output, base.output) << "the adapters changed nothing";
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace lomo
