@@ -565,6 +565,12 @@ TEST(Lora, TrainMergeResumeAndScoreFromTheCommandLine) {
   const auto cfg = nlohmann::json::parse(test::read_file(dir + "/c/adapter/adapter_config.json"));
   EXPECT_EQ(cfg["base_model_name_or_path"], dir + "/c");
   EXPECT_NE(test::read_file(dir + "/c/model.safetensors"), test::read_file(model + "/model.safetensors"));
+  // Given the output folder where its adapters are expected, the message points to them.
+  const auto wrong = test::run_command(lomo + "score --model " + dir + "/c --lora " + dir +
+                                       "/c --data " + data + " 2>&1");
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.output.find("its adapters are in " + dir + "/c/adapter"), std::string::npos)
+      << wrong.output;
   const std::string mem = ok(test::run_command(lomo + "memory --model " + model +
                                                " --lora-rank 4 --lora-targets all --seq-len 16"));
   // 2 layers × (q 4·(32+32) + k, v 4·(32+16) each + o 4·(32+32) + gate, up, down 4·(32+64) each)

@@ -74,7 +74,10 @@ void write_peft_adapter(const std::string& dir, const LoraAdapters& adapters,
 LoraConfig read_peft_adapter_config(const std::string& dir) {
   const std::string file = dir + "/" + kConfigFile;
   if (!std::filesystem::exists(file)) {
-    throw Error(dir + " is not a PEFT adapter folder: it has no " + kConfigFile);
+    // A LoRA + LOMO output folder holds the trained model, and its adapters in adapter/.
+    const bool nested = std::filesystem::exists(dir + "/adapter/" + kConfigFile);
+    throw Error(dir + " is not a PEFT adapter folder: it has no " + kConfigFile +
+                (nested ? " (its adapters are in " + dir + "/adapter)" : std::string()));
   }
   nlohmann::json j;
   try {
