@@ -72,6 +72,8 @@ int cmd_train(int argc, char** argv) {
             "gradient is applied inside backward and discarded, so training needs about the\n"
             "memory of inference. Prints one line per step and the memory table at the end;\n"
             "writes the model (a Hugging Face folder, or model.gguf) and memory.json to --out.\n"
+            "With --lora-rank R it trains LoRA adapters instead (PEFT's layout in --out), or,\n"
+            "with --base-lr F as well, adapters and every base weight (LoRA + LOMO).\n"
             "Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written and\n"
             "the run exits with status 130, saying how to resume.",
             run_flags(RunCommand::Train));
