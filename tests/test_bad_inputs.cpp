@@ -125,6 +125,9 @@ TEST_F(BadInputs, LoraSettingsAreRefusedBeforeAnyWeightIsRead) {
   spit(adapter / "adapter_config.json",
        R"({"peft_type": "LORA", "r": 3, "lora_alpha": 6, "target_modules": ["q_proj"]})");
   expect_failure("contradicts --lora-resume", "--lora-rank 4 --lora-resume " + adapter.string());
+  expect_failure("contradicts --lora-resume", "--lora-targets q,v --lora-resume " + adapter.string());
+  // Its tensors are read before the model's weights too.
+  expect_failure("has no adapter_model.safetensors", "--lora-resume " + adapter.string());
   const Result r = run("train --model " + adapter.string() + " --data " + data_.string() +
                        " --out " + (dir_ / "out").string() + " --steps 1");
   EXPECT_EQ(r.status, 1) << r.output;

@@ -161,6 +161,29 @@ TEST_F(Checkpoints, ResumeWithLoraEqualsTheUninterruptedRunBitForBit) {
   }
 }
 
+// A LoRA + LOMO checkpoint resumed as plain LOMO at the same rate would drop the adapters
+// silently (the base's lr is the same number): refused, naming what the checkpoint had.
+TEST_F(Checkpoints, ResumeWithoutTheCheckpointsLoraIsRefused) {
+  RunConfig r = base("llama_gqa", "lora");
+  r.lora_rank = 2;
+  r.base_lr = 0.03;  // LOMO's default lr, which a plain resume would match
+  r.save_every = 2;
+  run(r);
+  RunConfig c = base("llama_gqa", "plain");
+  c.resume_path = (fs::path(r.checkpoints()) / checkpoint_name(4)).string();
+  std::FILE* sink = std::fopen("/dev/null", "w");
+  try {
+    TrainingRun t(c, sink);
+    t.prepare();
+    ADD_FAILURE() << "resumed a LoRA checkpoint without LoRA";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--lora-rank: the checkpoint's run had 2, this run has none"),
+              std::string::npos)
+        << e.what();
+  }
+  std::fclose(sink);
+}
+
 TEST_F(Checkpoints, ResumeEqualsTheUninterruptedRunBitForBit) {
   {
     RunConfig r = base("llama_gqa", "fp32_lomo");

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -232,6 +233,10 @@ class RecordingSink : public GradSink {
     return inner_.gradient_buffer(p);
   }
   void consume(Param& p, float* g) override { inner_.consume(p, g); }
+  std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) override {
+    asked.push_back("fused " + W.name);
+    return inner_.fused_linear_update(W);
+  }
   std::vector<std::string> asked;
 
  private:
@@ -293,6 +298,105 @@ TEST(Lora, AFrozenBaseGetsNoGradientAtAll) {
     run.net.forward_backward(fixture_batch(ref), rec, Checkpointing::On);
     ASSERT_EQ(rec.asked.size(), lora.all().size()) << fx;
     for (const auto& n : rec.asked) EXPECT_NE(n.find("lora_"), std::string::npos) << n;
+  }
+}
+
+// Dropout inside the model: the mask of a training forward, of the recomputed forward of a
+// checkpointed block and of backward must be one mask. Every block recomputed and every block
+// kept (the LM head in two passes both times) give the same gradients to the bit, and the adapters' gradients equal central differences of the training
+// loss (which a mask differing between forward and backward would miss by O(1)).
+TEST(Lora, DropoutMaskIsTheSameInForwardRecomputeAndBackward) {
+  const auto ref = SafetensorsFile(fixture_dir("llama_gqa") + "/reference.safetensors");
+  const Batch batch = fixture_batch(ref);
+  std::vector<std::vector<float>> grads[2];
+  const Checkpointing all_kept{INT64_MAX, true};
+  for (const Checkpointing ck : {Checkpointing::On, all_kept}) {
+    TestRun run("llama_gqa");
+    LoraAdapters lora({.rank = 3, .alpha = 6, .dropout = 0.3f, .targets = parse_lora_targets("all")},
+                      run.config(), run.tracker);
+    lora.init(5);
+    for (Param& p : lora.all()) {  // B non-zero, so that dA is too
+      if (p.name.ends_with("lora_B.weight")) {
+        for (int64_t i = 0; i < p.numel(); ++i) p.data.f32()[i] = 0.05f * static_cast<float>(counter_normal(9, p.id, i));
+      }
+    }
+    run.net.set_lora(&lora, 17);
+    run.net.set_lora_step(4);
+    StoredGradients base = run.stored_gradients();
+    StoredGradients adapter(lora.all(), run.tracker, *run.backend);
+    StoreSink base_sink(base);
+    LoraSink sink(&base_sink, adapter);
+    run.net.forward_backward(batch, sink, ck);
+    auto& out = grads[ck == Checkpointing::On ? 0 : 1];
+    for (const Param& p : run.params().all()) {
+      out.emplace_back(base.buffer_for(p), base.buffer_for(p) + p.numel());
+    }
+    for (const Param& p : lora.all()) {
+      out.emplace_back(adapter.buffer_for(p), adapter.buffer_for(p) + p.numel());
+    }
+    if (ck == all_kept) continue;
+    // Central differences of the training loss (same step: same masks) for a few elements.
+    LoraSink frozen(nullptr, adapter);
+    double worst = 0;
+    for (const int which : {0, 9, 27}) {  // layer 0 q A, layer 0 down B, layer 1 down B
+      Param& p = lora.all()[which];
+      const float g_max = [&] {
+        float m = 0;
+        for (int64_t i = 0; i < p.numel(); ++i) m = std::max(m, std::abs(out[run.params().all().size() + which][i]));
+        return m;
+      }();
+      for (const int64_t i : {int64_t{0}, p.numel() / 2, p.numel() - 1}) {
+        const float keep = p.data.f32()[i];
+        const float h = 1e-2f;
+        p.data.f32()[i] = keep + h;
+        const double up = run.net.forward_backward(batch, frozen, Checkpointing::On);
+        p.data.f32()[i] = keep - h;
+        const double down = run.net.forward_backward(batch, frozen, Checkpointing::On);
+        p.data.f32()[i] = keep;
+        const double fd = (up - down) / (2 * h);
+        const double e = std::abs(fd - out[run.params().all().size() + which][i]) / g_max;
+        EXPECT_LE(e, 2e-2) << p.name << " element " << i << ": fd " << fd << ", backward "
+                           << out[run.params().all().size() + which][i];
+        worst = std::max(worst, e);
+      }
+    }
+    std::printf("  dropout 0.3 in the model: finite differences within %.1e of the largest gradient\n",
+                worst);
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t t = 0; t < grads[0].size(); ++t) ASSERT_EQ(grads[0][t], grads[1][t]) << "tensor " << t;
+}
+
+// With B = 0 and no adapter learning rate the adapters change nothing, so the base trained beside
+// them must be the base trained alone, to the bit: LOMO (buffered and zero-buffer) and AdaLomo
+// under LoRA are the optimizers the reference tests check without it.
+TEST(Lora, BaseBesideIdleAdaptersEqualsTheBaseAlone) {
+  const auto ref = SafetensorsFile(fixture_dir("qwen2_bias") + "/reference.safetensors");
+  const Batch batch = fixture_batch(ref);
+  for (const auto& [opt, fused] : {std::pair{OptimizerKind::Lomo, false},
+                                   std::pair{OptimizerKind::Lomo, true},
+                                   std::pair{OptimizerKind::AdaLomo, false}}) {
+    SCOPED_TRACE(std::string(optimizer_name(opt)) + (fused ? " zero-buffer" : ""));
+    TestRun alone("qwen2_bias"), beside("qwen2_bias");
+    LoraAdapters lora({.rank = 2, .alpha = 4, .targets = parse_lora_targets("all")},
+                      beside.config(), beside.tracker);
+    lora.init(3);
+    TrainOptions o;
+    o.optimizer = opt;
+    o.fused_gemm_update = fused;  // (no clipping: dB is not zero, and would count in the norm)
+    Trainer a = alone.trainer(o);
+    o.lora = &lora;
+    Trainer b = beside.trainer(o);
+    for (int s = 1; s <= 3; ++s) {
+      const double la = a.step(batch, 1e-2, s).loss;
+      const double lb = b.step(batch, 1e-2, s, /*adapter_lr=*/0.0).loss;
+      ASSERT_EQ(la, lb) << "step " << s;
+    }
+    for (size_t i = 0; i < alone.params().all().size(); ++i) {
+      const Param& x = alone.params().all()[i];
+      ASSERT_EQ(0, std::memcmp(x.data.as<void>(), beside.params().all()[i].data.as<void>(),
+                               x.data.bytes())) << x.name;
+    }
   }
 }
 

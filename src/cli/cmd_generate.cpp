@@ -188,8 +188,10 @@ int cmd_generate(int argc, char** argv) {
 
   const std::string model_path = model_preamble(args);
   const ModelConfig config = load_model_config(model_path);  // the header only
-  // The adapters' settings, checked against the model before any weight is read.
-  if (args.given("lora")) check_lora_config(read_peft_adapter_config(args.str("lora")), config);
+  // The adapters (settings, tensors, shapes), read before any weight of the model.
+  MemoryTracker tracker;
+  std::optional<LoraAdapters> lora;
+  if (args.given("lora")) lora.emplace(read_peft_adapter(args.str("lora"), config, tracker));
   const auto tok = text::load_tokenizer(model_path);
   if (!tok) {
     throw Error(model_path +
@@ -243,13 +245,10 @@ int cmd_generate(int argc, char** argv) {
   if (!args.given("ignore-eos")) gen.stop_ids = end_of_sequence_ids(model_path, config, tok.get());
 
   const std::unique_ptr<Backend> backend = backend_from_args(args);
-  MemoryTracker tracker;
   LiveLine line(stderr, is_live_terminal(stderr));
   Progress loading(line, "load", "tensors");
   Model model = load_model(model_path, tracker, dtype, loading.fn());
-  if (args.given("lora")) {
-    read_peft_adapter(args.str("lora"), model.config, tracker).merge_into(model.params);
-  }
+  if (lora) lora->merge_into(model.params);
   loading.finish();
   DecoderOptions dopts;
   dopts.bf16_gemm = bf16_gemm;

@@ -80,6 +80,7 @@ int cmd_memory(int argc, char** argv) {
       args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
   const std::unique_ptr<Backend> backend = backend_from_args(args);
   MemoryPlanInput in = plan_input(run, config, run_seq_len(run, config), *backend);
+  if (in.lora.enabled()) check_lora_config(in.lora, config);  // as train refuses
   in.convention = conv;
   in.checkpointing = fit_checkpointing(run.checkpointing, in, run_memory_limit(run));
   const MemoryPlan plan = plan_memory(in);

@@ -34,17 +34,18 @@ int cmd_score(int argc, char** argv) {
   const std::unique_ptr<Backend> backend = backend_from_args(args);
   const int64_t batch_size = args.integer("batch-size", 1, 1 << 20);
   MemoryTracker tracker;
+  // The adapters first (config, tensors, shapes): a bad folder is named before the weights load.
+  std::optional<LoraAdapters> lora;
+  if (args.given("lora")) {
+    lora.emplace(read_peft_adapter(args.str("lora"), load_model_config(model_path), tracker));
+  }
   Model model = load_model(model_path, tracker);
   const auto tok = text::load_tokenizer(model_path);
   data::DataOptions dopts{model.config.max_position, &model.config, tok.get(), std::nullopt};
   dopts.model_path = model_path;  // {"messages"} data: rendered with the model's chat template
   const data::Dataset data = data::load_dataset(args.str("data"), dopts);
   const auto net = make_model(model.config, model.params, tracker, *backend);
-  std::optional<LoraAdapters> lora;
-  if (args.given("lora")) {
-    lora.emplace(read_peft_adapter(args.str("lora"), model.config, tracker));
-    net->set_lora(&*lora);
-  }
+  if (lora) net->set_lora(&*lora);
   const int64_t n = static_cast<int64_t>(data.examples.size());
   for (int64_t start = 0; start < n; start += batch_size) {
     std::vector<Sequence> seqs(data.examples.begin() + start,

@@ -249,15 +249,15 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("lora-rank")) r.lora_rank = a.integer("lora-rank", 0, 1 << 20);
   if (given("lora-alpha")) r.lora_alpha = static_cast<float>(a.number("lora-alpha", 1e-6, 1e6));
   if (has("lora-dropout")) r.lora_dropout = static_cast<float>(a.number("lora-dropout", 0, 0.999));
-  if (has("lora-targets")) r.lora_targets = a.str("lora-targets");
-  if (has("rslora")) r.rslora = a.on_off("rslora");
+  if (given("lora-targets")) r.lora_targets = a.str("lora-targets");
+  if (given("rslora")) r.rslora = a.on_off("rslora");
   if (has("lora-lr")) r.lora_lr = a.number("lora-lr", 0, 1e6);
   if (has("base-lr")) r.base_lr = a.number("base-lr", 0, 1e6);
   if (has("lora-weight-decay"))
     r.lora_weight_decay = static_cast<float>(a.number("lora-weight-decay", 0, 1e3));
   if (given("lora-resume")) r.lora_resume_path = a.str("lora-resume");
   if (given("merge")) r.merge = true;
-  if (r.uses_lora()) parse_lora_targets(r.lora_targets);  // a bad name, before anything is read
+  if (r.lora_targets) parse_lora_targets(*r.lora_targets);  // a bad name, before anything is read
   check_flags_apply(a, r);
   return r;
 }

@@ -204,18 +204,18 @@ LoraAdapters::LoraAdapters(const LoraConfig& lora, const ModelConfig& c, MemoryT
 }
 
 void LoraAdapters::init(uint64_t seed) {
-  for (Param& p : all_) {
-    float* x = p.data.f32();
-    const bool is_a = p.name.ends_with(".lora_A.weight");
-    if (!is_a) {
-      std::fill(x, x + p.numel(), 0.0f);
-      continue;
-    }
-    const double bound = 1.0 / std::sqrt(static_cast<double>(p.shape[1]));
-    const uint64_t stream = kInitStream + static_cast<uint64_t>(p.id);
-    for (int64_t i = 0; i < p.numel(); ++i) {
-      const double u = counter_uniform(seed, stream, static_cast<uint64_t>(i));
-      x[i] = static_cast<float>((2 * u - 1) * bound);
+  for (const auto& layer : layers_) {
+    for (const LoraAdapter& a : layer) {
+      if (a.A == nullptr) continue;
+      float* B = a.B->data.f32();  // (out, r)
+      std::fill(B, B + a.B->numel(), 0.0f);
+      float* A = a.A->data.f32();  // (r, in)
+      const double bound = 1.0 / std::sqrt(static_cast<double>(a.A->shape[1]));
+      const uint64_t stream = kInitStream + static_cast<uint64_t>(a.A->id);
+      for (int64_t i = 0; i < a.A->numel(); ++i) {
+        const double u = counter_uniform(seed, stream, static_cast<uint64_t>(i));
+        A[i] = static_cast<float>((2 * u - 1) * bound);
+      }
     }
   }
 }

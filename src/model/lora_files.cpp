@@ -87,7 +87,7 @@ LoraConfig read_peft_adapter_config(const std::string& dir) {
     throw Error(file + ": not valid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw Error(file + ": not a JSON object");
-  if (j.value("peft_type", std::string()) != "LORA") {
+  if (!j.contains("peft_type") || j.at("peft_type") != "LORA") {
     throw Error(file + ": \"peft_type\" is not \"LORA\"; only LoRA adapters are supported");
   }
   expect_unset(j, "use_dora", file, "DoRA");
@@ -96,16 +96,22 @@ LoraConfig read_peft_adapter_config(const std::string& dir) {
   expect_unset(j, "alpha_pattern", file, "an alpha per layer");
   expect_unset(j, "layers_to_transform", file, "adapting only some layers");
   expect_unset(j, "modules_to_save", file, "training whole modules beside the adapters");
+  expect_unset(j, "layer_replication", file, "replicating layers");
   if (j.contains("bias") && j.at("bias") != "none") {
     throw Error(file + ": \"bias\" is not \"none\"; trained biases are not supported");
   }
   LoraConfig cfg;
   const float r = number_field(j, "r", file);
-  if (r != std::floor(r) || r < 1) throw Error(file + ": \"r\" must be a positive integer");
+  if (!(r >= 1 && r <= 65536) || r != std::floor(r)) {
+    throw Error(file + ": \"r\" must be an integer in [1, 65536]");
+  }
   cfg.rank = static_cast<int64_t>(r);
   cfg.alpha = number_field(j, "lora_alpha", file);
   cfg.dropout = j.contains("lora_dropout") ? number_field(j, "lora_dropout", file) : 0.0f;
-  cfg.rslora = j.value("use_rslora", false);
+  if (j.contains("use_rslora") && !j.at("use_rslora").is_null()) {
+    if (!j.at("use_rslora").is_boolean()) throw Error(file + ": \"use_rslora\" is not true or false");
+    cfg.rslora = j.at("use_rslora").get<bool>();
+  }
   if (!j.contains("target_modules") || !j.at("target_modules").is_array()) {
     throw Error(file + ": \"target_modules\" must be a list of module names (a regular "
                 "expression is not supported)");

@@ -250,6 +250,12 @@ std::vector<std::string> identity_differences(const nlohmann::ordered_json& save
                     v.dump());
     }
   }
+  // Settings recorded only when on (LoRA's): the checkpoint's run had them, this run does not.
+  for (const auto& [k, v] : saved.items()) {
+    if (!now.contains(k) && k.rfind("lora-", 0) == 0) {
+      out.push_back("--" + k + ": the checkpoint's run had " + v.dump() + ", this run has none");
+    }
+  }
   return out;
 }
 

@@ -74,8 +74,8 @@ LoraConfig RunConfig::lora_config() const {
   c.rank = lora_rank;
   c.alpha = lora_alpha.value_or(2.0f * static_cast<float>(lora_rank));
   c.dropout = lora_dropout;
-  c.rslora = rslora;
-  c.targets = parse_lora_targets(lora_targets);
+  c.rslora = rslora.value_or(false);
+  c.targets = parse_lora_targets(lora_targets.value_or("q,v"));
   return c;
 }
 
@@ -88,7 +88,7 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
     }
     if (run.base_lr < 0) throw Error("--base-lr must be ≥ 0 (0: the base model is frozen)");
     check_lora_optimizer(run.optimizer, run.dtype);
-    parse_lora_targets(run.lora_targets);
+    parse_lora_targets(run.lora_targets.value_or("q,v"));
   }
   if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
     throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");

@@ -110,8 +110,8 @@ struct RunConfig {
   int64_t lora_rank = 0;  // 0: no LoRA (unless lora_resume_path)
   std::optional<float> lora_alpha;  // nullopt: 2 × rank
   float lora_dropout = 0;
-  std::string lora_targets = "q,v";
-  bool rslora = false;
+  std::optional<std::string> lora_targets;  // nullopt: "q,v" (kept apart from a given "q,v", which
+  std::optional<bool> rslora;               // --lora-resume must check against its folder)
   double lora_lr = 2e-4;
   double base_lr = 0;
   float lora_weight_decay = 0;

@@ -161,11 +161,13 @@ double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
   return model_.forward_backward(batch, sink, opts_.checkpointing, grad_scale);
 }
 
-double Trainer::adapter_sum_squares() {
+double Trainer::adapter_sum_squares(int64_t step_index) {
   Backend& be = model_.backend();
   double s = 0;
   for (const Param& p : opts_.lora->all()) {
-    float* g = lora_grads_->buffer_for(p);
+    float* g = lora_grads_->buffer_for(p);  // (numel)
+    // Before any update (pass 2 of clipping would otherwise run on a NaN norm, unclipped).
+    check_finite(be, g, p.numel(), p.name, step_index);
     be.clip_by_value(g, p.numel(), opts_.clip_grad_value);
     s += be.sum_squares(g, p.numel());
   }
@@ -215,7 +217,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
     r.loss = pass(batch, nullptr);
     check_loss(r.loss, step_index);
     if (opts_.clip_grad_norm > 0) {
-      r.grad_norm = std::sqrt(adapter_sum_squares());
+      r.grad_norm = std::sqrt(adapter_sum_squares(step_index));
       r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
     }
     return r;
@@ -233,7 +235,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
       r.grad_norm = norm_sink.norm();
       // With LoRA the norm is over every trained tensor: the base's and the adapters'.
       if (opts_.lora != nullptr) {
-        r.grad_norm = std::sqrt(r.grad_norm * r.grad_norm + adapter_sum_squares());
+        r.grad_norm = std::sqrt(r.grad_norm * r.grad_norm + adapter_sum_squares(step_index));
       }
       r.clip_coef = clip_coefficient(r.grad_norm, opts_.clip_grad_norm);
       u.grad_coef = static_cast<float>(r.clip_coef);

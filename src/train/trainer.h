@@ -121,7 +121,8 @@ class Trainer {
   // After backward: the adapters' AdamW step at adapter_lr, with the run's clipping.
   void step_adapters(double adapter_lr, double grad_coef, int64_t step_index);
   // Σ clamp(g)² over the adapters' gradients (clamped in place): their share of the global norm.
-  double adapter_sum_squares();
+  // Throws NonFiniteError naming the first adapter whose gradient holds inf or NaN.
+  double adapter_sum_squares(int64_t step_index);
   ZeroBufferRule zero_buffer() const;
   LlamaModel& model_;
   TrainOptions opts_;

@@ -243,12 +243,25 @@ void TrainingRun::prepare_lora() {
     if (run_.lora_alpha && *run_.lora_alpha != saved.alpha)
       differs("lora-alpha", std::to_string(*run_.lora_alpha),
               "alpha " + std::to_string(saved.alpha));
+    const std::string targets = lora_targets_string(saved.targets);
+    if (run_.lora_targets && lora_targets_string(parse_lora_targets(*run_.lora_targets)) != targets)
+      differs("lora-targets", *run_.lora_targets, "targets " + targets);
+    if (run_.rslora && *run_.rslora != saved.rslora)
+      differs("rslora", *run_.rslora ? "on" : "off",
+              std::string("rsLoRA ") + (saved.rslora ? "on" : "off"));
     run_.lora_rank = saved.rank;
     run_.lora_alpha = saved.alpha;
-    run_.lora_targets = lora_targets_string(saved.targets);
+    run_.lora_targets = targets;
     run_.rslora = saved.rslora;
   }
   check_lora_config(run_.lora_config(), model_config_);
+  // The adapters' file too, before any weight is read: every tensor, its shape, finite values
+  // (a few MiB, read again at load).
+  if (!run_.lora_resume_path.empty()) {
+    MemoryTracker scratch;
+    LoraAdapters probe(run_.lora_config(), model_config_, scratch);
+    load_peft_adapter(run_.lora_resume_path, probe);
+  }
 }
 
 // The planner's prediction for the largest batch this run can see; refuses if it does not fit.
