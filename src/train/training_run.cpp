@@ -107,9 +107,14 @@ void TrainingRun::expect(Stage s, const char* call) const {
 
 namespace {
 
-// Bytes the saved model takes: every 2-D tensor in the output's type, 1-D tensors in fp32.
+// Bytes the saved model takes: every 2-D tensor in the output's type, 1-D tensors in fp32; with
+// LoRA the adapters (fp32) too, and only they for plain LoRA without --merge.
 size_t output_bytes(const ModelConfig& c, const RunConfig& run) {
   size_t bytes = 0;
+  if (run.uses_lora()) {
+    bytes += 4 * static_cast<size_t>(lora_param_count(run.lora_config(), c));
+    if (run.base_frozen() && !run.merge) return bytes;
+  }
   for (const auto& s : expected_params(c)) {
     const auto n = static_cast<size_t>(spec_numel(s));
     if (s.shape.size() != 2) {
