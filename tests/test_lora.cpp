@@ -684,8 +684,9 @@ TEST(Lora, TrainMergeResumeAndScoreFromTheCommandLine) {
 }
 
 // lomo generate --lora merges the adapters as it loads: greedy text equal to the merged
-// model's, and different from the base's (else the test would prove nothing).
-TEST(Lora, GenerateWithAdaptersEqualsTheMergedModel) {
+// model's, and different from the base's (else the test would prove nothing); lomo eval --lora
+// scores as the merged model does.
+TEST(Lora, GenerateAndEvalWithAdaptersEqualTheMergedModel) {
   const std::string dir = test::temp_dir("lora_generate");
   const std::string model = fixture_dir("eval_model"), data = dir + "/data.jsonl";
   std::string lines;
@@ -710,6 +711,28 @@ TEST(Lora, GenerateWithAdaptersEqualsTheMergedModel) {
   ASSERT_EQ(merged.status, 0) << merged.output;
   EXPECT_EQ(with_lora.output, merged.output);
   EXPECT_NE(with_lora.output, base.output) << "the adapters changed nothing";
+  // lomo eval --lora (unmerged products) scores every candidate as the merged model does.
+  const std::string copa = std::string(LOMO_TEST_DATA_DIR) + "/copa.jsonl";
+  for (const auto& [m, extra, out] : {std::tuple{model, " --lora " + dir + "/a", dir + "/e_lora"},
+                                      std::tuple{dir + "/m", std::string(), dir + "/e_merged"}}) {
+    const auto r = test::run_command(lomo + "eval --model " + m + extra + " --data " + copa +
+                                     " --task copa --threads 1 --out " + out + " 2>&1");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  std::istringstream el(test::read_file(dir + "/e_lora")), em(test::read_file(dir + "/e_merged"));
+  std::string a, b;
+  int examples = 0;
+  while (std::getline(el, a) && std::getline(em, b)) {
+    const auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+    EXPECT_EQ(ja["prediction"], jb["prediction"]);
+    ASSERT_EQ(ja["scores"].size(), jb["scores"].size());
+    for (size_t i = 0; i < ja["scores"].size(); ++i) {
+      const double x = ja["scores"][i], y = jb["scores"][i];
+      EXPECT_NEAR(x, y, 1e-5 * std::abs(y)) << "example " << examples << ", candidate " << i;
+    }
+    ++examples;
+  }
+  EXPECT_GT(examples, 0);
   std::filesystem::remove_all(dir);
 }
 

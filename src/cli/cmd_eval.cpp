@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
@@ -9,6 +10,7 @@
 #include "data/dataset.h"
 #include "io/file.h"
 #include "model/loader.h"
+#include "model/lora_files.h"
 #include "text/tokenizer.h"
 #include "train/engine.h"
 #include "train/evaluate.h"
@@ -29,6 +31,8 @@ int cmd_eval(int argc, char** argv) {
        {"normalize", "none|tokens", "divide each candidate's NLL by its token count", "none"},
        {"out", "FILE", "write one JSON object per example: scores, prediction, label", ""},
        {"seq-len", "N", "longer prompts lose tokens from their start", "min(1024, context)"},
+       {"lora", "DIR", "apply the LoRA adapters of this PEFT folder (as lomo train writes them)",
+        ""},
        threads_flag()});
   args.parse(argc, argv, 2);
   if (args.help_requested()) {
@@ -43,6 +47,11 @@ int cmd_eval(int argc, char** argv) {
                              : Normalize::None;
   const auto examples = data::load_choice_examples(args.str("data"), task);
   MemoryTracker tracker;
+  // The adapters first (config, tensors, shapes): a bad folder is named before the weights load.
+  std::optional<LoraAdapters> lora;
+  if (args.given("lora")) {
+    lora.emplace(read_peft_adapter(args.str("lora"), load_model_config(model_path), tracker));
+  }
   LiveLine line(stderr, is_live_terminal(stderr));  // progress on stderr; results on stdout
   Progress loading(line, "load", "tensors");
   Model model = load_model(model_path, tracker, StorageDtype::F32, loading.fn());
@@ -54,6 +63,7 @@ int cmd_eval(int argc, char** argv) {
                               ? args.integer("seq-len", 2, model.config.max_position)
                               : std::min<int64_t>(1024, model.config.max_position);
   const auto net = make_model(model.config, model.params, tracker, *backend);
+  if (lora) net->set_lora(&*lora);
   std::vector<ChoicePrediction> preds;
   Progress scoring(line, "eval", "examples");
   const ChoiceAccuracy acc =
