@@ -31,11 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 class Checkpoints : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -93,7 +88,7 @@ class Checkpoints : public ::testing::Test {
     const fs::path out(r.out_path);
     for (const fs::path& f : {out / "model.safetensors", out / "adapter_model.safetensors",
                               out / "adapter" / "adapter_model.safetensors"}) {
-      if (fs::exists(f)) o.model += slurp(f);
+      if (fs::exists(f)) o.model += test::read_file(f);
     }
     return o;
   }
@@ -334,8 +329,8 @@ TEST_F(Checkpoints, SigintWritesACheckpointAndSaysHowToResume) {
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   const Proc whole = sh(common + " --out " + (dir_ / "whole").string() + steps);
   ASSERT_EQ(whole.status, 0) << whole.output;
-  EXPECT_EQ(slurp(dir_ / "resumed" / "model.safetensors"),
-            slurp(dir_ / "whole" / "model.safetensors"));
+  EXPECT_EQ(test::read_file(dir_ / "resumed" / "model.safetensors"),
+            test::read_file(dir_ / "whole" / "model.safetensors"));
   std::printf("  SIGINT after step %lld: checkpoint written, exit 130, resumed bit-identical\n",
               static_cast<long long>(k));
 }
@@ -422,7 +417,7 @@ TEST_F(Checkpoints, SigkillNeverLeavesATornCheckpoint) {
   ASSERT_EQ(last.status, 0) << last.output;
   const Proc whole = sh(common + steps + " --out " + (dir_ / "whole").string());
   ASSERT_EQ(whole.status, 0) << whole.output;
-  EXPECT_EQ(slurp(dir_ / "run" / "model.safetensors"), slurp(dir_ / "whole" / "model.safetensors"));
+  EXPECT_EQ(test::read_file(dir_ / "run" / "model.safetensors"), test::read_file(dir_ / "whole" / "model.safetensors"));
   // The killed attempts' staging folders went when the last run started.
   for (const auto& e : fs::directory_iterator(dir_)) {
     EXPECT_EQ(e.path().filename().string().find(".partial-"), std::string::npos) << e.path();
