@@ -36,6 +36,14 @@ void NanFillBackend::embedding_forward(float* out, const int32_t* ids, ParamView
   CpuBackend::embedding_forward(out, ids, table, N);
 }
 
+void NanFillBackend::embedding_update(ParamView table, const float* dout, const int32_t* ids,
+                                      int64_t N, int32_t* order, const SgdStep& s,
+                                      const HeldRows& held) {
+  // The order scratch holds nothing on entry: NaN bits read as token indices would fail loudly.
+  poison(reinterpret_cast<float*>(order), N);
+  CpuBackend::embedding_update(table, dout, ids, N, order, s, held);
+}
+
 void NanFillBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* w,
                                      int64_t N, int64_t d, double eps) {
   poison(y, N * d);

@@ -16,6 +16,8 @@ class NanFillBackend : public CpuBackend {
 
   void matmul(const Matmul& m) override;
   void embedding_forward(float* out, const int32_t* ids, ParamView table, int64_t N) override;
+  void embedding_update(ParamView table, const float* dout, const int32_t* ids, int64_t N,
+                        int32_t* order, const SgdStep& s, const HeldRows& held) override;
   void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t d,
                        double eps) override;
   void rmsnorm_apply(float* y, const float* x, const float* rstd, const float* w, int64_t N,

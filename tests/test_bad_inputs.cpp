@@ -259,6 +259,11 @@ TEST_F(BadInputs, Bf16ProductsWithoutBf16Weights) {
   expect_failure("--bf16-gemm on needs --dtype bf16", "--bf16-gemm on --dtype fp32");
 }
 
+TEST_F(BadInputs, ActivationDtypeNotAChoice) {
+  expect_failure("--activation-dtype: \"fp8\" is not one of fp32, bf16, fp16",
+                 "--activation-dtype fp8");
+}
+
 TEST_F(BadInputs, CheckpointingNotAChoice) {
   expect_failure("auto", "--checkpointing sometimes");
 }

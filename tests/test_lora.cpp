@@ -233,9 +233,9 @@ class RecordingSink : public GradSink {
     return inner_.gradient_buffer(p);
   }
   void consume(Param& p, float* g) override { inner_.consume(p, g); }
-  std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) override {
-    asked.push_back("fused " + W.name);
-    return inner_.fused_linear_update(W);
+  std::optional<SgdStep> fused_update(const Param& p) override {
+    asked.push_back("fused " + p.name);
+    return inner_.fused_update(p);
   }
   std::vector<std::string> asked;
 

@@ -3,9 +3,11 @@
 // checkpointing trades activation memory for recomputation without changing a single gradient.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "test_run.h"
+#include "train/memory_plan.h"
 #include "test_util.h"
 
 namespace lomo {
@@ -64,9 +66,9 @@ TEST(Memory, LomoHoldsEmbeddingPlusOneGradientTied) {
 }
 
 TEST(Memory, ZeroBufferUpdateLeavesNoLinearGradient) {
-  // With the zero-buffer update, block linear weights never materialise a gradient: the peak is
-  // the largest of the remaining tensors (embedding, LM head, norms). The MLP matrices are the
-  // largest tensors of this config, so the drop is visible.
+  // Buffered, the peak is the largest tensor (an MLP matrix in this config). With the
+  // zero-buffer update and no norm pass (which would materialise every gradient first), no
+  // matrix has a gradient at all: the peak is the largest norm vector (d_model floats).
   ModelConfig c = parse_config(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
                                               {"hidden_size", 32},
                                               {"intermediate_size", 256},
@@ -78,21 +80,47 @@ TEST(Memory, ZeroBufferUpdateLeavesNoLinearGradient) {
   std::vector<Sequence> seqs(2);
   for (int t = 0; t < 12; ++t) seqs[0].ids.push_back(t * 5 % 64), seqs[1].ids.push_back(t * 3 % 64);
   const Batch batch = make_batch(seqs);
-  size_t peak[2];
-  for (int fused = 0; fused < 2; ++fused) {
+  struct Case {
+    bool fused;
+    float clip_norm;
+    size_t want;
+    const char* what;
+  };
+  const size_t mlp = 256 * 32 * 4, norm = 32 * 4;
+  for (const Case& k : {Case{false, 0, mlp, "buffered: an MLP matrix"},
+                        Case{true, 1.0f, mlp, "zero-buffer with a norm pass: an MLP matrix"},
+                        Case{true, 0, norm, "zero-buffer: a norm vector"}}) {
     TestRun run(c, 3);
     TrainOptions o;
-    o.fused_gemm_update = fused == 1;
+    o.fused_gemm_update = k.fused;
+    o.clip_grad_norm = k.clip_norm;
     Trainer trainer = run.trainer(o);
     trainer.step(batch, 0.1, 1);
-    peak[fused] = run.tracker.peak(MemCategory::Gradients);
+    const size_t peak = run.tracker.peak(MemCategory::Gradients);
+    std::printf("  lomo gradients, %s: %zu B\n", k.what, peak);
+    EXPECT_EQ(peak, k.want) << k.what;
   }
-  const size_t mlp = 256 * 32 * 4, embed = 64 * 32 * 4;
-  std::printf(
-      "  lomo gradients: buffered %zu B (an MLP matrix), zero-buffer %zu B (the embedding)\n",
-      peak[0], peak[1]);
-  EXPECT_EQ(peak[0], mlp);
-  EXPECT_EQ(peak[1], embed);
+}
+
+TEST(Memory, ZeroBufferLeavesNoMatrixGradientTiedOrUntied) {
+  // Every matrix, the LM head and the (tied) embedding included, takes LOMO's update where its
+  // gradient is made: the gradient peak is the largest norm or bias vector (design §2 rule 1).
+  for (const char* f : {"llama_gqa", "smollm_tied", "qwen2_bias"}) {
+    TestRun run(f);
+    SafetensorsFile ref(fixture_dir(f) + "/reference.safetensors");
+    TrainOptions o;
+    o.fused_gemm_update = true;
+    Trainer trainer = run.trainer(o);
+    trainer.step(fixture_batch(ref), 0.01, 1);
+    size_t largest_vector = 0;
+    for (const auto& p : run.model.params.all()) {
+      if (p.shape.size() == 1) largest_vector = std::max(largest_vector, size_t(p.numel()) * 4);
+    }
+    const size_t peak = run.tracker.peak(MemCategory::Gradients);
+    std::printf("  %s: peak gradients %zu B = largest norm/bias vector %zu B (parameters %zu B)\n",
+                f, peak, largest_vector, size_t(run.model.params.total_numel()) * 4);
+    EXPECT_EQ(peak, largest_vector) << f;
+  }
 }
 
 TEST(Memory, SgdStoresAllGradients) {
@@ -170,6 +198,68 @@ TEST(Memory, CheckpointingSameGradientsLessActivation) {
         << "gradient " << p << " differs with the one-pass LM head";
   }
   EXPECT_EQ(act_peak[3], act_peak[0]);  // the head's tile is workspace
+}
+
+TEST(Memory, SixteenBitBlockInputsAreRecomputedExactlyAndHalveTheirTerm) {
+  // --activation-dtype: the block inputs are stored rounded, and every block computes from the
+  // rounded value in forward and in the recomputation alike. So checkpointing on and off give
+  // the same gradients bit for bit (a recomputation from the fp32 value would not), the loss
+  // moves from the fp32-activation one by about the rounding (not 0: the rounding happens),
+  // and the block-input term halves.
+  ModelConfig c = parse_config(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+                                              {"hidden_size", 64},
+                                              {"intermediate_size", 160},
+                                              {"num_hidden_layers", 6},
+                                              {"num_attention_heads", 4},
+                                              {"num_key_value_heads", 2},
+                                              {"vocab_size", 256},
+                                              {"max_position_embeddings", 64}},
+                               "test");
+  std::vector<Sequence> seqs(3);
+  for (int b = 0; b < 3; ++b) {
+    for (int t = 0; t < 40 - 9 * b; ++t) seqs[b].ids.push_back((b * 37 + t * 11) % 256);
+  }
+  const Batch batch = make_batch(seqs);
+  const int64_t N = batch.B * batch.T, d = 64, L = 6;
+  double fp32_loss = 0;
+  size_t fp32_acts = 0;
+  for (const StorageDtype act : {StorageDtype::F32, StorageDtype::BF16, StorageDtype::F16}) {
+    std::vector<std::vector<float>> grads[2];
+    double loss[2];
+    size_t acts[2];
+    const Checkpointing modes[2] = {Checkpointing::On, Checkpointing{INT64_MAX, true}};
+    for (int i = 0; i < 2; ++i) {
+      TestRun run(c, 5);
+      run.net.set_activation_dtype(act);
+      StoredGradients store = run.stored_gradients();
+      StoreSink sink(store);
+      loss[i] = run.net.forward_backward(batch, sink, modes[i]);
+      EXPECT_EQ(run.net.forward(batch), loss[i]) << "forward alone computes the same function";
+      acts[i] = run.tracker.peak(MemCategory::Activations);
+      for (auto& p : run.params().all()) {
+        grads[i].emplace_back(store.buffer_for(p), store.buffer_for(p) + p.numel());
+      }
+    }
+    const char* name = storage_dtype_name(act);
+    EXPECT_EQ(loss[0], loss[1]) << name;
+    for (size_t p = 0; p < grads[0].size(); ++p) {
+      ASSERT_EQ(grads[0][p], grads[1][p]) << name << ": gradient " << p
+                                          << " differs between checkpointing on and off";
+    }
+    if (act == StorageDtype::F32) {
+      fp32_loss = loss[0];
+      fp32_acts = acts[0];
+      continue;
+    }
+    const double rel = std::fabs(loss[0] - fp32_loss) / fp32_loss;
+    std::printf("  %s block inputs: loss %.7f vs fp32 %.7f (relative %.1e), activations %zu B "
+                "vs %zu B\n", name, loss[0], fp32_loss, rel, acts[0], fp32_acts);
+    EXPECT_GT(rel, 0.0) << name << ": the block inputs were not rounded";
+    EXPECT_LT(rel, act == StorageDtype::BF16 ? 1e-2 : 1e-3) << name;
+    // (L + 1) block inputs of N·d elements, 4 bytes → 2 (each block 64-byte aligned).
+    const auto f32s = [](int64_t n) { return static_cast<size_t>((n + 15) / 16 * 16) * 4; };
+    EXPECT_EQ(fp32_acts - acts[0], (L + 1) * (f32s(N * d) - f32s((N * d + 1) / 2))) << name;
+  }
 }
 
 }  // namespace

@@ -140,12 +140,16 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
     StorageDtype dtype;
     bool bf16_gemm = false;
     bool fused = true;
+    StorageDtype activations = StorageDtype::F32;
   };
   const Variant variants[] = {
       {OptimizerKind::Lomo, StorageDtype::F32},
       {OptimizerKind::Lomo, StorageDtype::F32, false, false},
+      {OptimizerKind::Lomo, StorageDtype::F32, false, true, StorageDtype::F16},
       {OptimizerKind::Lomo, StorageDtype::BF16},
       {OptimizerKind::Lomo, StorageDtype::BF16, true},
+      {OptimizerKind::Lomo, StorageDtype::BF16, true, true, StorageDtype::BF16},
+      {OptimizerKind::AdaLomo, StorageDtype::BF16, false, true, StorageDtype::BF16},
       {OptimizerKind::Lomo, StorageDtype::F16},
       {OptimizerKind::AdaLomo, StorageDtype::F32},
       {OptimizerKind::AdaLomo, StorageDtype::BF16},
@@ -170,6 +174,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
             o.checkpointing = ck;
             o.fused_gemm_update = v.fused;
             o.bf16_gemm = v.bf16_gemm;
+            o.activation_dtype = v.activations;
             o.clip_grad_norm = clip == Clip::Norm ? 1.0 : 0.0;
             o.clip_grad_value = clip == Clip::Value ? 0.5 : 0.0;
             Trainer trainer = run.trainer(o);
@@ -184,6 +189,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
             in.checkpointing = ck;
             in.fused_gemm_update = v.fused;
             in.bf16_gemm = v.bf16_gemm;
+            in.activation_dtype = v.activations;
             in.clip_grad_norm = clip == Clip::Norm;
             in.clip_grad_value = clip == Clip::Value;
             const MemoryPlan p = plan_memory(in);
@@ -191,6 +197,9 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
                 std::string(arch_name(c.arch)) + " " + std::to_string(B) + "x" +
                 std::to_string(T) + ", " + optimizer_name(v.opt) + ", " +
                 storage_dtype_name(v.dtype) + (v.bf16_gemm ? ", bf16 products" : "") +
+                (v.activations != StorageDtype::F32
+                     ? std::string(", ") + storage_dtype_name(v.activations) + " activations"
+                     : "") +
                 (v.fused ? "" : ", unfused") +
                 (clip == Clip::Norm ? ", clip norm" : clip == Clip::Value ? ", clip value" : "") +
                 ", ckpt " + describe_checkpointing(ck, c.n_layer);
@@ -320,6 +329,7 @@ TEST(MemoryPlan, PredictionMatchesTheProcessRss) {
 // --checkpointing auto runs the LM head in one pass when that fits, then keeps as many blocks as
 // the limit allows: exactly k when the limit is k blocks' prediction, one fewer a byte below it,
 // all with no limit, none when nothing fits; on/off blocks get the one-pass head when it fits.
+// (A head with a gradient buffer: the zero-buffer update always runs the head in two passes.)
 TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
   const auto backend = make_backend();
   MemoryPlanInput in;
@@ -328,6 +338,7 @@ TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
   in.dtype = StorageDtype::BF16;
   in.batch = 4;
   in.seq = 512;
+  in.fused_gemm_update = false;
   auto total = [&](int64_t kept, bool recompute_head) {
     MemoryPlanInput x = in;
     x.checkpointing = Checkpointing{kept, recompute_head};
@@ -356,6 +367,13 @@ TEST(MemoryPlan, AutoCheckpointingKeepsAsManyBlocksAsFit) {
   EXPECT_EQ(fit_head(in, Checkpointing::On, total(0, false)), (Checkpointing{0, false}));
   EXPECT_EQ(fit_head(in, Checkpointing::On, total(0, false) - 1), Checkpointing::On);
   EXPECT_EQ(fit_head(in, Checkpointing::Off, total(30, false)), Checkpointing::Off);
+  // The zero-buffer update never makes the head's whole gradient, which the one-pass schedule
+  // needs: two passes, whatever the limit.
+  MemoryPlanInput zero = in;
+  zero.fused_gemm_update = true;
+  EXPECT_EQ(fit_head(zero, Checkpointing::On, 0), Checkpointing::On);
+  EXPECT_EQ(fit_head(zero, Checkpointing::Off, 0), (Checkpointing{INT64_MAX, true}));
+  EXPECT_EQ(choose_checkpointing(zero, 0), (Checkpointing{30, true}));
 }
 
 }  // namespace

@@ -98,9 +98,11 @@ int cmd_memory(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s, %.3f B parameters, %s, %s, batch %lld x seq %lld, checkpointing %s\n",
+  std::printf("%s, %.3f B parameters, %s (block inputs %s), %s, batch %lld x seq %lld, "
+              "checkpointing %s\n",
               arch_name(config.arch), static_cast<double>(count_params(config)) / 1e9,
-              storage_dtype_name(in.dtype), optimizer_name(in.optimizer),
+              storage_dtype_name(in.dtype), storage_dtype_name(in.activation_dtype),
+              optimizer_name(in.optimizer),
               static_cast<long long>(in.batch), static_cast<long long>(in.seq),
               describe_checkpointing(in.checkpointing, config.n_layer).c_str());
   const std::pair<const char*, size_t MemoryPlan::*> rows[] = {
@@ -116,6 +118,7 @@ int cmd_memory(int argc, char** argv) {
   }
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
               measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
+  std::printf("  gradients: %s\n", describe_gradient_memory(in).c_str());
   if (in.lora.enabled()) {
     const auto n = static_cast<size_t>(lora_param_count(in.lora, config));
     std::printf("  LoRA rank %lld on %s: %zu adapter parameters, counted above: %s of adapters, "

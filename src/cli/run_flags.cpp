@@ -124,6 +124,12 @@ std::vector<RunFlag> table() {
         "products on fp32 copies of the weights",
         "on"},
        S},
+      {{"activation-dtype", "D",
+        "storage of the block inputs, the residual stream between blocks that checkpointing "
+        "keeps: fp32, bf16 or fp16 (rounded to nearest at each block boundary; every product "
+        "and update stays fp32). Halves the largest activation term",
+        "bf16 with --dtype bf16, else fp32"},
+       S},
       {{"rounding", "R", "bf16 write-back: stochastic (unbiased, counter-based) or nearest",
         "stochastic"},
        T},
@@ -225,6 +231,9 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("loss-scale-init")) r.loss_scale_init = a.number("loss-scale-init", 1, 3e38);
   if (has("loss-scale-window")) r.loss_scale_window = a.integer("loss-scale-window", 1, INT64_MAX);
   if (given("bf16-gemm")) r.bf16_gemm = a.on_off("bf16-gemm");
+  if (given("activation-dtype")) {
+    r.activation_dtype = parse_storage_dtype(a.str("activation-dtype"), "--activation-dtype");
+  }
   if (has("rounding")) {
     r.rounding = a.choice("rounding", {"stochastic", "nearest"}) == "nearest"
                      ? Rounding::Nearest

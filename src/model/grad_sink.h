@@ -6,17 +6,10 @@
 
 #include <optional>
 
-#include "core/rounding.h"
 #include "model/params.h"
+#include "ops/backend.h"
 
 namespace lomo {
-
-// The zero-buffer update of a linear weight, as one GEMM on W's fp32 values:
-//   W ← beta·W + alpha·dYᵀ·X, then written back to W's storage with `rounding`.
-struct FusedLinearUpdate {
-  float alpha = 0, beta = 1;
-  RoundingMode rounding;
-};
 
 class GradSink {
  public:
@@ -33,11 +26,13 @@ class GradSink {
   virtual float* gradient_buffer(const Param& p) = 0;
   // p's gradient in `grad` is complete. After this returns, the buffer may be handed out again.
   virtual void consume(Param& p, float* grad) = 0;
-  // A sink that can apply its update to the linear weight W straight from the product's
-  // operands, without the gradient ever existing, returns the coefficients; the model then runs
-  // the GEMM (model/linear.cpp). The default materialises the gradient.
-  virtual std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) {
-    (void)W;
+  // A sink that can apply its update p ← keep·p − step·g where the op making g runs, without
+  // the gradient ever existing, returns the coefficients (SgdStep); the model then folds it in:
+  // a linear weight inside its weight-gradient GEMM (model/linear.cpp), the LM head per
+  // vocabulary block inside its gradient pass (ops/lm_head.h), the embedding row by row
+  // (Backend::embedding_update). The default materialises the gradient.
+  virtual std::optional<SgdStep> fused_update(const Param& p) {
+    (void)p;
     return std::nullopt;
   }
 };

@@ -166,10 +166,10 @@ void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param
               .B = x,
               .ldc = in,
               .precision = wc.precision()};
-    if (const auto u = sink.fused_linear_update(W)) {
+    if (const auto u = sink.fused_update(W)) {
       float* w32 = w.f32 ? w.f32 : wc.view(W);  // (out, in)
-      dw.alpha = u->alpha;
-      dw.beta = u->beta;
+      dw.alpha = -u->step;
+      dw.beta = u->keep;
       dw.C = w32;
       be.matmul(dw);
       be.store(W.view(), w32, u->rounding);  // nothing to do for fp32, where w32 is W itself

@@ -87,8 +87,9 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   // recomputed blocks (acts_for).
   const int64_t kept = backward ? ckpt.kept_of(c.n_layer) : 0;
   const int64_t n_sets = kept + (kept < c.n_layer ? 1 : 0);
+  const bool act16 = s.activations != StorageDtype::F32;
   L.block_in.assign(c.n_layer + 1, nullptr);
-  for (auto& p : L.block_in) p = acts.take(N * d);
+  for (auto& p : L.block_in) p = acts.take(act16 ? (N * d + 1) / 2 : N * d);
   L.layer_acts.assign(n_sets, LayerActs{});
   for (auto& a : L.layer_acts) {
     a.rstd1 = acts.take(N);
@@ -107,7 +108,10 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   L.rstdf = acts.take(N);
   L.nll = work.take(N);
   // The LM head runs outside every block and attention inside them: one scratch serves both.
-  L.head_tiles = lm_head_tiles(c.vocab, N, backward && !ckpt.recompute_head);
+  LOMO_ASSERT(!(s.head_update && !ckpt.recompute_head),
+              "the LM head's zero-buffer update runs in two passes (Trainer::checkpointing)");
+  L.head_tiles = lm_head_tiles(c.vocab, N, backward && !ckpt.recompute_head,
+                               backward && s.head_update);
   const int64_t tile = (L.head_tiles.tile_elems(c.vocab) + 15) / 16 * 16;
   const int64_t w_block = weights != StorageDtype::F32 ? L.head_tiles.cols * d : 0;
   float* scratch =
@@ -116,6 +120,10 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   L.head_w_block = scratch && w_block ? scratch + tile : nullptr;
   L.attn_work = scratch;
   L.head_row_stats = reinterpret_cast<double*>(work.take(2 * N * 2));
+  if (act16) {
+    L.x32[0] = work.take(N * d);
+    L.x32[1] = work.take(N * d);
+  }
   L.ids = work.take_i32(N);
   L.targets = work.take_i32(N);
   L.lengths = work.take_i32(B);
@@ -125,6 +133,11 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
     if (backward && s.lora_dropout_in > 0) L.lora_xd = work.take(N * s.lora_dropout_in);
   }
   if (!backward) return;
+  L.embed_order = work.take_i32(N);
+  if (s.head_update && c.tied_embeddings && weights != StorageDtype::F32) {
+    L.held_rows = work.take_i32(N);
+    L.held_values = work.take(N * d);
+  }
   L.grads.dh = work.take(N * d);
   L.grads.dxn = work.take(N * d);
   L.grads.dm = work.take(N * std::max(ff, qd));
@@ -149,9 +162,12 @@ StepShape LlamaModel::step_shape(const Batch& batch, Checkpointing ckpt, Pass pa
   return s;
 }
 
-void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
+void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool head_update) {
   LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
-  const StepShape shape = step_shape(batch, ckpt, pass);
+  StepShape shape = step_shape(batch, ckpt, pass);
+  shape.head_update = head_update;
+  shape.activations = act_dtype_;
+  n_tokens_ = batch.B * batch.T;
   pass_ = pass;
   const auto [act_bytes, work_bytes] = buffer_bytes(config_, shape, backend_);
   ensure_capacity(act_buf_, backend_.allocator(), tracker_, MemCategory::Activations, act_bytes);
@@ -164,6 +180,8 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
   Layout L;
   carve(config_, shape, backend_, acts, work, L);
   block_in_ = std::move(L.block_in);
+  x32_[0] = L.x32[0];
+  x32_[1] = L.x32[1];
   layer_acts_ = std::move(L.layer_acts);
   xnf_ = L.xnf;
   rstdf_ = L.rstdf;
@@ -176,6 +194,9 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass) {
   ids_ = L.ids;
   targets_ = L.targets;
   lengths_ = L.lengths;
+  embed_order_ = L.embed_order;
+  held_rows_ = L.held_rows;
+  held_values_ = L.held_values;
   lora_u_ = L.lora_u;
   lora_g_ = L.lora_g;
   lora_xd_ = L.lora_xd;
@@ -327,23 +348,49 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   sink.consume(*p.attn_norm, dw);
 }
 
+const float* LlamaModel::block_input(int64_t l) {
+  if (act_dtype_ == StorageDtype::F32) return block_in_[l];
+  backend_.to_f32(x32_[0], stored_block(l), 0, n_tokens_ * config_.d_model);
+  return x32_[0];
+}
+
+float* LlamaModel::block_output(int64_t l) {
+  if (act_dtype_ == StorageDtype::F32) return block_in_[l];
+  return x32_[l % 2];  // block l − 1 reads x32_[(l − 1) % 2]
+}
+
+void LlamaModel::commit_block(int64_t l, float* y) {
+  if (act_dtype_ == StorageDtype::F32) return;
+  const int64_t n = n_tokens_ * config_.d_model;
+  RoundingMode nearest;
+  nearest.rounding = Rounding::Nearest;
+  backend_.store(stored_block(l), y, nearest);
+  backend_.to_f32(y, stored_block(l), 0, n);  // the next block reads what backward will
+}
+
 void LlamaModel::run_forward(const Batch& batch, Checkpointing ckpt) {
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T;
   for (int32_t id : batch.ids) LOMO_ASSERT(id < c.vocab, "token id out of range");
   upload(batch);
+  float* x = block_output(0);  // (N, d_model) the residual stream, fp32
   {
     const UsingLayer using_layer(*residency_, kOutsideBlocks);
     PhaseTimer t(profile_, Phase::Elementwise);
-    backend_.embedding_forward(block_in_[0], ids_, params_.embed->view(), N);
+    backend_.embedding_forward(x, ids_, params_.embed->view(), N);
+    commit_block(0, x);
   }
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    block_forward(l, batch, block_in_[l], acts_for(l, ckpt), block_in_[l + 1]);
+    float* y = block_output(l + 1);
+    block_forward(l, batch, x, acts_for(l, ckpt), y);
+    PhaseTimer t(profile_, Phase::Elementwise);
+    commit_block(l + 1, y);
+    x = y;
   }
   const UsingLayer using_layer(*residency_, kOutsideBlocks);
   PhaseTimer t(profile_, Phase::Elementwise);
-  backend_.rmsnorm_forward(xnf_, rstdf_, block_in_[c.n_layer], params_.final_norm->f(), N,
-                           c.d_model, c.rms_norm_eps);
+  backend_.rmsnorm_forward(xnf_, rstdf_, x, params_.final_norm->f(), N, c.d_model,
+                           c.rms_norm_eps);
 }
 
 LmHeadIo LlamaModel::head_io(const Batch& batch) {
@@ -392,16 +439,35 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T, d = c.d_model;
   LOMO_ASSERT(batch.loss_tokens > 0, "batch has no loss tokens");
-  plan(batch, ckpt, Pass::Training);
-  run_forward(batch, ckpt);
-
-  // The LM head and the loss, chunked: its gradient lands in the sink's buffer. A tied head's
-  // gradient is held until the embedding backward completes it (design §2 rule 4).
+  // The LM head and the loss, chunked. Its gradient lands in the sink's buffer, or, under the
+  // zero-buffer update, never exists: each vocabulary block of W is updated inside the head's
+  // gradient pass (ops/lm_head.h). A tied head's buffered gradient is held until the embedding
+  // backward completes it (design §2 rule 4); its zero-buffer update applies the head's part
+  // here (with the decay) and the lookup's part at the end.
   const bool tied = params_.lm_head == nullptr;
   Param& head = head_param();
+  const bool head_trains = sink.trains(head);
+  const std::optional<SgdStep> head_update =
+      head_trains ? sink.fused_update(head) : std::nullopt;
+  plan(batch, ckpt, Pass::Training, head_update.has_value());
+  run_forward(batch, ckpt);
+
   LmHeadIo io = head_io(batch);
   io.dxn = grads_.dxn;
-  io.dW = sink.trains(head) ? sink.gradient_buffer(head) : nullptr;  // null: a frozen head
+  io.dW = head_trains && !head_update ? sink.gradient_buffer(head) : nullptr;  // null: frozen
+  io.update = head_update ? &*head_update : nullptr;
+  HeldRows held;  // a 16-bit tied table's looked-up rows, kept in fp32 (ops/tensor.h)
+  if (held_rows_ != nullptr) {
+    std::vector<int32_t> rows;  // (≤ N) ascending, distinct
+    for (int32_t id : batch.ids) {
+      if (id >= 0) rows.push_back(id);
+    }
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    backend_.copy_to_device(held_rows_, rows.data(), rows.size() * sizeof(int32_t));
+    held = {held_rows_, static_cast<int64_t>(rows.size()), held_values_};
+    io.held = held;
+  }
   io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
   // The embedding, final norm and head stay in use until the embedding backward at the end.
   const UsingLayer using_outer(*residency_, kOutsideBlocks);
@@ -410,7 +476,8 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
     PhaseTimer t(profile_, Phase::LmHead);
     loss = backend_.lm_head_loss(head.view(), io) / static_cast<double>(batch.loss_tokens);
   }
-  // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8).
+  // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8; the head's
+  // zero-buffer update returns before touching W when the loss is not finite).
   if (!std::isfinite(loss)) {
     throw NonFiniteError(
         std::string("the loss is ") + (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") +
@@ -426,7 +493,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     backend_.fill(grads_.dh, 0.0f, N * d);
-    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_in_[c.n_layer], rstdf_,
+    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_input(c.n_layer), rstdf_,
                               params_.final_norm->f(), N, d);
   }
   if (dw != nullptr) {
@@ -436,12 +503,21 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
 
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {
     LayerActs& a = acts_for(l, ckpt);
-    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, block_in_[l], a, /*x_out=*/nullptr);
-    block_backward(l, batch, block_in_[l], a, grads_, sink);
+    const float* x = block_input(l);  // (N, d_model)
+    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, x, a, /*x_out=*/nullptr);
+    block_backward(l, batch, x, a, grads_, sink);
   }
 
   // In the forward pass this was: h_0 = embed[ids]. A frozen embedding needs nothing.
   if (!sink.trains(*params_.embed)) return loss;
+  if (std::optional<SgdStep> u = sink.fused_update(*params_.embed)) {
+    // The zero-buffer update, row by row. Tied: the head's part and the decay are applied; this
+    // is the lookup's part, from the held fp32 rows when the table is 16-bit.
+    if (tied) u->keep = 1.0f;
+    PhaseTimer t(profile_, Phase::Update);
+    backend_.embedding_update(params_.embed->view(), grads_.dh, ids_, N, embed_order_, *u, held);
+    return loss;
+  }
   float* dembed = sink.gradient_buffer(*params_.embed);
   {
     PhaseTimer t(profile_, Phase::Elementwise);

@@ -77,6 +77,12 @@ struct StepShape {
   // adapters have dropout (its masked copy needs a scratch in training).
   int64_t lora_rank = 0;
   int64_t lora_dropout_in = 0;
+  // The LM head takes LOMO's zero-buffer update (GradSink::fused_update): two passes over one
+  // row tile of every token (ops/lm_head.h).
+  bool head_update = false;
+  // How the block inputs (the residual stream between blocks, what checkpointing keeps) are
+  // stored: fp32, or 16-bit (bf16/fp16) with two fp32 scratch blocks to compute in.
+  StorageDtype activations = StorageDtype::F32;
 };
 
 class LlamaModel {
@@ -102,6 +108,12 @@ class LlamaModel {
   void set_residency(Residency* r) { residency_ = r ? r : &all_resident_; }
   // Linear layers multiply in bf16 (weights.h); the 2-D parameters must be stored in bf16.
   void set_bf16_gemm(bool on);
+  // Store the block inputs (the residual stream between blocks) in `dtype`: fp32 (the default)
+  // or 16-bit, rounded to nearest at each block boundary. Every block computes in fp32 from the
+  // rounded value, in forward and in the recomputation alike, so backward differentiates exactly
+  // the function forward computed.
+  void set_activation_dtype(StorageDtype dtype) { act_dtype_ = dtype; }
+  StorageDtype activation_dtype() const { return act_dtype_; }
   // LoRA adapters beside the linear layers (null: none); they must outlive the model. Dropout
   // masks are keyed by (seed, the step set by set_lora_step, layer, target).
   void set_lora(const LoraAdapters* adapters, uint64_t dropout_seed = 0);
@@ -136,7 +148,8 @@ class LlamaModel {
   };
 
   struct Layout {
-    std::vector<float*> block_in;
+    std::vector<float*> block_in;  // fp32, or 16-bit elements in a float-aligned block
+    float* x32[2] = {nullptr, nullptr};
     std::vector<LayerActs> layer_acts;
     float *xnf = nullptr, *rstdf = nullptr, *nll = nullptr;
     LmHeadTiles head_tiles;
@@ -144,6 +157,9 @@ class LlamaModel {
     double* head_row_stats = nullptr;
     float* attn_work = nullptr;
     int32_t *ids = nullptr, *targets = nullptr, *lengths = nullptr;
+    int32_t* embed_order = nullptr;
+    int32_t* held_rows = nullptr;
+    float* held_values = nullptr;
     float *lora_u = nullptr, *lora_g = nullptr, *lora_xd = nullptr;
     Grads grads{};
   };
@@ -154,7 +170,7 @@ class LlamaModel {
   // tests/test_memory_plan.cpp holds to these, byte for byte.
   static std::pair<size_t, size_t> buffer_bytes(const ModelConfig& c, const StepShape& s,
                                                 const Backend& backend);
-  void plan(const Batch& batch, Checkpointing ckpt, Pass pass);
+  void plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool head_update = false);
   StepShape step_shape(const Batch& batch, Checkpointing ckpt, Pass pass) const;
   // The adapter call of layer l's target t in the current pass, or null when t has none.
   const LinearAdapter* adapter(int64_t l, LoraTarget t);
@@ -167,6 +183,16 @@ class LlamaModel {
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
                       GradSink& sink);
+  // Block l's stored input (l = n_layer: the last block's output) as a view of its storage.
+  ParamView stored_block(int64_t l) const {
+    return {block_in_[l], act_dtype_, n_tokens_, config_.d_model, 0};
+  }
+  // Block l's input as fp32: the stored block itself, or its 16-bit copy converted into x32_[0].
+  const float* block_input(int64_t l);
+  // Where block l − 1's output (l = 0: the embedding's) is made: block_in_[l] itself, or an fp32
+  // scratch; then commit_block(l, y) stores it and leaves y holding what was stored.
+  float* block_output(int64_t l);
+  void commit_block(int64_t l, float* y);
   // Kept block l has its own set; every recomputed block shares the one after them.
   LayerActs& acts_for(int64_t l, Checkpointing ckpt) {
     const int64_t L = config_.n_layer, kept = ckpt.kept_of(L);
@@ -188,6 +214,10 @@ class LlamaModel {
   Buffer act_buf_;   // activations: block inputs, layer activations, final norm
   Buffer work_buf_;  // workspace: backward temporaries, per-token NLL, LM-head and attention scratch
   std::vector<float*> block_in_;       // n_layer + 1 of (N, d_model); [n_layer] = last block output
+                                       // (act_dtype_ elements)
+  StorageDtype act_dtype_ = StorageDtype::F32;
+  int64_t n_tokens_ = 0;               // N of the current plan
+  float* x32_[2] = {nullptr, nullptr}; // (N, d_model) fp32 block input and output, 16-bit only
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)
@@ -200,6 +230,11 @@ class LlamaModel {
   int32_t* ids_ = nullptr;              // (B, T) the batch's ids, in the backend's memory
   int32_t* targets_ = nullptr;          // (B, T)
   int32_t* lengths_ = nullptr;          // (B)
+  int32_t* embed_order_ = nullptr;      // (B·T) training: embedding_update's scratch
+  // A 16-bit tied table under the zero-buffer update: its looked-up rows, ascending (≤ B·T),
+  // and their fp32 values between the head's part and the lookup's (≤ B·T, d_model).
+  int32_t* held_rows_ = nullptr;
+  float* held_values_ = nullptr;
   Grads grads_{};
   Pass pass_ = Pass::Forward;           // of the current plan
   const LoraAdapters* lora_ = nullptr;

@@ -28,9 +28,16 @@ enum class ParamRole {
 };
 
 // The zero-buffer LOMO update (W ← (1 − lr·wd)·W − lr·c·dYᵀX inside the weight-gradient GEMM,
-// no gradient buffer) applies to exactly these tensors: the block linear weights. The embedding
-// and the LM head have their own products (lookup, tiled head) and keep a buffer.
+// no gradient buffer) applies to these tensors whenever it is on (ZeroBufferRule::fused_update):
+// the block linear weights.
 inline bool takes_fused_linear_update(ParamRole r) { return r == ParamRole::BlockLinear; }
+// And, when no gradient is materialised at all (ZeroBufferRule::no_buffer), to every matrix: the
+// LM head inside its gradient pass, per vocabulary block (ops/lm_head.h), and the embedding row
+// by row where its backward would scatter (Backend::embedding_update). Norms and biases keep the
+// one shared buffer (their gradients are sums over tokens, a few KiB).
+inline bool takes_fused_update(ParamRole r) {
+  return r == ParamRole::BlockLinear || r == ParamRole::LmHead || r == ParamRole::Embedding;
+}
 // The tensors the model reads through the weight cache (model/weights.h) when they are 16-bit:
 // the embedding is looked up row by row and the LM head converts itself block by block.
 inline bool reads_through_weight_cache(ParamRole r) { return r == ParamRole::BlockLinear; }

@@ -84,6 +84,15 @@ class Backend {
   // dtable(V, d) += dout[n] at row ids[n]; padding rows carry none. ADDS.
   virtual void embedding_backward(float* dtable, const float* dout, const int32_t* ids,
                                   int64_t N, int64_t d) = 0;
+  // LOMO's zero-buffer update of the table where backward would scatter its gradient, never
+  // making the (V, d) gradient: row v ← keep·row − step·Σ dout[n] over n with ids[n] = v (the
+  // sum embedding_backward makes, in n order), written back once with s.rounding; rows no id
+  // names get keep·row. order(N) is int32 scratch. held (rows listed ascending, may be empty):
+  // those rows start from held.values instead of the table (a 16-bit tied table, whose head part
+  // is already applied there in fp32). A device backend matches the CPU to rounding (the sums
+  // may run in another order).
+  virtual void embedding_update(ParamView table, const float* dout, const int32_t* ids, int64_t N,
+                                int32_t* order, const SgdStep& s, const HeldRows& held) = 0;
   // RMSNorm (Hugging Face LlamaRMSNorm): y(N, d), rstd(N) ← x(N, d), w(d). OVERWRITES.
   virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N,
                                int64_t d, double eps) = 0;

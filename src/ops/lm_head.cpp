@@ -4,9 +4,9 @@
 
 namespace lomo {
 
-LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass) {
+LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass, bool all_rows) {
   LmHeadTiles t;
-  t.rows = std::max<int64_t>(1, std::min<int64_t>(N, 4096));
+  t.rows = std::max<int64_t>(1, all_rows && !one_pass ? N : std::min<int64_t>(N, 4096));
   const int64_t cols = std::max<int64_t>(64, (int64_t{1} << 20) / t.rows) / 16 * 16;
   t.cols = std::max<int64_t>(1, std::min(V, cols));
   if (one_pass) {

@@ -16,6 +16,13 @@
 // Every read of W (the dxn products of all tiles) precedes the gradient's hand-over, which the
 // caller does after checking the loss: the LOMO order rule (design §2 rule 2) holds for the head
 // as for every other linear layer (model/linear.h).
+// The zero-buffer update (`update` given, two passes, all N rows in one row tile: training with
+// LOMO, no gradient buffer at all): in pass 2 a vocabulary block W_v is read for the last time by
+// its dxn product, so its update lands right after, inside the dW product itself:
+//   W_v ← keep·W_v − step·dlogits_vᵀ·xn   (one GEMM with beta = keep, as model/linear.cpp does),
+// in fp32 (W itself, or w_block for a 16-bit head, then written back once with the update's
+// rounding at W's element indices). Pass 1 has the loss before pass 2 begins: a non-finite loss
+// returns at once, W untouched (design §2 rule 8).
 // Accumulation rule: nll, dxn and dW are overwritten; the scratch (tile, w_block, row_stats,
 // tile16) holds nothing on entry or exit.
 #pragma once
@@ -23,7 +30,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/tensor.h"
+
 namespace lomo {
+
+struct SgdStep;  // ops/backend.h
 
 struct LmHeadTiles {
   int64_t rows = 0;       // tokens per tile
@@ -33,10 +44,11 @@ struct LmHeadTiles {
   int64_t tile_elems(int64_t V) const { return rows * (one_pass ? V : cols); }
 };
 
-// Two passes: about 1 Mi fp32 logits per tile: all N tokens (up to 4096) × as many vocabulary
-// entries as fit. One pass: at most kOnePassTileElems logits per tile, in equal row tiles.
+// Two passes: about 1 Mi fp32 logits per tile: all N tokens (up to 4096; every token with
+// all_rows, which the zero-buffer update needs) × as many vocabulary entries as fit (at least
+// 64). One pass: at most kOnePassTileElems logits per tile, in equal row tiles.
 inline constexpr int64_t kOnePassTileElems = int64_t{8} << 20;
-LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass = false);
+LmHeadTiles lm_head_tiles(int64_t V, int64_t N, bool one_pass = false, bool all_rows = false);
 
 struct LmHeadIo {
   const float* xn = nullptr;         // (N, d) final-norm output
@@ -54,6 +66,10 @@ struct LmHeadIo {
   float* dxn = nullptr;  // (N, d) out, overwritten
   float* dW = nullptr;   // (V, d) out, overwritten; null for a frozen head (only dxn flows)
   float grad_scale = 0;  // d(loss)/d(nll_n) for loss rows: grad_scale / loss tokens
+  // The zero-buffer update of W instead of dW (dW null; two passes, tiles.rows ≥ N), and for a
+  // 16-bit tied table the looked-up rows' fp32 values after it (ops/tensor.h).
+  const SgdStep* update = nullptr;
+  HeldRows held;
   std::vector<float>* logits_out = nullptr;  // (N, V) host copy for tests, forward only
 };
 

@@ -23,6 +23,16 @@ struct ParamView {
   uint16_t* u16() const { return static_cast<uint16_t*>(data); }
 };
 
+// Rows of a 16-bit tied table kept in fp32 between the two parts of its zero-buffer update: the
+// LM head's part writes their updated values to `values` (n, cols) as well as (rounded) to the
+// table, and the lookup's part continues from `values`, so each element is rounded once
+// (design §2 rule 5). rows(n): the row ids, ascending and distinct (the batch's looked-up ids).
+struct HeldRows {
+  const int32_t* rows = nullptr;
+  int64_t n = 0;
+  float* values = nullptr;
+};
+
 // One GEMM operand, row-major with `ld` elements between consecutive stored rows.
 struct MatRef {
   const void* data = nullptr;

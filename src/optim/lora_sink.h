@@ -25,8 +25,8 @@ class LoraSink : public GradSink {
   void consume(Param& p, float* grad) override {
     if (p.role != ParamRole::Adapter) base_->consume(p, grad);  // adapters: kept for the step
   }
-  std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) override {
-    return base_ ? base_->fused_linear_update(W) : std::nullopt;
+  std::optional<SgdStep> fused_update(const Param& p) override {
+    return base_ ? base_->fused_update(p) : std::nullopt;
   }
 
  private:

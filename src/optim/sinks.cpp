@@ -12,10 +12,12 @@ ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, Mem
     : backend_(backend), held_id_(held_id) {
   int64_t largest_other = 0;
   for (const auto& p : params.all()) {
-    if (p.id == held_id) {
+    if (no_buffer_for_fused && takes_fused_update(p.role)) {
+      if (p.id == held_id) held_id_ = -1;  // the tied embedding is updated where it arises
+    } else if (p.id == held_id) {
       held_ = Buffer(backend.allocator(), tracker, MemCategory::Gradients,
                      static_cast<size_t>(p.numel()) * 4);
-    } else if (!(no_buffer_for_fused && takes_fused_linear_update(p.role))) {
+    } else {
       largest_other = std::max(largest_other, p.numel());
     }
   }
@@ -71,17 +73,18 @@ void LomoSink::consume(Param& p, float* grad) {
   apply_sgd(be, p, grad, u_);
 }
 
-std::optional<FusedLinearUpdate> LomoSink::fused_linear_update(const Param& W) {
-  if (!u_.fused_linear || !takes_fused_linear_update(W.role)) {
-    return std::nullopt;
-  }
-  const float wd = weight_decay_for(W.role, u_.weight_decay, u_.decay_norms_and_biases);
-  FusedLinearUpdate f;
-  f.alpha = -u_.lr * u_.grad_coef;
-  f.beta = 1.0f - u_.lr * wd;
-  f.rounding = u_.rounding;
-  f.rounding.step = u_.step;
-  return f;
+std::optional<SgdStep> LomoSink::fused_update(const Param& p) {
+  const bool fused = takes_fused_linear_update(p.role)
+                         ? u_.fused_linear
+                         : u_.fused_all && takes_fused_update(p.role);
+  if (!fused) return std::nullopt;
+  const float wd = weight_decay_for(p.role, u_.weight_decay, u_.decay_norms_and_biases);
+  SgdStep s;
+  s.keep = 1.0f - u_.lr * wd;
+  s.step = u_.lr * u_.grad_coef;
+  s.rounding = u_.rounding;
+  s.rounding.step = u_.step;
+  return s;
 }
 
 void NormSink::consume(Param& p, float* grad) {

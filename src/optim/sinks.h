@@ -5,6 +5,8 @@
 //    gradient is the sum of the LM head's (first in backward) and the lookup's (last).
 //    Peak gradient bytes = 4·max_numel            (untied)
 //                        = 4·(V·d + max over the other tensors)   (tied)
+//    With no buffer for the fused tensors (every matrix, ZeroBufferRule::no_buffer): 4·the
+//    largest norm or bias vector, tied or not.
 //  * StoredGradients — the classic baselines: one buffer per parameter, all alive at once.
 //
 //  * LomoSink  — fused update p ← p·(1 − lr·wd) − lr·c·clamp(g), in fp32, the moment g is done.
@@ -30,7 +32,8 @@ class ReusableGradients {
  public:
   // held_id: id of the parameter whose gradient must survive the whole backward (the tied
   // embedding), or −1. no_buffer_for_fused (ZeroBufferRule::no_buffer): the tensors that take the
-  // zero-buffer update never ask for a buffer, so the shared buffer is sized for the others only.
+  // zero-buffer update (takes_fused_update: every matrix, the tied embedding included) never ask
+  // for a buffer, so the shared buffer is sized for the others only and nothing is held.
   ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
                     Backend& backend, bool no_buffer_for_fused = false);
   float* buffer_for(const Param& p);
@@ -65,8 +68,9 @@ struct LomoUpdate {
   float clip_value = 0;    // ≤ 0: off
   float grad_coef = 1.0f;  // global-norm clipping coefficient from the norm pass
   bool decay_norms_and_biases = true;
-  bool fused_linear = false;  // ZeroBufferRule::fused_update: the zero-buffer update where the
-                              // role allows
+  bool fused_linear = false;  // ZeroBufferRule::fused_update: the zero-buffer update of the
+                              // block linear weights
+  bool fused_all = false;     // ZeroBufferRule::no_buffer: also the LM head and the embedding
   RoundingMode rounding;      // write-back of 16-bit parameters (design §2 rule 5)
   int64_t step = 0;           // for messages
 };
@@ -76,8 +80,9 @@ class LomoSink : public GradSink {
   LomoSink(ReusableGradients& grads, const LomoUpdate& update) : grads_(grads), u_(update) {}
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
-  // W ← (1 − lr·wd)·W − lr·c·dYᵀX as one GEMM (alpha = −lr·c, beta = 1 − lr·wd).
-  std::optional<FusedLinearUpdate> fused_linear_update(const Param& W) override;
+  // keep = 1 − lr·wd, step = lr·c for the tensors the zero-buffer rule covers
+  // (takes_fused_linear_update with fused_linear; takes_fused_update with fused_all).
+  std::optional<SgdStep> fused_update(const Param& p) override;
 
  private:
   ReusableGradients& grads_;

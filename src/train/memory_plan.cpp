@@ -12,11 +12,11 @@
 
 namespace lomo {
 
-StorageDtype parse_storage_dtype(const std::string& s) {
+StorageDtype parse_storage_dtype(const std::string& s, const std::string& flag) {
   if (s == "fp32") return StorageDtype::F32;
   if (s == "bf16") return StorageDtype::BF16;
   if (s == "fp16") return StorageDtype::F16;
-  throw Error("--dtype: \"" + s + "\" is not one of fp32, bf16, fp16");
+  throw Error(flag + ": \"" + s + "\" is not one of fp32, bf16, fp16");
 }
 
 const char* storage_dtype_name(StorageDtype d) {
@@ -32,6 +32,20 @@ const char* storage_dtype_name(StorageDtype d) {
 }
 
 namespace {
+
+ZeroBufferRule zero_buffer_of(const MemoryPlanInput& in) {
+  return zero_buffer_rule({.optimizer = in.optimizer,
+                           .fused_gemm_update = in.fused_gemm_update,
+                           .clip_grad_value = in.clip_grad_value,
+                           .clip_grad_norm = in.clip_grad_norm,
+                           .dtype = in.dtype});
+}
+
+// Whether the LM head takes the zero-buffer update: then it runs in two passes, with every token
+// in one row tile (ops/lm_head.h).
+bool head_takes_update(const MemoryPlanInput& in) {
+  return !in.base_frozen && zero_buffer_of(in).no_buffer;
+}
 
 // Bytes of n fp32 (or int32) elements in the step's activation or workspace block, where every
 // buffer starts 64-byte aligned.
@@ -53,13 +67,15 @@ size_t block_activation_bytes(const ModelConfig& c, int64_t B, int64_t T) {
 }
 
 // The activation block of one training step.
-size_t activation_bytes(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt) {
+size_t activation_bytes(const ModelConfig& c, int64_t B, int64_t T, Checkpointing ckpt,
+                        StorageDtype act) {
   const int64_t N = B * T, L = c.n_layer;
   // Every block that keeps its activations has its own set; the recomputed ones share one.
   const int64_t kept = ckpt.kept_of(L);
   const int64_t sets = kept + (kept < L ? 1 : 0);
-  return static_cast<size_t>(L + 1) * f32s(N * c.d_model)  // the input of every block, and
-                                                           // the last block's output
+  // The input of every block, and the last block's output: N·d elements of 4 or 2 bytes.
+  const int64_t block_in = act == StorageDtype::F32 ? N * c.d_model : (N * c.d_model + 1) / 2;
+  return static_cast<size_t>(L + 1) * f32s(block_in)
          + static_cast<size_t>(sets) * block_activation_bytes(c, B, T)
          + f32s(N * c.d_model) + f32s(N);  // the final norm's output and 1/rms
 }
@@ -69,7 +85,8 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   const int64_t B = in.batch, T = in.seq, N = B * T, d = c.d_model,
                 qd = c.n_head * c.head_dim, V = c.vocab;
   const bool sixteen = in.dtype != StorageDtype::F32;
-  const LmHeadTiles head = lm_head_tiles(V, N, !in.checkpointing.recompute_head);
+  const LmHeadTiles head =
+      lm_head_tiles(V, N, !in.checkpointing.recompute_head, head_takes_update(in));
   // The head's logits tile (and, for a 16-bit head, one block of its rows in fp32) and the
   // attention's scratch are never live together: one buffer, the larger of the two.
   const int64_t head_scratch =
@@ -80,18 +97,19 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
              + f32s(std::max(head_scratch, attention_scratch))
              + f32s(4 * N)                                  // running max and Σexp (fp64)
              + 2 * f32s(N) + f32s(B)                        // ids, targets, lengths (int32)
+             // 16-bit block inputs: the block's input and output in fp32
+             + (in.activation_dtype != StorageDtype::F32 ? 2 * f32s(N * d) : 0)
+             + f32s(N)                                      // the embedding update's order
+             // a 16-bit tied table's looked-up rows and their fp32 values (zero-buffer update)
+             + (head_takes_update(in) && c.tied_embeddings && sixteen
+                    ? f32s(N) + f32s(N * d)
+                    : 0)
              + 2 * f32s(N * d)                              // dh, d(norm output)
              + f32s(N * std::max(c.d_ff, qd));              // d(silu(gate)·up) or d(attention)
   // 16-bit layer weights are read through one fp32 scratch the size of the largest of them:
   // by every product in fp32, and by the fused update, whose GEMM writes W in fp32 before it is
   // rounded back. With bf16 products and the update outside the GEMM, nothing reads it.
-  const bool fused_update = !in.base_frozen &&
-                            zero_buffer_rule({.optimizer = in.optimizer,
-                                              .fused_gemm_update = in.fused_gemm_update,
-                                              .clip_grad_value = in.clip_grad_value,
-                                              .clip_grad_norm = in.clip_grad_norm,
-                                              .dtype = in.dtype})
-                                .fused_update;
+  const bool fused_update = !in.base_frozen && zero_buffer_of(in).fused_update;
   if (sixteen && (!in.bf16_gemm || fused_update)) w += 4 * largest_viewed;
   // The RoPE table: cos and sin for every position the model allows.
   w += rope_table_bytes(c.head_dim, c.max_position);
@@ -133,23 +151,21 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   // Gradient buffers are fp32 in the engine (GEMM output, read by the fp32 update); the paper
   // counts them in the storage dtype.
   const size_t ge = paper ? e : 4;
-  const bool fused_buffers = zero_buffer_rule({.optimizer = in.optimizer,
-                                               .fused_gemm_update = in.fused_gemm_update,
-                                               .clip_grad_value = in.clip_grad_value,
-                                               .clip_grad_norm = in.clip_grad_norm,
-                                               .dtype = in.dtype})
-                                 .no_buffer;
+  const bool fused_buffers = zero_buffer_of(in).no_buffer;
   // A frozen base (plain LoRA) is never differentiated: no gradient, no state of its own.
   const auto base_optimizer = in.base_frozen ? std::nullopt : std::optional(in.optimizer);
   if (base_optimizer) switch (*base_optimizer) {
     case OptimizerKind::Lomo:
     case OptimizerKind::AdaLomo: {
       size_t held = 0, shared = 0;
+      // Without any buffer for the matrices (every one takes the zero-buffer update, the tied
+      // embedding too), only norms and biases share one.
       for (const auto& s : specs) {
         const auto n = static_cast<size_t>(spec_numel(s));
+        if (fused_buffers && takes_fused_update(s.role)) continue;
         if (c.tied_embeddings && s.role == ParamRole::Embedding) {
           held = n;
-        } else if (!(fused_buffers && takes_fused_linear_update(s.role))) {
+        } else {
           shared = std::max(shared, n);
         }
       }
@@ -177,7 +193,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
     m.gradients += 4 * a;
     m.optimizer_states += 8 * a;
   }
-  m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing);
+  m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing, in.activation_dtype);
   m.workspace = workspace_bytes(c, in, largest_viewed);
   return m;
 }
@@ -196,9 +212,40 @@ Checkpointing choose_checkpointing(MemoryPlanInput in, size_t limit) {
 }
 
 Checkpointing fit_head(MemoryPlanInput in, Checkpointing blocks, size_t limit) {
+  // The one-pass head needs the head's whole gradient, which the zero-buffer update never makes.
+  if (head_takes_update(in)) return Checkpointing{blocks.kept, true};
   in.checkpointing = Checkpointing{blocks.kept, false};
   if (limit == 0 || plan_memory(in).total() <= limit) return in.checkpointing;
   return Checkpointing{blocks.kept, true};
+}
+
+std::string describe_gradient_memory(const MemoryPlanInput& in) {
+  const bool tied = in.config.tied_embeddings;
+  const std::string largest =
+      std::string("one buffer of the largest tensor") +
+      (tied ? ", and the tied embedding's gradient held from the LM head to the lookup" : "");
+  if (in.base_frozen) return "none: the base is frozen; the adapters' gradients are kept";
+  switch (in.optimizer) {
+    case OptimizerKind::Sgd:
+    case OptimizerKind::AdamW:
+      return "every gradient stored: " + std::string(optimizer_name(in.optimizer)) +
+             " steps after backward";
+    case OptimizerKind::AdaLomo:
+      return largest + ": AdaLomo's factored statistics need each tensor's whole gradient";
+    case OptimizerKind::Lomo:
+      break;
+  }
+  const ZeroBufferRule r = zero_buffer_of(in);
+  if (r.no_buffer) {
+    return "no matrix has a gradient (zero-buffer update: linear weights inside their GEMM, the "
+           "LM head per vocabulary block in its second pass, the embedding row by row); one "
+           "buffer of the largest norm or bias vector";
+  }
+  if (!in.fused_gemm_update) return largest + ": --fused-gemm-update off";
+  if (in.clip_grad_value) return largest + ": --clip-grad-value clamps the materialised gradient";
+  return largest + ": " +
+         (in.clip_grad_norm ? "--clip-grad-norm's norm pass" : "fp16's overflow check") +
+         " materialises every gradient before the update";
 }
 
 std::string describe_checkpointing(Checkpointing c, int64_t n_layer) {

@@ -28,7 +28,8 @@
 
 namespace lomo {
 
-StorageDtype parse_storage_dtype(const std::string& s);
+// "fp32", "bf16" or "fp16"; anything else is a lomo::Error naming `flag`.
+StorageDtype parse_storage_dtype(const std::string& s, const std::string& flag = "--dtype");
 const char* storage_dtype_name(StorageDtype d);
 
 enum class MemoryConvention { Engine, Paper };
@@ -45,6 +46,9 @@ struct MemoryPlanInput {
   bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
   bool clip_grad_value = false;  // as does clamping
   bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
+  // The block inputs' storage (LlamaModel::set_activation_dtype): 16-bit halves them and adds
+  // two fp32 blocks of (N, d_model) to compute in.
+  StorageDtype activation_dtype = StorageDtype::F32;
   MemoryConvention convention = MemoryConvention::Engine;
   // LoRA (model/lora.h; rank 0: none): the adapters (fp32), their gradients (all kept) and
   // AdamW's m and v; scratch for their products. A frozen base (--base-lr 0) has no gradient
@@ -71,6 +75,10 @@ Checkpointing choose_checkpointing(MemoryPlanInput in, size_t limit);
 
 // `--checkpointing on|off`: those blocks, and the one-pass LM head if it fits within `limit`.
 Checkpointing fit_head(MemoryPlanInput in, Checkpointing blocks, size_t limit);
+
+// Why the gradient term is what it is: which tensors take the zero-buffer update, and what keeps
+// a buffer and why (printed by `lomo memory`).
+std::string describe_gradient_memory(const MemoryPlanInput& in);
 
 // "on", "off" or "k of n blocks keep activations", and how the LM head runs.
 std::string describe_checkpointing(Checkpointing c, int64_t n_layer);

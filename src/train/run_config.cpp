@@ -129,6 +129,7 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
   in.clip_grad_norm = run.clip_grad_norm > 0;
   in.clip_grad_value = run.clip_grad_value > 0;
   in.bf16_gemm = run.uses_bf16_gemm();
+  in.activation_dtype = run.activations();
   if (run.uses_lora()) {
     in.lora = run.lora_config();
     in.base_frozen = run.base_frozen();
@@ -167,6 +168,10 @@ nlohmann::ordered_json run_identity(const RunConfig& run, int64_t seq_len,
   j["loss-scale-init"] = run.loss_scale_init;
   j["loss-scale-window"] = run.loss_scale_window;
   j["bf16-gemm"] = run.uses_bf16_gemm();
+  // Only when 16-bit (checkpoints of fp32 runs written before it existed still match).
+  if (run.activations() != StorageDtype::F32) {
+    j["activation-dtype"] = storage_dtype_name(run.activations());
+  }
   j["rounding"] = run.rounding == Rounding::Nearest ? "nearest" : "stochastic";
   j["shuffle"] = run.shuffle == Shuffle::On;
   j["seed"] = run.seed;
@@ -196,6 +201,7 @@ TrainOptions train_options(const RunConfig& run, Checkpointing checkpointing) {
   o.decay_norms_and_biases = run.decay_norms_biases;
   o.fused_gemm_update = run.fused_gemm_update;
   o.bf16_gemm = run.uses_bf16_gemm();
+  o.activation_dtype = run.activations();
   o.rounding = run.rounding;
   o.seed = run.seed;
   o.loss_scale_init = run.loss_scale_init;

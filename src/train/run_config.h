@@ -79,6 +79,8 @@ struct RunConfig {
   int64_t loss_scale_window = 1000;
   // nullopt: on where it applies (bf16 storage); true without bf16 storage is an error.
   std::optional<bool> bf16_gemm;
+  // The block inputs' storage; nullopt: bf16 with --dtype bf16, else fp32 (activations()).
+  std::optional<StorageDtype> activation_dtype;
   Rounding rounding = Rounding::Stochastic;
   CheckpointingMode checkpointing = CheckpointingMode::Auto;
 
@@ -124,6 +126,10 @@ struct RunConfig {
   // The base model's peak learning rate: base_lr with LoRA.
   double peak_lr() const { return uses_lora() ? base_lr : lr.value_or(default_lr(optimizer)); }
   bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
+  StorageDtype activations() const {
+    return activation_dtype.value_or(dtype == StorageDtype::BF16 ? StorageDtype::BF16
+                                                                 : StorageDtype::F32);
+  }
   GgmlType export_type() const;
 
   bool operator==(const RunConfig&) const = default;

@@ -68,6 +68,12 @@ ZeroBufferRule Trainer::zero_buffer() const {
                            .dtype = fp16_ ? StorageDtype::F16 : StorageDtype::F32});
 }
 
+Checkpointing Trainer::checkpointing() const {
+  Checkpointing c = opts_.checkpointing;
+  if (reusable_ && zero_buffer().no_buffer) c.recompute_head = true;
+  return c;
+}
+
 Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tracker)
     : model_(model), opts_(opts) {
   ModelParams& params = model.params();
@@ -77,6 +83,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
                       [](const Param& p) { return p.dtype == StorageDtype::F16; });
   loss_scale_ = opts.loss_scale_init;
   model.set_bf16_gemm(opts.bf16_gemm);
+  model.set_activation_dtype(opts.activation_dtype);
   Backend& backend = model.backend();
   if (fp16_ && (loss_scale_ < 1 || !std::isfinite(loss_scale_))) {
     throw Error("--loss-scale-init must be a finite number ≥ 1");
@@ -155,10 +162,10 @@ std::vector<TrainerStateTensor> Trainer::state_tensors() {
 }
 
 double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
-  if (opts_.lora == nullptr) return model_.forward_backward(batch, *base, opts_.checkpointing,
+  if (opts_.lora == nullptr) return model_.forward_backward(batch, *base, checkpointing(),
                                                             grad_scale);
   LoraSink sink(base, *lora_grads_);
-  return model_.forward_backward(batch, sink, opts_.checkpointing, grad_scale);
+  return model_.forward_backward(batch, sink, checkpointing(), grad_scale);
 }
 
 double Trainer::adapter_sum_squares(int64_t step_index) {
@@ -207,6 +214,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   u.clip_value = opts_.clip_grad_value;
   u.decay_norms_and_biases = opts_.decay_norms_and_biases;
   u.fused_linear = zero_buffer().fused_update;
+  u.fused_all = zero_buffer().no_buffer;
   u.step = step_index;
   u.rounding.rounding = opts_.rounding;
   u.rounding.seed = opts_.seed;

@@ -33,6 +33,9 @@ struct TrainOptions {
   // bf16 parameters: the linear layers' products in bf16 (weights as stored, activations
   // rounded to bf16, fp32 accumulation) instead of fp32 products on fp32 views.
   bool bf16_gemm = false;
+  // The block inputs (the residual stream between blocks, what checkpointing keeps) stored in
+  // fp32, bf16 or fp16 (LlamaModel::set_activation_dtype); every product and update stays fp32.
+  StorageDtype activation_dtype = StorageDtype::F32;
   // Write-back of bf16 parameters; the seed feeds the counter-based stochastic rounding.
   Rounding rounding = Rounding::Stochastic;
   uint64_t seed = 0;
@@ -50,12 +53,15 @@ struct TrainOptions {
 };
 
 // Whether this run's block linear weights (takes_fused_linear_update) take LOMO's zero-buffer
-// update, and whether they then need no gradient buffer at all. The one statement of the rule,
-// read by the trainer and the memory planner:
+// update, and whether no gradient is materialised at all. The one statement of the rule, read by
+// the trainer and the memory planner:
 //  * the update is fused for LOMO with --fused-gemm-update, unless clip-by-value needs the
 //    materialised gradient;
 //  * no buffer is needed unless a norm pass (--clip-grad-norm, or fp16's overflow check)
-//    materialises every gradient first.
+//    materialises every gradient first. Then every matrix takes the update where its gradient
+//    is made (takes_fused_update): the LM head too, which therefore runs in two passes (its
+//    one-pass schedule would need the whole (V, d) gradient), and the embedding, tied or not.
+//    What stays buffered, and why, is said by `lomo memory`.
 struct ZeroBufferRule {
   bool fused_update = false;
   bool no_buffer = false;
@@ -124,6 +130,9 @@ class Trainer {
   // Throws NonFiniteError naming the first adapter whose gradient holds inf or NaN.
   double adapter_sum_squares(int64_t step_index);
   ZeroBufferRule zero_buffer() const;
+  // The run's checkpointing, with the two-pass LM head whenever the head takes the zero-buffer
+  // update (the planner's fit_head makes the same choice).
+  Checkpointing checkpointing() const;
   LlamaModel& model_;
   TrainOptions opts_;
   std::unique_ptr<ReusableGradients> reusable_;

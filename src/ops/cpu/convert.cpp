@@ -28,13 +28,17 @@ void to_bf16(uint16_t* dst, const float* src, int64_t n) {
 }
 
 void store_rounded(ParamView p, const float* w32, const RoundingMode& r) {
-  const int64_t n = p.numel();
+  store_rounded(p, w32, r, 0, p.numel());
+}
+
+void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t begin,
+                   int64_t n) {
   if (p.dtype == StorageDtype::F32) {
-    if (w32 != p.f32()) std::copy(w32, w32 + n, p.f32());
+    if (w32 != p.f32() + begin) std::copy(w32, w32 + n, p.f32() + begin);
     return;
   }
   // store16 per element, with its branches and the random stream's key out of the loops.
-  uint16_t* dst = p.u16();
+  uint16_t* dst = p.u16() + begin;
   if (p.dtype == StorageDtype::F16) {
 #pragma omp parallel for simd
     for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(w32[i]);
@@ -45,7 +49,7 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r) {
     const uint64_t key = rounding_key(r, p.id);
 #pragma omp parallel for simd
     for (int64_t i = 0; i < n; ++i) {
-      const auto bits = static_cast<uint32_t>(splitmix64(key ^ static_cast<uint64_t>(i)));
+      const auto bits = static_cast<uint32_t>(splitmix64(key ^ static_cast<uint64_t>(begin + i)));
       dst[i] = f32_to_bf16_stochastic(w32[i], bits);
     }
   }

@@ -15,6 +15,10 @@ void to_f32(float* dst, ParamView src, int64_t begin, int64_t n);
 void to_bf16(uint16_t* dst, const float* src, int64_t n);
 // p ← w32 in p's storage (nothing for fp32 when w32 is p's own storage).
 void store_rounded(ParamView p, const float* w32, const RoundingMode& r);
+// Elements [begin, begin + n) of p ← w32(n), rounded as if the whole tensor were stored (the
+// stochastic stream is keyed by the element's index in p).
+void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t begin,
+                   int64_t n);
 // x(n) ← value.
 void fill(float* x, float value, int64_t n);
 // x(n) ← stddev · counter_normal(seed, stream, i).

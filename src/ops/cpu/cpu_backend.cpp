@@ -84,6 +84,12 @@ void CpuBackend::embedding_backward(float* dtable, const float* dout, const int3
   lomo::embedding_backward(dtable, dout, ids, N, d);
 }
 
+void CpuBackend::embedding_update(ParamView table, const float* dout, const int32_t* ids,
+                                  int64_t N, int32_t* order, const SgdStep& s,
+                                  const HeldRows& held) {
+  lomo::embedding_update(table, dout, ids, N, order, s, held);
+}
+
 void CpuBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N,
                                  int64_t d, double eps) {
   lomo::rmsnorm_forward(y, rstd, x, w, N, d, eps);

@@ -1,8 +1,10 @@
 #include "ops/cpu/embedding.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/half.h"
+#include "core/rounding.h"
 
 namespace lomo {
 
@@ -38,6 +40,79 @@ void embedding_backward(T* dtable, const T* dout, const int32_t* ids, int64_t N,
     T* row = dtable + static_cast<int64_t>(ids[n]) * d;
     const T* g = dout + n * d;
     for (int64_t j = 0; j < d; ++j) row[j] += g[j];
+  }
+}
+
+namespace {
+
+// Element i of p as fp32, and x written back there (sgd_update's arithmetic and rounding).
+inline float load(const ParamView& p, int64_t i) {
+  return p.dtype == StorageDtype::F32 ? p.f32()[i] : load16(p.dtype, p.u16(), i);
+}
+inline void write(const ParamView& p, int64_t i, float x, const RoundingMode& r) {
+  if (p.dtype == StorageDtype::F32) {
+    p.f32()[i] = x;
+  } else {
+    p.u16()[i] = store16(p.dtype, x, r, p.id, i);
+  }
+}
+
+}  // namespace
+
+void embedding_update(ParamView table, const float* dout, const int32_t* ids, int64_t N,
+                      int32_t* order, const SgdStep& s, const HeldRows& held) {
+  const int64_t V = table.rows, d = table.cols;
+  const float keep = s.keep, step = s.step;
+  // order(M): the non-padding token indices, sorted by (id, index): each row's tokens are one
+  // run, in the order embedding_backward adds them.
+  int64_t M = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (ids[n] >= 0) order[M++] = static_cast<int32_t>(n);
+  }
+  std::sort(order, order + M, [ids](int32_t a, int32_t b) {
+    return ids[a] != ids[b] ? ids[a] < ids[b] : a < b;
+  });
+  const auto id_of = [&](int64_t k) { return ids[order[k]]; };
+  // Rows with tokens: one task per run of equal ids.
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t k0 = 0; k0 < M; ++k0) {
+    if (k0 > 0 && id_of(k0) == id_of(k0 - 1)) continue;  // not the start of a run
+    int64_t k1 = k0 + 1;
+    while (k1 < M && id_of(k1) == id_of(k0)) ++k1;
+    const int32_t v = id_of(k0);
+    const int64_t row = static_cast<int64_t>(v) * d;
+    // The row's starting values: the table, or its held fp32 values (held(d)).
+    const float* base = nullptr;
+    if (held.n > 0) {
+      const int32_t* h = std::lower_bound(held.rows, held.rows + held.n, v);
+      if (h != held.rows + held.n && *h == v) base = held.values + (h - held.rows) * d;
+    }
+    constexpr int64_t kChunk = 64;
+    for (int64_t j0 = 0; j0 < d; j0 += kChunk) {
+      const int64_t w = std::min(kChunk, d - j0);
+      float g[kChunk] = {};  // g_v(j0 … j0 + w)
+      for (int64_t k = k0; k < k1; ++k) {
+        const float* src = dout + static_cast<int64_t>(order[k]) * d + j0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) g[j] += src[j];
+      }
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t i = row + j0 + j;
+        const float p = base ? base[j0 + j] : load(table, i);
+        write(table, i, p * keep - step * g[j], s.rounding);
+      }
+    }
+  }
+  if (keep == 1.0f) return;
+  // Rows without tokens: their gradient is zero, so only the decay applies.
+#pragma omp parallel for
+  for (int64_t v = 0; v < V; ++v) {
+    const int32_t* it = std::lower_bound(order, order + M, static_cast<int32_t>(v),
+                                         [ids](int32_t n, int32_t row) { return ids[n] < row; });
+    if (it != order + M && ids[*it] == v) continue;  // done above
+    for (int64_t i = v * d; i < (v + 1) * d; ++i) {
+      write(table, i, load(table, i) * keep - step * 0.0f, s.rounding);
+    }
   }
 }
 

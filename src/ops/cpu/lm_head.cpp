@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "ops/backend.h"
 #include "ops/cpu/convert.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
@@ -106,6 +107,18 @@ void logits_tile(ParamView W, const float* w, int64_t r0, int64_t C, int64_t v0,
   }
 }
 
+// The held rows among W_v's (rows [v0, v0 + n)): their updated fp32 values, w32(n, d), copied
+// to held.values before the block is rounded back (ops/tensor.h).
+void keep_held_rows(const HeldRows& held, const float* w32, int64_t v0, int64_t n, int64_t d) {
+  const int32_t* end = held.rows + held.n;
+  const int32_t* a = std::lower_bound(held.rows, end, static_cast<int32_t>(v0));
+  const int32_t* b = std::lower_bound(a, end, static_cast<int32_t>(v0 + n));
+  for (const int32_t* r = a; r < b; ++r) {
+    const float* src = w32 + (*r - v0) * d;
+    std::copy(src, src + d, held.values + (r - held.rows) * d);
+  }
+}
+
 // One pass (training): per tile of C rows × all V entries, the loss and the gradients.
 double one_pass(ParamView W, const LmHeadIo& io) {
   const int64_t V = W.rows, d = W.cols, N = io.N;
@@ -179,8 +192,8 @@ double lm_head_loss(ParamView W, const LmHeadIo& io) {
   const bool bf16 = io.xn16 != nullptr;
   LOMO_ASSERT(!bf16 || (W.dtype == StorageDtype::BF16 && io.tile16),
               "bf16 LM-head products need a bf16 head and a bf16 tile");
-  LOMO_ASSERT(!io.tiles.one_pass || (train && !io.logits_out),
-              "the one-pass LM head is for training only");
+  LOMO_ASSERT(!io.tiles.one_pass || (train && !io.logits_out && !io.update),
+              "the one-pass LM head is for training with a gradient buffer only");
   if (io.tiles.one_pass) return one_pass(W, io);
   if (io.logits_out) io.logits_out->resize(static_cast<size_t>(N * V));
   for (int64_t r = 0; r < N; ++r) {
@@ -213,6 +226,10 @@ double lm_head_loss(ParamView W, const LmHeadIo& io) {
     sum += io.nll[r];
   }
   if (!train) return sum;
+  const SgdStep* u = io.update;
+  LOMO_ASSERT(!u || (io.dW == nullptr && R >= N),
+              "the LM head's zero-buffer update needs every row in one tile and no dW");
+  if (u && !std::isfinite(sum)) return sum;  // W untouched; the caller stops the run
   // Pass 2: the gradients. In the forward pass this was: nll = cross_entropy(logits),
   // logits = xn · Wᵀ.
   for (int64_t v0 = 0; v0 < V; v0 += Vb) {
@@ -231,6 +248,13 @@ double lm_head_loss(ParamView W, const LmHeadIo& io) {
         if (io.dW) {
           gemm_bf16(Trans::Yes, Trans::No, n, d, C, 1.0f, io.tile16, n, io.xn16 + r0 * d, d,
                     r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+        } else if (u) {
+          // W_v (read for the last time above) ← keep·W_v − step·dlogitsᵀ·xn, in fp32.
+          to_f32(io.w_block, W, v0 * d, n * d);
+          gemm_bf16(Trans::Yes, Trans::No, n, d, C, -u->step, io.tile16, n, io.xn16 + r0 * d, d,
+                    u->keep, io.w_block, d);
+          keep_held_rows(io.held, io.w_block, v0, n, d);
+          store_rounded(W, io.w_block, u->rounding, v0 * d, n * d);
         }
         continue;
       }
@@ -241,6 +265,14 @@ double lm_head_loss(ParamView W, const LmHeadIo& io) {
       if (io.dW) {
         gemm(Trans::Yes, Trans::No, n, d, C, 1.0f, tile, n, io.xn + r0 * d, d,
              r0 > 0 ? 1.0f : 0.0f, io.dW + v0 * d, d);
+      } else if (u) {
+        // W_v (read for the last time above) ← keep·W_v − step·dlogitsᵀ·xn: W's own rows, or
+        // their fp32 copy in w_block, written back once.
+        float* w32 = W.dtype == StorageDtype::F32 ? W.f32() + v0 * d : io.w_block;  // (n, d)
+        gemm(Trans::Yes, Trans::No, n, d, C, -u->step, tile, n, io.xn + r0 * d, d, u->keep, w32,
+             d);
+        keep_held_rows(io.held, w32, v0, n, d);
+        store_rounded(W, w32, u->rounding, v0 * d, n * d);
       }
     }
   }
