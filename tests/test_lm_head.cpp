@@ -5,9 +5,12 @@
 // the fp32 head holding the same values.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/half.h"
 #include "core/rng.h"
 #include "model/params.h"
+#include "ops/backend.h"
 #include "ops/cpu/lm_head.h"
 #include "ops/cpu/cross_entropy.h"
 #include "ops/cpu/gemm.h"
@@ -132,6 +135,100 @@ TEST(LmHead, SixteenBitHeadEqualsItsFp32Values) {
     EXPECT_LE(test::rel_inf_error(c.dxn.data(), e.dxn.data(), N * d), 1e-6);
     EXPECT_LE(test::rel_inf_error(c.dW.data(), e.dW.data(), V * d), 1e-6);
   }
+}
+
+// LOMO's zero-buffer update inside the head's second pass (ops/lm_head.h): W ends as
+// keep·W − step·dW with dW the plain computation's, dxn is still the plain one (every read of a
+// block precedes its update), for every vocabulary block width, fp32 and bf16 (rounded to
+// nearest once: within half an ulp of the exact value, plus fp32 rounding); a bf16 table's held
+// rows are the fp32 values the stored ones round from; a non-finite loss leaves W untouched.
+TEST(LmHead, ZeroBufferUpdateEqualsTheStepOnThePlainGradient) {
+  MemoryTracker tracker;
+  const Inputs in;
+  const float keep = 0.97f, step = 0.5f;
+  const int32_t held_ids[] = {0, 7, 20, 36};  // ascending; blocks of 5 and 16 split them
+  for (StorageDtype dt : {StorageDtype::F32, StorageDtype::BF16}) {
+    for (LmHeadTiles t : {LmHeadTiles{N, 5}, LmHeadTiles{N, 16}, LmHeadTiles{N, V},
+                          lm_head_tiles(V, N, false, true)}) {
+      SCOPED_TRACE(std::string(dt == StorageDtype::F32 ? "fp32" : "bf16") + " head, blocks of " +
+                   std::to_string(t.cols));
+      Param W = make_head(tracker, dt);
+      std::vector<float> w0(V * d);
+      W.to_f32(w0.data());
+      const Result ref = plain(W, in);
+      std::vector<float> tile(t.tile_elems(V)), w_block(t.cols * d), nll(N), dxn(N * d);
+      std::vector<float> held_values(4 * d, -1);
+      std::vector<double> stats(2 * N);
+      SgdStep u;
+      u.keep = keep;
+      u.step = step;
+      u.rounding.rounding = Rounding::Nearest;
+      LmHeadIo io;
+      io.xn = in.xn.data();
+      io.targets = in.targets.data();
+      io.N = N;
+      io.nll = nll.data();
+      io.tiles = t;
+      io.tile = tile.data();
+      io.w_block = w_block.data();
+      io.row_stats = stats.data();
+      io.dxn = dxn.data();
+      io.grad_scale = kScale;
+      io.update = &u;
+      if (dt != StorageDtype::F32) io.held = {held_ids, 4, held_values.data()};
+      const double sum = lm_head_loss(W.view(), io);
+      EXPECT_NEAR(sum, ref.sum, 1e-6 * ref.sum);
+      EXPECT_LE(test::rel_inf_error(dxn.data(), ref.dxn.data(), N * d), 1e-6);
+      std::vector<float> w1(V * d);
+      W.to_f32(w1.data());
+      for (int64_t i = 0; i < V * d; ++i) {
+        const double exact = static_cast<double>(keep) * w0[i] - static_cast<double>(step) * ref.dW[i];
+        const double ulp = dt == StorageDtype::F32
+                               ? 0
+                               : std::ldexp(1.0, std::ilogb(static_cast<float>(exact)) - 7);
+        ASSERT_LE(std::fabs(w1[i] - exact), 0.5 * ulp + 1e-6 * std::fabs(exact) + 1e-7) << i;
+      }
+      if (dt == StorageDtype::F32) continue;
+      for (int h = 0; h < 4; ++h) {
+        for (int64_t j = 0; j < d; ++j) {
+          const int64_t i = held_ids[h] * d + j;
+          const float v = held_values[h * d + j];
+          EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)), w1[i]) << "held row " << held_ids[h];
+          const double exact = static_cast<double>(keep) * w0[i] - static_cast<double>(step) * ref.dW[i];
+          EXPECT_NEAR(v, exact, 1e-6 * std::fabs(exact) + 1e-7);
+        }
+      }
+    }
+  }
+  // A non-finite loss: pass 2 never runs, W is untouched.
+  Param W = make_head(tracker, StorageDtype::F32);
+  std::vector<float> before(V * d), after(V * d);
+  W.to_f32(before.data());
+  Inputs bad;
+  bad.xn[0] = NAN;  // row 0 has a target
+  const LmHeadTiles t = lm_head_tiles(V, N, false, true);
+  std::vector<float> tile(t.tile_elems(V)), nll(N), dxn(N * d);
+  std::vector<double> stats(2 * N);
+  SgdStep u;
+  u.keep = keep;
+  u.step = step;
+  LmHeadIo io;
+  io.xn = bad.xn.data();
+  io.targets = bad.targets.data();
+  io.N = N;
+  io.nll = nll.data();
+  io.tiles = t;
+  io.tile = tile.data();
+  io.row_stats = stats.data();
+  io.dxn = dxn.data();
+  io.grad_scale = kScale;
+  io.update = &u;
+  EXPECT_TRUE(std::isnan(lm_head_loss(W.view(), io)));
+  W.to_f32(after.data());
+  EXPECT_EQ(before, after);
+  // Every token in one row tile when the update needs it, however many there are.
+  EXPECT_EQ(lm_head_tiles(V, 5000, false, true).rows, 5000);
+  EXPECT_EQ(lm_head_tiles(V, 5000).rows, 4096);
 }
 
 }  // namespace
