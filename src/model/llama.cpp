@@ -225,6 +225,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
+    const WeightCache::SharedInputs shared(wc_);  // xn converted once for q, k, v
     linear_forward(a.q, xn, *p.wq, p.bq, N, wc_, adapter(l, LoraTarget::Q));
     linear_forward(a.k, xn, *p.wk, p.bk, N, wc_, adapter(l, LoraTarget::K));
     linear_forward(a.v, xn, *p.wv, p.bv, N, wc_, adapter(l, LoraTarget::V));
@@ -249,6 +250,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
+    const WeightCache::SharedInputs shared(wc_);  // xn converted once for gate and up
     linear_forward(a.gate, xn, *p.w_gate, nullptr, N, wc_, adapter(l, LoraTarget::Gate));
     linear_forward(a.up, xn, *p.w_up, nullptr, N, wc_, adapter(l, LoraTarget::Up));
   }
@@ -290,6 +292,7 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
+    const WeightCache::SharedInputs shared(wc_);  // xn converted once for both dW products
     linear_backward(g.dxn, dg, xn, *p.w_gate, nullptr, N, DxMode::Overwrite, sink, wc_,
                     adapter(l, LoraTarget::Gate));
     linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_,
@@ -330,6 +333,7 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   }
   {
     PhaseTimer t(profile_, Phase::Linear);
+    const WeightCache::SharedInputs shared(wc_);  // xn converted once for the three dW products
     linear_backward(g.dxn, dq, xn, *p.wq, p.bq, N, DxMode::Overwrite, sink, wc_,
                     adapter(l, LoraTarget::Q));
     linear_backward(g.dxn, dk, xn, *p.wk, p.bk, N, DxMode::Accumulate, sink, wc_,

@@ -45,12 +45,18 @@ WeightCache::Operand WeightCache::weight(Param& W) {
 
 MatRef WeightCache::operand(const float* X, int64_t rows, int64_t cols, int slot) {
   if (!bf16_gemm_) return MatRef::f32(X, cols);
+  const Held h = held_[slot];
+  if (sharing_ && h.x == X && h.rows == rows && h.cols == cols) {
+    return MatRef::bf16(act16_[slot].as<uint16_t>(), cols);  // converted earlier in the scope
+  }
   uint16_t* x16 = act16(slot, rows * cols);  // (rows, cols)
   backend_.to_bf16(x16, X, rows * cols);
+  if (sharing_) held_[slot] = {X, rows, cols};
   return MatRef::bf16(x16, cols);
 }
 
 uint16_t* WeightCache::act16(int slot, int64_t elems) {
+  held_[slot] = Held{};
   Buffer& b = act16_[slot];
   ensure_capacity(b, backend_.allocator(), tracker_, MemCategory::Workspace,
                   static_cast<size_t>(elems) * 2);

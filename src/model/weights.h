@@ -43,11 +43,36 @@ class WeightCache {
   // `slot` (0 or 1) for bf16 products, valid until the slot is used again.
   MatRef operand(const float* X, int64_t rows, int64_t cols, int slot);
 
+  // Scratch slot `slot` for direct use (it then holds no operand()'s conversion).
   uint16_t* act16(int slot, int64_t elems);
   // Sizes both slots for a step at once (LlamaModel::plan), so they are allocated once.
   void reserve_act16(int64_t elems);
 
+  // While one lives, operand() skips the conversion when its slot already holds X's bf16 copy
+  // made in this scope (same pointer and shape): layers that read one input (q, k and v; gate
+  // and up; their dW products in backward) convert it once instead of once each. The caller
+  // promises that no X given to operand() changes within the scope.
+  class SharedInputs {
+   public:
+    explicit SharedInputs(WeightCache& wc) : wc_(wc) { wc_.sharing_ = true; }
+    ~SharedInputs() {
+      wc_.sharing_ = false;
+      wc_.held_[0] = wc_.held_[1] = Held{};
+    }
+    SharedInputs(const SharedInputs&) = delete;
+    SharedInputs& operator=(const SharedInputs&) = delete;
+
+   private:
+    WeightCache& wc_;
+  };
+
  private:
+  struct Held {  // what a slot holds the bf16 copy of, within a SharedInputs scope
+    const float* x = nullptr;
+    int64_t rows = 0, cols = 0;
+  };
+  Held held_[2];
+  bool sharing_ = false;
   MemoryTracker& tracker_;
   Backend& backend_;
   int64_t largest_ = 0;
