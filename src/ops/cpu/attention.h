@@ -2,23 +2,50 @@
 // Query head h reads key/value head h / (n_head / n_kv). Sequence b has lengths[b] real tokens
 // at t < lengths[b]; rows t ≥ lengths[b] are padding: output 0, no gradient.
 //
-// The (T, T) probabilities are never stored: forward keeps two numbers per query row, the row
-// maximum m and the reciprocal of Σ_j exp(s_j − m), and backward recomputes P = exp(S − m)·r from
-// q, k and them, bit-identical to the forward's P (same product, same expression). The one
-// (T, T) block a (b, head) pair needs lives in a per-thread scratch.
-// Accumulation rule: forward overwrites out and stats; backward OVERWRITES dq, dk, dv.
+// Fused: the (T, T) probabilities are never stored. Work is cut into blocks of kAttnBlock
+// positions; a query block holds the rows of all heads of one kv group (R = group · 64 rows, head
+// by head), so each key/value block is read once for the whole group. Products on blocks go
+// through block_gemm (ops/cpu/block_gemm.h).
+//
+// Forward, one task per (b, kv group, query block): online softmax over key blocks j ≤ the
+// block's last row: per row a running max m, a running Σ exp(s − m) in fp64 and an fp32 output
+// accumulator, both rescaled by exp(m_old − m_new) when the max grows; out = acc / Σ. stats keep,
+// per row, the final max m and r = 1/Σ_j exp(s_j − m) (0, 0 for padding rows).
+//
+// Backward, one task per (b, kv group), query blocks in order: P = exp(S − m)·r recomputed from
+// q, k and the stats, dP = dO·vᵀ, both kept for the query block's row stripe (R, T); the stripe
+// gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output, so five block products per
+// (query block, key block) and no sixth or seventh to recompute O. dv and dk accumulate over
+// query blocks in that fixed order; the task owns its group's dk, dv rows, so the results do not
+// depend on the thread count or the schedule.
+// Accumulation rule: forward OVERWRITES out and stats; backward OVERWRITES dq, dk, dv.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "ops/attention.h"
 
 namespace lomo {
 
-// Elements of the scratch either pass needs with `threads` OpenMP threads: two (T, T) blocks
-// per thread.
+inline constexpr int64_t kAttnBlock = 64;  // positions per query block = keys per key block
+
+// Scratch elements one thread needs, the larger of the two passes, rounded up to 16 (64 bytes of
+// fp32) so that every thread's part starts aligned. With R = (n_head / n_kv) · kAttnBlock and
+// B64 = kAttnBlock:
+//   forward:  2R (fp64 sums) + R (maxima) + 2·R·hd (q block, output) + hd·B64 + R·B64 (S block)
+//   backward: 2R (fp64 D) + 3·R·hd (q, dO, dq blocks) + 2·hd·B64 (kᵀ, vᵀ) + 2·R·T (P, dP stripe)
+inline int64_t attention_thread_elems(const AttnDims& d) {
+  const int64_t R = d.n_head / d.n_kv * kAttnBlock, hd = d.head_dim;
+  const int64_t fwd = 3 * R + 2 * R * hd + hd * kAttnBlock + R * kAttnBlock;
+  const int64_t bwd = 2 * R + 3 * R * hd + 2 * hd * kAttnBlock + 2 * R * d.T;
+  return (std::max(fwd, bwd) + 15) / 16 * 16;
+}
+
+// Elements of the scratch either pass needs with `threads` OpenMP threads:
+// threads · attention_thread_elems(d), i.e. O(threads · (n_head / n_kv) · 64 · (T + head_dim)).
 inline int64_t attention_work_elems(const AttnDims& d, int64_t threads) {
-  return threads * 2 * d.T * d.T;
+  return threads * attention_thread_elems(d);
 }
 
 // out(B, T, n_head, head_dim), stats(B, n_head, T, 2) ← q(B, T, n_head, head_dim),
