@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "ops/cpu/block_gemm.h"
 #include "ops/cpu/vexp.h"
@@ -47,10 +48,14 @@ struct GroupView {
 
   // xp(R, hd) ← rows [i0, i0 + nq) of the group's heads of query-shaped x.
   void pack_rows(T* xp, const T* x, int64_t i0, int64_t nq) const {
-    for (int64_t hl = 0; hl < group; ++hl)
-      for (int64_t tl = 0; tl < nq; ++tl)
-        std::memcpy(xp + (hl * nq + tl) * d.head_dim, qrow(x, i0 + tl, hl),
-                    sizeof(T) * d.head_dim);
+    for (int64_t hl = 0; hl < group; ++hl) {
+      for (int64_t tl = 0; tl < nq; ++tl) {
+        const T* from = qrow(x, i0 + tl, hl);
+        T* to = xp + (hl * nq + tl) * d.head_dim;
+#pragma omp simd
+        for (int64_t c = 0; c < d.head_dim; ++c) to[c] = from[c];  // inline: rows of 64 floats
+      }
+    }
   }
   // xt(hd, kB) ← key rows [j0, j0 + nk) of key-shaped x, transposed (columns nk … kB unused).
   void pack_keys_transposed(T* xt, const T* x, int64_t j0, int64_t nk) const {
@@ -158,18 +163,48 @@ void forward_block(T* out, T* stats, T* work, const T* q, const T* k, const T* v
   }
 }
 
-// The backward of one (b, kv group): dq rows of its heads, its dk and dv rows.
+// The backward of one (b, kv group) is cut in two parts at query block `split` (backward_split):
+// part 0 takes the query blocks before it, part 1 the rest. Each writes the dq rows of its blocks;
+// part 0 owns the dk, dv rows [0, cut) (the only keys its blocks see), part 1 the rows [cut, T)
+// and puts its terms for keys before `cut` into `low` (dk then dv, (cut, hd) each), which
+// backward_merge adds after both parts are done: the same sums in the same order whatever thread
+// runs which part.
+struct BackwardPart {
+  int64_t index;                   // 0 or 1
+  int64_t first_block, end_block;  // query blocks [first, end) of kAttnBlock positions
+  int64_t cut;                     // key rows before it go to `low` (part 1) or are owned (part 0)
+};
+
+// Causal work of query block i grows as i + 1: the first nb/√2 blocks hold about half of it.
+inline int64_t backward_split(int64_t L) {
+  const int64_t nb = (L + kB - 1) / kB;
+  return std::min(nb, static_cast<int64_t>(std::lround(static_cast<double>(nb) / std::sqrt(2.0))));
+}
+
 template <class T>
-void backward_group(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats, const T* q,
-                    const T* k, const T* v, int64_t L, const GroupView<T>& gv, T scale) {
+void backward_part(T* dq, T* dk, T* dv, T* low, T* work, const T* dout, const T* stats,
+                   const T* q, const T* k, const T* v, int64_t L, const GroupView<T>& gv,
+                   const BackwardPart& part, T scale) {
   const AttnDims& d = gv.d;
   const int64_t hd = d.head_dim;
-  for (int64_t t = 0; t < d.T; ++t) {
+  const int64_t cut = std::min(d.T, part.cut);
+  const bool first = part.index == 0;
+  // Owned dk, dv rows start at 0; part 1's terms for keys before the cut start at 0 in `low`.
+  for (int64_t t = first ? 0 : cut; t < (first ? cut : d.T); ++t) {
     std::memset(gv.krow(dk, t), 0, sizeof(T) * hd);
     std::memset(gv.krow(dv, t), 0, sizeof(T) * hd);
   }
-  for (int64_t hl = 0; hl < gv.group; ++hl)
-    for (int64_t t = L; t < d.T; ++t) std::memset(gv.qrow(dq, t, hl), 0, sizeof(T) * hd);
+  T* low_dk = low;            // (cut, hd)
+  T* low_dv = low + d.T * hd;  // (cut, hd)
+  if (!first) std::fill(low, low + 2 * d.T * hd, T(0));
+  if (!first)
+    for (int64_t hl = 0; hl < gv.group; ++hl)
+      for (int64_t t = L; t < d.T; ++t) std::memset(gv.qrow(dq, t, hl), 0, sizeof(T) * hd);
+  // Where the terms for keys [j0, j0 + kB) go, and their row stride.
+  auto key_rows = [&](T* out, T* low_out, int64_t j0) {
+    return !first && j0 < cut ? std::pair<T*, int64_t>{low_out + j0 * hd, hd}
+                              : std::pair<T*, int64_t>{gv.krow(out, j0), gv.ldk};
+  };
 
   const int64_t Rmax = gv.group * kB;
   double* D = carve_doubles(work, Rmax);  // (R) Σ_j P·dP per row
@@ -181,7 +216,7 @@ void backward_group(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats,
   T* P = vt + hd * kB;        // (R, T): the row stripe of P, columns < the block's end
   T* dP = P + Rmax * d.T;     // (R, T): dP, then dS in place
 
-  for (int64_t i0 = 0; i0 < L; i0 += kB) {
+  for (int64_t i0 = part.first_block * kB; i0 < std::min(L, part.end_block * kB); i0 += kB) {
     const int64_t e = std::min(L, i0 + kB), nq = e - i0, R = gv.group * nq;
     gv.pack_rows(qp, q, i0, nq);
     gv.pack_rows(dop, dout, i0, nq);
@@ -213,7 +248,8 @@ void backward_group(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats,
         D[r] += dot;
       }
       // dv(nk, hd) += Pᵀ(nk, R) · dO(R, hd)
-      block_gemm(Accumulate::Yes, nk, hd, R, T(1), Pj, 1, d.T, dop, hd, gv.krow(dv, j0), gv.ldk);
+      const auto [dvj, lddv] = key_rows(dv, low_dv, j0);
+      block_gemm(Accumulate::Yes, nk, hd, R, T(1), Pj, 1, d.T, dop, hd, dvj, lddv);
     }
     // In the forward pass this was: P = softmax(S); dS = P ⊙ (dP − D), times scale.
     // S = scale · q kᵀ: dq(R, hd) = dS(R, ·) · k(·, hd);  dk(nk, hd) += dSᵀ(nk, R) · q(R, hd)
@@ -229,11 +265,17 @@ void backward_group(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats,
       }
       block_gemm(j0 == 0 ? Accumulate::No : Accumulate::Yes, R, hd, nk, T(1), dSj, d.T, 1,
                  gv.krow(k, j0), gv.ldk, dqa, hd);
-      block_gemm(Accumulate::Yes, nk, hd, R, T(1), dSj, 1, d.T, qp, hd, gv.krow(dk, j0), gv.ldk);
+      const auto [dkj, lddk] = key_rows(dk, low_dk, j0);
+      block_gemm(Accumulate::Yes, nk, hd, R, T(1), dSj, 1, d.T, qp, hd, dkj, lddk);
     }
-    for (int64_t hl = 0; hl < gv.group; ++hl)
-      for (int64_t tl = 0; tl < nq; ++tl)
-        std::memcpy(gv.qrow(dq, i0 + tl, hl), dqa + (hl * nq + tl) * hd, sizeof(T) * hd);
+    for (int64_t hl = 0; hl < gv.group; ++hl) {
+      for (int64_t tl = 0; tl < nq; ++tl) {
+        const T* from = dqa + (hl * nq + tl) * hd;
+        T* to = gv.qrow(dq, i0 + tl, hl);
+#pragma omp simd
+        for (int64_t c = 0; c < hd; ++c) to[c] = from[c];
+      }
+    }
   }
 }
 
@@ -266,13 +308,46 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats, const T* q,
                         const T* k, const T* v, const int32_t* lengths, const AttnDims& d) {
   const T scale = inverse_sqrt<T>(d.head_dim);
-  // One task per (b, kv head): the heads of a group accumulate into the same dk, dv rows.
-#pragma omp parallel for collapse(2) schedule(dynamic)
-  for (int64_t b = 0; b < d.B; ++b) {
-    for (int64_t g = 0; g < d.n_kv; ++g) {
-      const GroupView<T> gv(d, b, g);
-      backward_group(dq, dk, dv, thread_scratch(work, d), dout, stats, q, k, v, lengths[b], gv,
-                     scale);
+  // Part 1's terms for keys before the cut, per (b, kv group): (2, T, hd) at the scratch's start.
+  const int64_t low_elems = 2 * d.T * d.head_dim;
+  T* scratch = work + d.B * d.n_kv * low_elems;
+  // Two tasks per (b, kv head), about equal in work; the heads of a group accumulate into the
+  // same dk, dv rows.
+#pragma omp parallel
+  {
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int64_t b = 0; b < d.B; ++b) {
+      for (int64_t g = 0; g < d.n_kv; ++g) {
+        for (int64_t p = 1; p >= 0; --p) {  // the part with the longer rows first
+          const GroupView<T> gv(d, b, g);
+          const int64_t split = backward_split(lengths[b]);
+          const BackwardPart part = p == 0 ? BackwardPart{0, 0, split, split * kB}
+                                           : BackwardPart{1, split, d.T, split * kB};
+          backward_part(dq, dk, dv, work + (b * d.n_kv + g) * low_elems,
+                        thread_scratch(scratch, d), dout, stats, q, k, v, lengths[b], gv, part,
+                        scale);
+        }
+      }
+    }
+    // dk, dv rows before the cut: part 0's sums, then part 1's.
+#pragma omp for collapse(2)
+    for (int64_t b = 0; b < d.B; ++b) {
+      for (int64_t g = 0; g < d.n_kv; ++g) {
+        const GroupView<T> gv(d, b, g);
+        const T* low = work + (b * d.n_kv + g) * low_elems;  // (2, T, hd)
+        const int64_t cut = std::min(d.T, backward_split(lengths[b]) * kB);
+        for (int64_t t = 0; t < cut; ++t) {
+          T* dkr = gv.krow(dk, t);
+          T* dvr = gv.krow(dv, t);
+          const T* lk = low + t * d.head_dim;
+          const T* lv = low + (d.T + t) * d.head_dim;
+#pragma omp simd
+          for (int64_t c = 0; c < d.head_dim; ++c) {
+            dkr[c] += lk[c];
+            dvr[c] += lv[c];
+          }
+        }
+      }
     }
   }
 }

@@ -42,10 +42,11 @@ inline int64_t attention_thread_elems(const AttnDims& d) {
   return (std::max(fwd, bwd) + 15) / 16 * 16;
 }
 
-// Elements of the scratch either pass needs with `threads` OpenMP threads:
-// threads · attention_thread_elems(d), i.e. O(threads · (n_head / n_kv) · 64 · (T + head_dim)).
+// Elements of the scratch either pass needs with `threads` OpenMP threads: backward's (B, n_kv,
+// 2, T, hd) terms of its second parts for the keys before their cut, then
+// threads · attention_thread_elems(d); O(B·n_kv·T·hd + threads · (n_head/n_kv) · 64 · (T + hd)).
 inline int64_t attention_work_elems(const AttnDims& d, int64_t threads) {
-  return threads * attention_thread_elems(d);
+  return d.B * d.n_kv * 2 * d.T * d.head_dim + threads * attention_thread_elems(d);
 }
 
 // out(B, T, n_head, head_dim), stats(B, n_head, T, 2) ← q(B, T, n_head, head_dim),
