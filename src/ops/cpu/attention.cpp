@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "ops/cpu/block_gemm.h"
+#include "ops/cpu/row_sums.h"
 #include "ops/cpu/vexp.h"
 
 namespace lomo {
@@ -119,17 +120,12 @@ void forward_block(T* out, T* stats, T* work, const T* q, const T* k, const T* v
     for (int64_t r = 0; r < R; ++r) {
       T* row = S + r * kB;
       const int64_t c = GroupView<T>::visible(r, i0, nq, j0, nk);
-      T m = row[0];
-#pragma omp simd reduction(max : m)
-      for (int64_t j = 1; j < c; ++j) m = row[j] > m ? row[j] : m;
+      T m = row_max(row, c);
       if (j0 > 0 && mx[r] > m) m = mx[r];
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < c; ++j) {
-        row[j] = vexp(row[j] - m);
-        s += static_cast<double>(row[j]);
-      }
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) row[j] = vexp(row[j] - m);
       for (int64_t j = c; j < nk; ++j) row[j] = 0;
+      const double s = sum_fp64(row, c);
       if (j0 == 0) {
         sum[r] = s;
       } else if (m != mx[r]) {
@@ -238,14 +234,10 @@ void backward_part(T* dq, T* dk, T* dv, T* low, T* work, const T* dout, const T*
         const int64_t c = GroupView<T>::visible(r, i0, nq, j0, nk);
         T* pr = Pj + r * d.T;
         const T* dpr = dPj + r * d.T;
-        double dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t j = 0; j < c; ++j) {
-          pr[j] = vexp(pr[j] - m) * inv;
-          dot += static_cast<double>(dpr[j]) * pr[j];
-        }
+#pragma omp simd
+        for (int64_t j = 0; j < c; ++j) pr[j] = vexp(pr[j] - m) * inv;
         for (int64_t j = c; j < nk; ++j) pr[j] = 0;
-        D[r] += dot;
+        D[r] += dot_fp64(dpr, pr, c);
       }
       // dv(nk, hd) += Pᵀ(nk, R) · dO(R, hd)
       const auto [dvj, lddv] = key_rows(dv, low_dv, j0);

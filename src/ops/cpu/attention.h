@@ -12,12 +12,16 @@
 // accumulator, both rescaled by exp(m_old − m_new) when the max grows; out = acc / Σ. stats keep,
 // per row, the final max m and r = 1/Σ_j exp(s_j − m) (0, 0 for padding rows).
 //
-// Backward, one task per (b, kv group), query blocks in order: P = exp(S − m)·r recomputed from
-// q, k and the stats, dP = dO·vᵀ, both kept for the query block's row stripe (R, T); the stripe
-// gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output, so five block products per
-// (query block, key block) and no sixth or seventh to recompute O. dv and dk accumulate over
-// query blocks in that fixed order; the task owns its group's dk, dv rows, so the results do not
-// depend on the thread count or the schedule.
+// Backward, two tasks per (b, kv group), query blocks in order: part 0 takes the first nb/√2 query
+// blocks (about half the causal work), part 1 the rest. Per query block, P = exp(S − m)·r is
+// recomputed from q, k and the stats, and dP = dO·vᵀ; both are kept for the block's row stripe
+// (R, T), which gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output: five block
+// products per (query block, key block), none spent recomputing O. dv and dk accumulate over query
+// blocks in a fixed order; part 0 owns the dk, dv rows of the keys its blocks see, part 1 the
+// later rows and keeps its terms for the earlier ones apart, added after both parts are done. So
+// the results do not depend on the thread count or the schedule (test_attention.cpp checks it bit
+// for bit). The stripe makes the scratch O(R·T) per thread instead of O(R·head_dim): the price of
+// not recomputing O (two more products per block pair, 7 instead of 5).
 // Accumulation rule: forward OVERWRITES out and stats; backward OVERWRITES dq, dk, dv.
 #pragma once
 
