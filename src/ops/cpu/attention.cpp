@@ -102,46 +102,76 @@ void forward_block(T* out, T* stats, T* work, const T* q, const T* k, const T* v
   }
   if (nq == 0) return;
 
+  // Scores are computed transposed, keys by rows: Sᵀ = k·qᵀ needs qᵀ once per task (not kᵀ per key
+  // block), and a row's max and sum over keys become element-wise operations down the columns,
+  // vectorised across query rows, with no horizontal reduction.
   const int64_t Rmax = gv.group * kB;
   double* sum = carve_doubles(work, R);  // (R) Σ exp(s − m) so far
   T* mx = work + 2 * Rmax;               // (R) running max
-  T* qp = mx + Rmax;       // (R, hd)
-  T* acc = qp + Rmax * hd;  // (R, hd) unnormalised output
-  T* kt = acc + Rmax * hd;  // (hd, kB)
-  T* S = kt + hd * kB;      // (R, kB)
-  gv.pack_rows(qp, q, i0, nq);
+  T* alpha = mx + Rmax;                  // (R) the block's max, then exp(m_old − m_new)
+  T* qt = alpha + Rmax;                  // (hd, R)
+  T* acc = qt + Rmax * hd;               // (R, hd) unnormalised output
+  T* St = acc + Rmax * hd;               // (nk, R) scores, then probabilities
+  for (int64_t hl = 0; hl < gv.group; ++hl) {
+    for (int64_t tl = 0; tl < nq; ++tl) {
+      const T* row = gv.qrow(q, i0 + tl, hl);
+      for (int64_t c = 0; c < hd; ++c) qt[c * R + hl * nq + tl] = row[c];
+    }
+  }
   std::fill(acc, acc + R * hd, T(0));
 
   for (int64_t j0 = 0; j0 < e; j0 += kB) {
     const int64_t nk = std::min(e, j0 + kB) - j0;
-    gv.pack_keys_transposed(kt, k, j0, nk);
-    // S(R, nk) = scale · q(R, hd) · kᵀ(hd, nk)
-    block_gemm(Accumulate::No, R, nk, hd, scale, qp, hd, 1, kt, kB, S, kB);
-    for (int64_t r = 0; r < R; ++r) {
-      T* row = S + r * kB;
-      const int64_t c = GroupView<T>::visible(r, i0, nq, j0, nk);
-      T m = row_max(row, c);
-      if (j0 > 0 && mx[r] > m) m = mx[r];
+    // Sᵀ(nk, R) = scale · k(nk, hd) · qᵀ(hd, R)
+    block_gemm(Accumulate::No, nk, R, hd, scale, gv.krow(k, j0), gv.ldk, 1, qt, R, St, R);
+    // The diagonal block (j0 = i0): key j0 + j is after the rows at positions i0 + tl < j0 + j.
+    const bool diagonal = j0 == i0;
+    if (diagonal)
+      for (int64_t j = 1; j < nk; ++j)
+        for (int64_t hl = 0; hl < gv.group; ++hl)
+          std::fill_n(St + j * R + hl * nq, std::min(j, nq), T(-INFINITY));
+    std::copy_n(St, R, alpha);
+    for (int64_t j = 1; j < nk; ++j) {
+      const T* s = St + j * R;
 #pragma omp simd
-      for (int64_t j = 0; j < c; ++j) row[j] = vexp(row[j] - m);
-      for (int64_t j = c; j < nk; ++j) row[j] = 0;
-      const double s = sum_fp64(row, c);
-      if (j0 == 0) {
-        sum[r] = s;
-      } else if (m != mx[r]) {
-        // The max grew: what was summed and accumulated so far was relative to the old one.
-        const T rescale = vexp(mx[r] - m);
-        sum[r] = sum[r] * static_cast<double>(rescale) + s;
-        T* a = acc + r * hd;
-#pragma omp simd
-        for (int64_t c2 = 0; c2 < hd; ++c2) a[c2] *= rescale;
-      } else {
-        sum[r] += s;
-      }
-      mx[r] = m;
+      for (int64_t r = 0; r < R; ++r) alpha[r] = s[r] > alpha[r] ? s[r] : alpha[r];
     }
-    // acc(R, hd) += P(R, nk) · v(nk, hd)
-    block_gemm(Accumulate::Yes, R, hd, nk, T(1), S, kB, 1, gv.krow(v, j0), gv.ldk, acc, hd);
+    // Key j0 is visible to every row, so the block's max is finite. When the max grows, what was
+    // summed and accumulated so far was relative to the old one: both are rescaled.
+    if (j0 == 0) {
+      std::copy_n(alpha, R, mx);
+    } else {
+#pragma omp simd
+      for (int64_t r = 0; r < R; ++r) {
+        const T m = alpha[r] > mx[r] ? alpha[r] : mx[r];
+        alpha[r] = vexp(mx[r] - m);
+        mx[r] = m;
+        sum[r] *= static_cast<double>(alpha[r]);
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        T* a = acc + r * hd;
+        const T f = alpha[r];
+#pragma omp simd
+        for (int64_t c = 0; c < hd; ++c) a[c] *= f;
+      }
+    }
+    for (int64_t j = 0; j < nk; ++j) {
+      T* p = St + j * R;
+#pragma omp simd
+      for (int64_t r = 0; r < R; ++r) p[r] = vexp(p[r] - mx[r]);
+    }
+    if (diagonal)  // vexp clamps: exp(−∞) would be 1e−38, not 0
+      for (int64_t j = 1; j < nk; ++j)
+        for (int64_t hl = 0; hl < gv.group; ++hl)
+          std::fill_n(St + j * R + hl * nq, std::min(j, nq), T(0));
+    // Σ_j in fp64, in key order, each row's lane its own sum.
+    for (int64_t j = 0; j < nk; ++j) {
+      const T* p = St + j * R;
+#pragma omp simd
+      for (int64_t r = 0; r < R; ++r) sum[r] += static_cast<double>(p[r]);
+    }
+    // acc(R, hd) += P(R, nk) · v(nk, hd), P read through Sᵀ
+    block_gemm(Accumulate::Yes, R, hd, nk, T(1), St, 1, R, gv.krow(v, j0), gv.ldk, acc, hd);
   }
 
   for (int64_t hl = 0; hl < gv.group; ++hl) {

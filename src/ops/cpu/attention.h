@@ -7,7 +7,9 @@
 // by head), so each key/value block is read once for the whole group. Products on blocks go
 // through block_gemm (ops/cpu/block_gemm.h).
 //
-// Forward, one task per (b, kv group, query block): online softmax over key blocks j ≤ the
+// Forward, one task per (b, kv group, query block), scores transposed (Sᵀ = k·qᵀ, keys by rows,
+// so that max and sums run down columns, vectorised across query rows): online softmax over key
+// blocks j ≤ the
 // block's last row: per row a running max m, a running Σ exp(s − m) in fp64 and an fp32 output
 // accumulator, both rescaled by exp(m_old − m_new) when the max grows; out = acc / Σ. stats keep,
 // per row, the final max m and r = 1/Σ_j exp(s_j − m) (0, 0 for padding rows).
@@ -37,11 +39,11 @@ inline constexpr int64_t kAttnBlock = 64;  // positions per query block = keys p
 // Scratch elements one thread needs, the larger of the two passes, rounded up to 16 (64 bytes of
 // fp32) so that every thread's part starts aligned. With R = (n_head / n_kv) · kAttnBlock and
 // B64 = kAttnBlock:
-//   forward:  2R (fp64 sums) + R (maxima) + 2·R·hd (q block, output) + hd·B64 + R·B64 (S block)
+//   forward:  2R (fp64 sums) + 2R (maxima, rescaling) + 2·R·hd (qᵀ block, output) + R·B64 (Sᵀ)
 //   backward: 2R (fp64 D) + 3·R·hd (q, dO, dq blocks) + 2·hd·B64 (kᵀ, vᵀ) + 2·R·T (P, dP stripe)
 inline int64_t attention_thread_elems(const AttnDims& d) {
   const int64_t R = d.n_head / d.n_kv * kAttnBlock, hd = d.head_dim;
-  const int64_t fwd = 3 * R + 2 * R * hd + hd * kAttnBlock + R * kAttnBlock;
+  const int64_t fwd = 4 * R + 2 * R * hd + R * kAttnBlock;
   const int64_t bwd = 2 * R + 3 * R * hd + 2 * hd * kAttnBlock + 2 * R * d.T;
   return (std::max(fwd, bwd) + 15) / 16 * 16;
 }
