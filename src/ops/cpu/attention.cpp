@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "ops/cpu/block_gemm.h"
-#include "ops/cpu/row_sums.h"
 #include "ops/cpu/vexp.h"
 
 namespace lomo {
@@ -42,11 +41,6 @@ struct GroupView {
   P* krow(P* x, int64_t t) const {
     return x + (b * d.T + t) * ldk + g * d.head_dim;
   }
-  // Keys of key block [j0, j0 + nk) row r of a block at i0 with nq positions sees: j ≤ i0 + tl.
-  static int64_t visible(int64_t r, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
-    return std::min(nk, i0 + r % nq - j0 + 1);
-  }
-
   // xp(R, hd) ← rows [i0, i0 + nq) of the group's heads of query-shaped x.
   void pack_rows(T* xp, const T* x, int64_t i0, int64_t nq) const {
     for (int64_t hl = 0; hl < group; ++hl) {
@@ -56,13 +50,6 @@ struct GroupView {
 #pragma omp simd
         for (int64_t c = 0; c < d.head_dim; ++c) to[c] = from[c];  // inline: rows of 64 floats
       }
-    }
-  }
-  // xt(hd, kB) ← key rows [j0, j0 + nk) of key-shaped x, transposed (columns nk … kB unused).
-  void pack_keys_transposed(T* xt, const T* x, int64_t j0, int64_t nk) const {
-    for (int64_t j = 0; j < nk; ++j) {
-      const T* row = krow(x, j0 + j);
-      for (int64_t c = 0; c < d.head_dim; ++c) xt[c * kB + j] = row[c];
     }
   }
 };
@@ -232,63 +219,78 @@ void backward_part(T* dq, T* dk, T* dv, T* low, T* work, const T* dout, const T*
                               : std::pair<T*, int64_t>{gv.krow(out, j0), gv.ldk};
   };
 
+  // As in the forward, scores and probabilities are kept transposed (keys by rows), so that the
+  // per-row statistics and D run element-wise down columns.
   const int64_t Rmax = gv.group * kB;
   double* D = carve_doubles(work, Rmax);  // (R) Σ_j P·dP per row
-  T* qp = work + 2 * Rmax;                // (R, hd)
-  T* dop = qp + Rmax * hd;    // (R, hd)
-  T* dqa = dop + Rmax * hd;   // (R, hd)
-  T* kt = dqa + Rmax * hd;    // (hd, kB)
-  T* vt = kt + hd * kB;       // (hd, kB)
-  T* P = vt + hd * kB;        // (R, T): the row stripe of P, columns < the block's end
-  T* dP = P + Rmax * d.T;     // (R, T): dP, then dS in place
+  T* mrow = work + 2 * Rmax;              // (R) the stats' max per row
+  T* irow = mrow + Rmax;                  // (R) the stats' 1/Σ per row
+  T* dt = irow + Rmax;                    // (R) D rounded
+  T* qp = dt + Rmax;                      // (R, hd)
+  T* qt = qp + Rmax * hd;                 // (hd, R)
+  T* dop = qt + Rmax * hd;                // (R, hd)
+  T* dot = dop + Rmax * hd;               // (hd, R)
+  T* dqa = dot + Rmax * hd;               // (R, hd)
+  T* Pt = dqa + Rmax * hd;                // (T, R): Pᵀ of the block's rows, keys < its end
+  T* dPt = Pt + Rmax * d.T;               // (T, R): dPᵀ, then dSᵀ in place
 
   for (int64_t i0 = part.first_block * kB; i0 < std::min(L, part.end_block * kB); i0 += kB) {
     const int64_t e = std::min(L, i0 + kB), nq = e - i0, R = gv.group * nq;
     gv.pack_rows(qp, q, i0, nq);
     gv.pack_rows(dop, dout, i0, nq);
-    for (int64_t r = 0; r < R; ++r) D[r] = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t c = 0; c < hd; ++c) {
+        qt[c * R + r] = qp[r * hd + c];
+        dot[c * R + r] = dop[r * hd + c];
+      }
+      const T* st = stats + ((gv.b * d.n_head + gv.head(r / nq)) * d.T + i0 + r % nq) * 2;
+      mrow[r] = st[0];
+      irow[r] = st[1];
+      D[r] = 0;
+    }
     // In the forward pass this was: P = exp(S − m)·r, out = P · v.
     for (int64_t j0 = 0; j0 < e; j0 += kB) {
       const int64_t nk = std::min(e, j0 + kB) - j0;
-      gv.pack_keys_transposed(kt, k, j0, nk);
-      gv.pack_keys_transposed(vt, v, j0, nk);
-      T* Pj = P + j0;    // (R, nk), row stride T
-      T* dPj = dP + j0;  // (R, nk), row stride T
-      // S(R, nk) = scale · q(R, hd) · kᵀ(hd, nk);  dP(R, nk) = dO(R, hd) · vᵀ(hd, nk)
-      block_gemm(Accumulate::No, R, nk, hd, scale, qp, hd, 1, kt, kB, Pj, d.T);
-      block_gemm(Accumulate::No, R, nk, hd, T(1), dop, hd, 1, vt, kB, dPj, d.T);
-      for (int64_t r = 0; r < R; ++r) {
-        const int64_t hl = r / nq, t = i0 + r % nq;
-        const T* st = stats + ((gv.b * d.n_head + gv.head(hl)) * d.T + t) * 2;
-        const T m = st[0], inv = st[1];
-        const int64_t c = GroupView<T>::visible(r, i0, nq, j0, nk);
-        T* pr = Pj + r * d.T;
-        const T* dpr = dPj + r * d.T;
+      T* Ptj = Pt + j0 * R;    // (nk, R)
+      T* dPtj = dPt + j0 * R;  // (nk, R)
+      // Sᵀ(nk, R) = scale · k(nk, hd) · qᵀ(hd, R);  dPᵀ(nk, R) = v(nk, hd) · dOᵀ(hd, R)
+      block_gemm(Accumulate::No, nk, R, hd, scale, gv.krow(k, j0), gv.ldk, 1, qt, R, Ptj, R);
+      block_gemm(Accumulate::No, nk, R, hd, T(1), gv.krow(v, j0), gv.ldk, 1, dot, R, dPtj, R);
+      for (int64_t j = 0; j < nk; ++j) {
+        T* p = Ptj + j * R;
 #pragma omp simd
-        for (int64_t j = 0; j < c; ++j) pr[j] = vexp(pr[j] - m) * inv;
-        for (int64_t j = c; j < nk; ++j) pr[j] = 0;
-        D[r] += dot_fp64(dpr, pr, c);
+        for (int64_t r = 0; r < R; ++r) p[r] = vexp(p[r] - mrow[r]) * irow[r];
+      }
+      if (j0 == i0)  // the diagonal block: key j0 + j is after rows at positions i0 + tl < j0 + j
+        for (int64_t j = 1; j < nk; ++j)
+          for (int64_t hl = 0; hl < gv.group; ++hl)
+            std::fill_n(Ptj + j * R + hl * nq, std::min(j, nq), T(0));
+      for (int64_t j = 0; j < nk; ++j) {
+        const T* p = Ptj + j * R;
+        const T* dp = dPtj + j * R;
+#pragma omp simd
+        for (int64_t r = 0; r < R; ++r) D[r] += static_cast<double>(dp[r]) * p[r];
       }
       // dv(nk, hd) += Pᵀ(nk, R) · dO(R, hd)
       const auto [dvj, lddv] = key_rows(dv, low_dv, j0);
-      block_gemm(Accumulate::Yes, nk, hd, R, T(1), Pj, 1, d.T, dop, hd, dvj, lddv);
+      block_gemm(Accumulate::Yes, nk, hd, R, T(1), Ptj, R, 1, dop, hd, dvj, lddv);
     }
+    for (int64_t r = 0; r < R; ++r) dt[r] = static_cast<T>(D[r]);
     // In the forward pass this was: P = softmax(S); dS = P ⊙ (dP − D), times scale.
     // S = scale · q kᵀ: dq(R, hd) = dS(R, ·) · k(·, hd);  dk(nk, hd) += dSᵀ(nk, R) · q(R, hd)
     for (int64_t j0 = 0; j0 < e; j0 += kB) {
       const int64_t nk = std::min(e, j0 + kB) - j0;
-      T* dSj = dP + j0;  // (R, nk), row stride T
-      for (int64_t r = 0; r < R; ++r) {
-        const T* pr = P + j0 + r * d.T;
-        T* dr = dSj + r * d.T;
-        const T dt = static_cast<T>(D[r]);
+      T* dStj = dPt + j0 * R;  // (nk, R)
+      for (int64_t j = 0; j < nk; ++j) {
+        const T* p = Pt + (j0 + j) * R;
+        T* ds = dStj + j * R;
 #pragma omp simd
-        for (int64_t j = 0; j < nk; ++j) dr[j] = pr[j] * (dr[j] - dt) * scale;
+        for (int64_t r = 0; r < R; ++r) ds[r] = p[r] * (ds[r] - dt[r]) * scale;
       }
-      block_gemm(j0 == 0 ? Accumulate::No : Accumulate::Yes, R, hd, nk, T(1), dSj, d.T, 1,
+      block_gemm(j0 == 0 ? Accumulate::No : Accumulate::Yes, R, hd, nk, T(1), dStj, 1, R,
                  gv.krow(k, j0), gv.ldk, dqa, hd);
       const auto [dkj, lddk] = key_rows(dk, low_dk, j0);
-      block_gemm(Accumulate::Yes, nk, hd, R, T(1), dSj, 1, d.T, qp, hd, dkj, lddk);
+      block_gemm(Accumulate::Yes, nk, hd, R, T(1), dStj, R, 1, qp, hd, dkj, lddk);
     }
     for (int64_t hl = 0; hl < gv.group; ++hl) {
       for (int64_t tl = 0; tl < nq; ++tl) {

@@ -40,11 +40,12 @@ inline constexpr int64_t kAttnBlock = 64;  // positions per query block = keys p
 // fp32) so that every thread's part starts aligned. With R = (n_head / n_kv) · kAttnBlock and
 // B64 = kAttnBlock:
 //   forward:  2R (fp64 sums) + 2R (maxima, rescaling) + 2·R·hd (qᵀ block, output) + R·B64 (Sᵀ)
-//   backward: 2R (fp64 D) + 3·R·hd (q, dO, dq blocks) + 2·hd·B64 (kᵀ, vᵀ) + 2·R·T (P, dP stripe)
+//   backward: 2R (fp64 D) + 3R (max, 1/Σ, D per row) + 5·R·hd (q, qᵀ, dO, dOᵀ, dq blocks)
+//             + 2·R·T (Pᵀ, dPᵀ stripe)
 inline int64_t attention_thread_elems(const AttnDims& d) {
   const int64_t R = d.n_head / d.n_kv * kAttnBlock, hd = d.head_dim;
   const int64_t fwd = 4 * R + 2 * R * hd + R * kAttnBlock;
-  const int64_t bwd = 2 * R + 3 * R * hd + 2 * hd * kAttnBlock + 2 * R * d.T;
+  const int64_t bwd = 5 * R + 5 * R * hd + 2 * R * d.T;
   return (std::max(fwd, bwd) + 15) / 16 * 16;
 }
 
