@@ -7,17 +7,19 @@
 // by head), so each key/value block is read once for the whole group. Products on blocks go
 // through block_gemm (ops/cpu/block_gemm.h).
 //
-// Forward, one task per (b, kv group, query block), scores transposed (Sᵀ = k·qᵀ, keys by rows,
-// so that max and sums run down columns, vectorised across query rows): online softmax over key
-// blocks j ≤ the
-// block's last row: per row a running max m, a running Σ exp(s − m) in fp64 and an fp32 output
+// Scores and probabilities are kept transposed, keys by rows (Sᵀ = k·qᵀ): qᵀ is packed once per
+// query block, the key and value rows are read in place, and each row's max, sums and D run
+// element-wise down the columns, vectorised across query rows, with no horizontal reduction.
+//
+// Forward, one task per (b, kv group, query block): online softmax over key blocks j ≤ the block's
+// last row: per row a running max m, a running Σ exp(s − m) in fp64 and an fp32 output
 // accumulator, both rescaled by exp(m_old − m_new) when the max grows; out = acc / Σ. stats keep,
 // per row, the final max m and r = 1/Σ_j exp(s_j − m) (0, 0 for padding rows).
 //
 // Backward, two tasks per (b, kv group), query blocks in order: part 0 takes the first nb/√2 query
 // blocks (about half the causal work), part 1 the rest. Per query block, P = exp(S − m)·r is
-// recomputed from q, k and the stats, and dP = dO·vᵀ; both are kept for the block's row stripe
-// (R, T), which gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output: five block
+// recomputed from q, k and the stats, and dP = dO·vᵀ; both are kept for the block's stripe
+// (T, R), which gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output: five block
 // products per (query block, key block), none spent recomputing O. dv and dk accumulate over query
 // blocks in a fixed order; part 0 owns the dk, dv rows of the keys its blocks see, part 1 the
 // later rows and keeps its terms for the earlier ones apart, added after both parts are done. So
