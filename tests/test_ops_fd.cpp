@@ -147,6 +147,17 @@ TEST(FiniteDifferences, AttentionAcrossRowBlocks) {
   check_attention({2, 150, 2, 1, 2}, {150, 71});
 }
 
+// The fused kernel's query and key blocks (64 positions; a query block holds all heads of a kv
+// group): grouped heads 4:2 and 9:3, sequences ending inside a block, one of a single token (the
+// fp32 kernel against a naive attention on larger shapes: test_attention.cpp).
+TEST(FiniteDifferences, AttentionAcrossBlocksWithGqa42) {
+  check_attention({2, 130, 4, 2, 2}, {130, 1});
+}
+
+TEST(FiniteDifferences, AttentionAcrossBlocksWithGqa93) {
+  check_attention({1, 80, 9, 3, 2}, {71});
+}
+
 TEST(FiniteDifferences, SwiGlu) {
   const int64_t n = 17;
   Vec g = randn(n, 1, 2.0), u = randn(n, 2), R = randn(n, 3), m(n);

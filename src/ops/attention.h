@@ -2,7 +2,9 @@
 // shapes every backend's attention op shares. Query head h reads key/value head h / (n_head /
 // n_kv). Sequence b has lengths[b] real tokens at t < lengths[b]; rows t ≥ lengths[b] are
 // padding: output 0, no gradient. Forward keeps two numbers per query row for backward (the
-// softmax statistics), never the (T, T) probabilities.
+// softmax statistics: on the CPU the row's max and 1/Σ exp, 0 and 0 on padding rows), never the
+// (T, T) probabilities; no backend needs a (T, T) scratch either (the CPU's fused kernel:
+// ops/cpu/attention.h).
 #pragma once
 
 #include <cstdint>
