@@ -34,9 +34,10 @@ python3 scripts/make_demo_data.py "$work/data.jsonl" --lines 64 --vocab 49152 --
 for r in $(seq 1 "$rounds"); do
   for dt in $dtypes; do
     OMP_NUM_THREADS=$threads ./build/lomo train --model "$work/model" --data "$work/data.jsonl" \
-      --out "$work/out" --optimizer lomo --lr 1e-3 --lr-schedule constant --warmup-ratio 0 \
+      --out "$work/out_${dt}_$r" --optimizer lomo --lr 1e-3 --lr-schedule constant --warmup-ratio 0 \
       --steps "$steps" --batch-size 4 --seq-len "$seq" --dtype "$dt" --shuffle off \
       --checkpointing on --log "$work/ours_${dt}_$r.jsonl" > "$work/ours_${dt}_$r.out"
+    rm -rf "$work/out_${dt}_$r"
     OMP_NUM_THREADS=$threads "$venv/bin/python" bench/peer_lomo.py "$work/model" \
       "$work/data.jsonl" --dtype "$dt" --steps "$steps" --batch-size 4 --seq-len "$seq" \
       --lr 1e-3 --threads "$threads" > "$work/peer_${dt}_$r.json" 2> "$work/peer_${dt}_$r.err"
