@@ -52,15 +52,21 @@ void check_finite(Backend& backend, const float* g, int64_t n, const std::string
 
 namespace {
 
-// p ← p·(1 − lr·wd) − lr·c·g, computed in fp32 and written once (design §2 rule 5).
-void apply_sgd(Backend& backend, Param& p, const float* g, const LomoUpdate& u) {
+// The coefficients of p ← p·(1 − lr·wd) − lr·c·g for tensor p, whether the update runs here or
+// is folded into the op that makes g (LomoSink::fused_update).
+SgdStep sgd_step_for(const Param& p, const LomoUpdate& u) {
   const float wd = weight_decay_for(p.role, u.weight_decay, u.decay_norms_and_biases);
   SgdStep s;
   s.keep = 1.0f - u.lr * wd;
   s.step = u.lr * u.grad_coef;
   s.rounding = u.rounding;
   s.rounding.step = u.step;
-  backend.sgd_update(p.view(), g, s);
+  return s;
+}
+
+// The update in fp32, written once (design §2 rule 5).
+void apply_sgd(Backend& backend, Param& p, const float* g, const LomoUpdate& u) {
+  backend.sgd_update(p.view(), g, sgd_step_for(p, u));
 }
 
 }  // namespace
@@ -78,13 +84,7 @@ std::optional<SgdStep> LomoSink::fused_update(const Param& p) {
                          ? u_.fused_linear
                          : u_.fused_all && takes_fused_update(p.role);
   if (!fused) return std::nullopt;
-  const float wd = weight_decay_for(p.role, u_.weight_decay, u_.decay_norms_and_biases);
-  SgdStep s;
-  s.keep = 1.0f - u_.lr * wd;
-  s.step = u_.lr * u_.grad_coef;
-  s.rounding = u_.rounding;
-  s.rounding.step = u_.step;
-  return s;
+  return sgd_step_for(p, u_);
 }
 
 void NormSink::consume(Param& p, float* grad) {
