@@ -2,18 +2,16 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
+
+#include "core/hd.h"
 
 namespace lomo {
 
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+LOMO_HD float bf16_to_f32(uint16_t h) {
+  return bits_float(static_cast<uint32_t>(h) << 16);
 }
 
-inline float f16_to_f32(uint16_t h) {
+LOMO_HD float f16_to_f32(uint16_t h) {
   const uint32_t sign = (h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
@@ -35,24 +33,20 @@ inline float f16_to_f32(uint16_t h) {
   } else {
     bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
   }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return bits_float(bits);
 }
 
 // Round to nearest even; NaN stays NaN (quiet).
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+LOMO_HD uint16_t f32_to_bf16(float f) {
+  uint32_t bits = float_bits(f);
   if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
   bits += 0x7fffu + ((bits >> 16) & 1u);
   return static_cast<uint16_t>(bits >> 16);
 }
 
 // IEEE binary16, round to nearest even, overflow to inf, subnormals kept.
-inline uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
+LOMO_HD uint16_t f32_to_f16(float f) {
+  const uint32_t x = float_bits(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7fffffffu;
   if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
@@ -80,9 +74,8 @@ enum class Rounding { Nearest, Stochastic };
 // fp32 -> bf16 by stochastic rounding: add a uniform 16-bit value below the cut, then truncate
 // (design §4). `r` is the random value (its low 16 bits are used); non-finite values round to
 // nearest. E[result] = x for finite x.
-inline uint16_t f32_to_bf16_stochastic(float f, uint32_t r) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+LOMO_HD uint16_t f32_to_bf16_stochastic(float f, uint32_t r) {
+  uint32_t bits = float_bits(f);
   if ((bits & 0x7f800000u) == 0x7f800000u) return f32_to_bf16(f);
   const uint32_t sum = bits + (r & 0xffffu);
   // A carry into the exponent that would make a finite value infinite rounds down instead.

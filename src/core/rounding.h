@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/hd.h"
 #include "core/rng.h"
 
 namespace lomo {
@@ -19,13 +20,13 @@ struct RoundingMode {
 };
 
 // The random stream of tensor `id`'s stochastic rounding at step r.step.
-inline uint64_t rounding_key(const RoundingMode& r, int id) {
+LOMO_HD uint64_t rounding_key(const RoundingMode& r, int id) {
   const uint64_t stream = (static_cast<uint64_t>(r.step) << 24) ^ static_cast<uint64_t>(id);
   return counter_key(r.seed, stream);
 }
 
 // The bf16 code of x under the mode, for tensor `id`, element `i`.
-inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
+LOMO_HD uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
   if (r.rounding == Rounding::Nearest) return f32_to_bf16(x);
   return f32_to_bf16_stochastic(
       x, static_cast<uint32_t>(splitmix64(rounding_key(r, id) ^ static_cast<uint64_t>(i))));
@@ -33,10 +34,10 @@ inline uint16_t round_bf16(float x, const RoundingMode& r, int id, int64_t i) {
 
 // Element i of a 16-bit tensor as fp32, and x written back in its format: bf16 with the chosen
 // rounding, fp16 to nearest.
-inline float load16(StorageDtype t, const uint16_t* p, int64_t i) {
+LOMO_HD float load16(StorageDtype t, const uint16_t* p, int64_t i) {
   return t == StorageDtype::F16 ? f16_to_f32(p[i]) : bf16_to_f32(p[i]);
 }
-inline uint16_t store16(StorageDtype t, float x, const RoundingMode& r, int id, int64_t i) {
+LOMO_HD uint16_t store16(StorageDtype t, float x, const RoundingMode& r, int id, int64_t i) {
   return t == StorageDtype::F16 ? f32_to_f16(x) : round_bf16(x, r, id, i);
 }
 

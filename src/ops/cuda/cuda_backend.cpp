@@ -1,0 +1,73 @@
+#include "ops/cuda/cuda_backend.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "ops/cuda/cuda_util.h"
+#include "ops/cuda/gemm.h"
+
+namespace lomo::cuda {
+
+namespace {
+
+// "cuda:0 (NVIDIA H200, sm_90, 139.8 GiB)".
+std::string describe(int index, const cudaDeviceProp& p) {
+  return "cuda:" + std::to_string(index) + " (" + p.name + ", sm_" + std::to_string(p.major) +
+         std::to_string(p.minor) + ", " + format_bytes(p.totalGlobalMem) + ")";
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(device_index) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    throw Error(std::string("--device cuda: no usable CUDA GPU here (") +
+                (e != cudaSuccess ? cudaGetErrorString(e) : "no device found") +
+                "); use --device cpu");
+  }
+  if (device_index < 0 || device_index >= count) {
+    throw Error("--device cuda:" + std::to_string(device_index) + ": this machine has " +
+                std::to_string(count) + " GPU(s), numbered from 0");
+  }
+  check(cudaSetDevice(index_), "selecting the GPU");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, index_), "reading the GPU's properties");
+  name_ = describe(index_, prop);
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating the stream");
+  check(cudaMalloc(&reduce_dev_, kReduceBytes), "allocating the reduction scratch");
+  check(cudaMallocHost(&reduce_host_, kReduceBytes), "allocating pinned host scratch");
+  gemm_ = std::make_unique<LtGemm>(stream_);
+}
+
+CudaBackend::~CudaBackend() {
+  gemm_.reset();
+  if (stream_ != nullptr) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+  if (reduce_dev_ != nullptr) cudaFree(reduce_dev_);
+  if (reduce_host_ != nullptr) cudaFreeHost(reduce_host_);
+}
+
+void CudaBackend::synchronize(const char* what) {
+  check(cudaStreamSynchronize(stream_), what);
+}
+
+void CudaBackend::copy_to_device(void* dst, const void* host_src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_),
+        "copying to the GPU");
+  synchronize("copying to the GPU");  // the host buffer may be reused at once
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_),
+        "copying from the GPU");
+  synchronize("copying from the GPU");
+}
+
+void CudaBackend::matmul(const Matmul& m) { gemm_->run(m); }
+
+}  // namespace lomo::cuda
