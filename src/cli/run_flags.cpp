@@ -146,6 +146,11 @@ std::vector<RunFlag> table() {
        T},
       {{"seed", "N", "seed for shuffling", "0"}, T},
       {threads_flag(), S},
+      {{"device", "cpu|cuda|cuda:N",
+        "where the run computes: the CPU, or an NVIDIA GPU (a build with CUDA); on a GPU the "
+        "parameters, activations and updates live in its memory",
+        "cpu"},
+       T},
       {{"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""}, T},
       {{"log-dir", "DIR",
         "also write TensorBoard curves to DIR (loss, lr, tokens/s, grad norm, loss scale, eval "
@@ -245,6 +250,7 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("shuffle")) r.shuffle = a.on_off("shuffle") ? Shuffle::On : Shuffle::Off;
   if (has("seed")) r.seed = static_cast<uint64_t>(a.integer("seed", 0, INT64_MAX));
   if (given("threads")) r.threads = static_cast<int>(a.integer("threads", 1, 1024));
+  if (given("device")) r.device = a.str("device");
   if (given("log")) r.log_path = a.str("log");
   if (given("log-dir")) r.log_dir = a.str("log-dir");
   if (has("profile")) r.profile = a.on_off("profile");

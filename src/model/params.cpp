@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "ops/backend.h"
 
 namespace lomo {
 
@@ -63,9 +64,14 @@ const float* Param::f() const {
   return data.f32();
 }
 
+bool Param::on_host() const {
+  return data.allocator() == nullptr || data.allocator()->device() == Device::host();
+}
+
 void Param::to_f32(float* dst) const { to_f32(dst, 0, numel()); }
 
 void Param::to_f32(float* dst, int64_t begin, int64_t n) const {
+  LOMO_ASSERT(on_host(), name + " is in device memory: read it through the backend");
   if (dtype == StorageDtype::F32) {
     std::copy(data.f32() + begin, data.f32() + begin + n, dst);
     return;
@@ -80,6 +86,7 @@ void Param::to_f32(float* dst, int64_t begin, int64_t n) const {
 }
 
 void Param::from_f32(const float* src) {
+  LOMO_ASSERT(on_host(), name + " is in device memory: write it through the backend");
   const int64_t n = numel();
   if (dtype == StorageDtype::F32) {
     std::copy(src, src + n, data.f32());
@@ -91,6 +98,23 @@ void Param::from_f32(const float* src) {
     return;
   }
   for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+void Param::from_f32(const float* src, Backend& backend) {
+  if (on_host()) {
+    from_f32(src);
+    return;
+  }
+  const size_t n = static_cast<size_t>(numel());
+  if (dtype == StorageDtype::F32) {
+    backend.copy_to_device(data.as<void>(), src, n * sizeof(float));
+    return;
+  }
+  std::vector<uint16_t> bits(n);
+  for (size_t i = 0; i < n; ++i) {
+    bits[i] = dtype == StorageDtype::F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+  }
+  backend.copy_to_device(data.as<void>(), bits.data(), n * sizeof(uint16_t));
 }
 
 ParamView Param::view() {
@@ -158,6 +182,21 @@ int64_t ModelParams::largest_numel() const {
   int64_t n = 0;
   for (const auto& p : all_) n = std::max(n, p.numel());
   return n;
+}
+
+void ModelParams::move_to(Allocator& to, Backend& backend, MemoryTracker& tracker) {
+  const bool to_host = to.device() == Device::host();
+  for (Param& p : all_) {
+    const Allocator* from = p.data.allocator();
+    if (from != nullptr && from->device() == to.device()) continue;
+    Buffer moved(to, tracker, MemCategory::Parameters, p.data.bytes());
+    if (to_host) {
+      backend.copy_to_host(moved.as<void>(), p.data.as<void>(), p.data.bytes());
+    } else {
+      backend.copy_to_device(moved.as<void>(), p.data.as<void>(), p.data.bytes());
+    }
+    p.data = std::move(moved);  // frees the old copy
+  }
 }
 
 }  // namespace lomo

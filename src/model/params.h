@@ -11,6 +11,10 @@
 #include "ops/tensor.h"
 
 namespace lomo {
+class Backend;  // ops/backend.h
+}
+
+namespace lomo {
 
 // Storage (StorageDtype, core/dtype.h) of the 2-D tensors (embedding, head, linear weights). Norm
 // weights and biases stay fp32 whatever the mode (a few KiB; llama.cpp does the same). Compute is
@@ -85,12 +89,17 @@ struct Param {
   // bf16 storage only.
   uint16_t* h() { return data.as<uint16_t>(); }
   const uint16_t* h() const { return data.as<uint16_t>(); }
-  // Reads the values as fp32 into dst (numel), whatever the storage.
+  // Whether the values are in host memory (loading, export and these host conversions need it).
+  bool on_host() const;
+  // Reads the values as fp32 into dst (numel), whatever the storage. Host memory only.
   void to_f32(float* dst) const;
   // Elements [begin, begin + n) as fp32 into dst (n).
   void to_f32(float* dst, int64_t begin, int64_t n) const;
-  // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest.
+  // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest. Host memory only.
   void from_f32(const float* src);
+  // Stores fp32 values (numel) as from_f32 does, wherever the tensor lives (a device's through
+  // a host copy in the storage dtype).
+  void from_f32(const float* src, Backend& backend);
   // The tensor as ops see it: (rows, cols), or (1, n) for a vector.
   ParamView view();
 };
@@ -129,6 +138,12 @@ class ModelParams {
 
   int64_t total_numel() const;
   int64_t largest_numel() const;
+
+  // Moves every tensor into `to` (a backend's device memory, or host_allocator() to bring them
+  // back for export), copying through `backend`; each old buffer is freed as soon as its tensor
+  // is copied, so the move needs one tensor's worth of extra memory. ParamViews taken before
+  // the move are stale after it.
+  void move_to(Allocator& to, Backend& backend, MemoryTracker& tracker);
 
  private:
   std::vector<Param> all_;

@@ -108,8 +108,16 @@ std::string write_checkpoint(const std::string& dir, const CheckpointMeta& meta,
     Backend& backend = trainer.model().backend();
     std::vector<TensorView> tensors;
     std::vector<std::vector<float>> host;  // states that live on a device, copied out
+    std::vector<std::vector<char>> host_params;  // parameters that live on a device, copied out
+    host_params.reserve(params.all().size());
     for (Param& p : params.all()) {
-      tensors.push_back({p.name, p.shape, p.data.as<void>(), file_dtype(p.dtype)});
+      const void* data = p.data.as<void>();
+      if (!p.on_host()) {
+        host_params.emplace_back(p.data.bytes());
+        backend.copy_to_host(host_params.back().data(), data, p.data.bytes());
+        data = host_params.back().data();
+      }
+      tensors.push_back({p.name, p.shape, data, file_dtype(p.dtype)});
     }
     const auto states = trainer.state_tensors();
     host.reserve(states.size());
@@ -213,6 +221,7 @@ void load_checkpoint_state(const std::string& checkpoint, ModelParams& params, T
     }
     return *t;
   };
+  Backend& backend = trainer.model().backend();
   std::vector<float> staging;
   for (Param& p : params.all()) {
     const TensorInfo& t = tensor(p.name, p.numel());
@@ -220,16 +229,15 @@ void load_checkpoint_state(const std::string& checkpoint, ModelParams& params, T
       throw Error(f.path() + ": " + p.name + " is " + dtype_name(t.dtype) +
                   ", the run stores it as " + dtype_name(file_dtype(p.dtype)));
     }
-    if (p.dtype == StorageDtype::F32) {
+    if (p.dtype == StorageDtype::F32 && p.on_host()) {
       f.read(t, p.f());
     } else {
       // bf16/fp16 → fp32 → the same bf16/fp16 bits: exact both ways.
       staging.resize(static_cast<size_t>(p.numel()));
       f.read(t, staging.data());
-      p.from_f32(staging.data());
+      p.from_f32(staging.data(), backend);
     }
   }
-  Backend& backend = trainer.model().backend();
   for (const auto& s : trainer.state_tensors()) {
     const auto n = static_cast<int64_t>(s.buffer->bytes() / 4);
     const TensorInfo& t = tensor("optimizer." + s.name, n);

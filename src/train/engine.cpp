@@ -2,9 +2,10 @@
 
 namespace lomo {
 
-std::unique_ptr<Backend> make_run_backend(int threads) {
+std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device) {
   BackendOptions o;
   o.threads = threads;
+  o.device = device;
   return make_backend(o);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "core/memory.h"
 #include "model/config.h"
@@ -14,8 +15,9 @@
 
 namespace lomo {
 
-// The backend of a run: the CPU with `threads` threads (0: all cores).
-std::unique_ptr<Backend> make_run_backend(int threads);
+// The backend of a run: the CPU with `threads` threads (0: all cores), or the GPU `device` names
+// (cuda, cuda:N).
+std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device = "cpu");
 
 // `config`, `params` and `backend` must outlive the model.
 std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,

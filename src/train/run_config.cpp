@@ -90,6 +90,10 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
     check_lora_optimizer(run.optimizer, run.dtype);
     parse_lora_targets(run.lora_targets.value_or("q,v"));
   }
+  if (run.device != "cpu" && run.uses_lora()) {
+    throw Error("--device " + run.device + " with --lora-rank: LoRA runs on the CPU only so far; "
+                "use --device cpu");
+  }
   if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
     throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");
   }

@@ -88,6 +88,7 @@ struct RunConfig {
   Shuffle shuffle = Shuffle::On;
   uint64_t seed = 0;
   int threads = 0;       // 0: all cores
+  std::string device = "cpu";  // cpu, cuda or cuda:N (ops/backend.h: make_backend)
   std::string log_path;  // empty: no JSONL log
   std::string log_dir;   // empty: no TensorBoard event files (train/tensorboard_log.h)
   bool profile = false;  // time each step by phase

@@ -139,7 +139,7 @@ void TrainingRun::prepare() {
   if (run_.model_path.empty() || run_.data_path.empty() || run_.out_path.empty()) {
     throw Error("a training run needs a model, data and an output folder");
   }
-  backend_ = make_run_backend(run_.threads);
+  backend_ = make_run_backend(run_.threads, run_.device);
   out_dir_ = std::make_unique<OutputDir>(run_.out_path);
   out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
   if (!run_.log_path.empty()) {
@@ -312,6 +312,11 @@ void TrainingRun::load() {
     model_ = std::make_unique<Model>(
         load_model(run_.model_path, tracker_, run_.dtype, progress.fn()));
     progress.finish();
+  }
+  // Loading reads into host memory; a GPU run moves the parameters into the GPU's now, before
+  // the model takes its views of them.
+  if (!(backend_->allocator().device() == Device::host())) {
+    model_->params.move_to(backend_->allocator(), *backend_, tracker_);
   }
   net_ = make_model(model_config_, model_->params, tracker_, *backend_);
   TrainOptions options = train_options(run_, plan_in_.checkpointing);
@@ -497,6 +502,8 @@ void TrainingRun::save() {
     }
   }
   if (lora_ && run_.merge) lora_->merge_into(model_->params);
+  // Export reads host memory: a GPU run's parameters come back (training is over).
+  model_->params.move_to(host_allocator(), *backend_, tracker_);
   const bool base = !lora_ || run_.merge || !run_.base_frozen();
   if (base && run_.out_format == OutFormat::Gguf) {
     export_gguf(out_dir_->staging() + "/model.gguf", *model_, tok_.get(), run_.model_path,

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend (issue 12), one prepared script for a lent GPU machine
+# (≤ 8 minutes on one H200). Run here first: scripts/pack_device.sh (builds for sm_90 and packs
+# the binaries, their libraries and the peer's wheel into .device-pack/); then, through the device
+# tool, with carry [".device-pack"]:
+#   scripts/device_check.sh "$OUT" [stage ...]
+# Stages (default: all, in this order; each writes its log under OUTDIR, and a failed stage does
+# not stop the next, so one run says everything; rerun only what failed):
+#   probe   driver, GPU, CUDA/cuBLAS/cuDNN versions, the pack's commit
+#   tests   lomo_cuda_tests: every GPU op against its CPU twin (gtest XML in OUTDIR)
+#   model   a random LLaMA-7B-shaped bf16 model (configs/llama-7b.json) and token data in /tmp
+#   ours    lomo train --device cuda, LOMO, bf16 + stochastic rounding, checkpointing on, for
+#           seq 1024 × batch 1, seq 2048 × 1 and 512 × 8 (Table 1's shape): tokens/s, peak GPU
+#           memory tracked (memory.json) and polled (nvidia-smi), and the planner's prediction
+#   peer    the same shapes with transformers + lomo-optim (Lomo.fused_backward, gradient
+#           checkpointing, bf16), torch.cuda.max_memory_reserved as the paper measured
+#   summary one table of it all: OUTDIR/summary.md (printed last)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/device_check.sh OUTDIR [probe tests model ours peer summary]}
+shift
+stages=${*:-probe tests model ours peer summary}
+mkdir -p "$out"
+root=$(pwd)
+pack=/tmp/lomo-device
+work=/tmp/lomo-check
+mkdir -p "$work"
+shapes=${LOMO_CHECK_SHAPES:-"1024x1 2048x1 512x8"}
+steps=${LOMO_CHECK_STEPS:-4}  # the first is warm-up
+
+have() { [[ " $stages " == *" $1 "* ]]; }
+say() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+# The carried binaries, with their libraries and the GPU machine's CUDA 13 ones.
+if [[ ! -x $pack/bin/lomo ]]; then
+  if [[ ! -f .device-pack/lomo-device.tar.xz ]]; then
+    echo "no .device-pack/lomo-device.tar.xz: run scripts/pack_device.sh here and carry .device-pack" >&2
+    exit 2
+  fi
+  tar -C /tmp -xJf .device-pack/lomo-device.tar.xz
+fi
+cuda_libs=$(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+dirs = set()
+for sp in site.getsitepackages():
+    for lib in glob.glob(os.path.join(sp, "nvidia", "*", "lib")):
+        dirs.add(lib)
+print(":".join(sorted(dirs)))
+PY
+)
+export LD_LIBRARY_PATH="$pack/lib:/usr/local/cuda/lib64:${cuda_libs}:${LD_LIBRARY_PATH:-}"
+lomo=$pack/bin/lomo
+
+if have probe; then
+  say probe
+  {
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    nvcc --version | tail -1
+    echo "pack commit: $(cat $pack/COMMIT 2>/dev/null)  tree commit: $(git rev-parse HEAD 2>/dev/null)"
+    python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'transformers', transformers.__version__)"
+    ldconfig -p | grep -E "libcublasLt|libcudnn\.so" | head -4
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    ldd "$lomo" | grep -E "not found|cublas" || true
+  } 2>&1 | tee "$out/probe.txt"
+fi
+
+if have tests; then
+  say tests
+  "$pack/bin/lomo_cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.log" 2>&1
+  echo "lomo_cuda_tests rc=$?" | tee -a "$out/cuda_tests.log"
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran" "$out/cuda_tests.log" | head -40
+fi
+
+if have model; then
+  say "model: random LLaMA-7B shape, bf16"
+  if [[ ! -f $work/l7b/config.json ]]; then
+    rm -rf "$work/l7b"
+    "$lomo" init --config "$root/configs/llama-7b.json" --dtype bf16 --seed 0 --out "$work/l7b" \
+      2>&1 | tail -2 | tee "$out/model.log"
+  fi
+  python3 scripts/make_demo_data.py "$work/data.jsonl" --lines 64 --vocab 32000 \
+    --min-len 2048 --max-len 2048 > /dev/null
+fi
+
+# Polls the GPU's used memory every 100 ms into $1 while the command after it runs.
+with_gpu_poll() {
+  local log=$1
+  shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$log" 2>/dev/null &
+  local poller=$!
+  "$@"
+  local rc=$?
+  kill "$poller" 2>/dev/null
+  wait "$poller" 2>/dev/null
+  return $rc
+}
+
+if have ours; then
+  for s in $shapes; do
+    seq=${s%x*} b=${s#*x}
+    say "ours seq $seq batch $b"
+    rm -rf "$work/out_$s"
+    "$lomo" memory --model "$work/l7b" --optimizer lomo --dtype bf16 --batch-size "$b" \
+      --seq-len "$seq" --checkpointing on > "$out/ours_${s}_plan.txt" 2>&1
+    with_gpu_poll "$out/ours_${s}_smi.txt" timeout 240 "$lomo" train --device cuda \
+      --model "$work/l7b" --data "$work/data.jsonl" --out "$work/out_$s" --optimizer lomo \
+      --lr 1e-5 --lr-schedule constant --steps "$steps" --batch-size "$b" --seq-len "$seq" \
+      --dtype bf16 --checkpointing on --shuffle off --log "$out/ours_${s}.jsonl" \
+      > "$out/ours_${s}.log" 2>&1
+    echo "rc=$?" >> "$out/ours_${s}.log"
+    tail -3 "$out/ours_${s}.log"
+    cp "$work/out_$s/memory.json" "$out/ours_${s}_memory.json" 2>/dev/null
+    rm -rf "$work/out_$s"
+  done
+fi
+
+if have peer; then
+  if ! python3 -c "import lomo_optim" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .device-pack/lomo_optim-*.whl
+    export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+  fi
+  for s in $shapes; do
+    seq=${s%x*} b=${s#*x}
+    say "peer seq $seq batch $b"
+    with_gpu_poll "$out/peer_${s}_smi.txt" timeout 240 python3 bench/peer_lomo.py "$work/l7b" \
+      "$work/data.jsonl" --device cuda --dtype bf16 --steps "$steps" --batch-size "$b" \
+      --seq-len "$seq" --lr 1e-5 > "$out/peer_${s}.json" 2> "$out/peer_${s}.log"
+    echo "rc=$?" >> "$out/peer_${s}.log"
+    tail -2 "$out/peer_${s}.log"
+  done
+fi
+
+if have summary; then
+  python3 - "$out" "$shapes" <<'PY' | tee "$out/summary.md"
+import json, os, statistics, sys
+out, shapes = sys.argv[1], sys.argv[2].split()
+# LLaMA-7B: 6.74e9 parameters; a LOMO step with checkpointing does forward, recomputed forward
+# and backward: 8·P FLOPs per token (the attention's T-dependent part is left out: a floor).
+P = 6.74e9
+def mib(x): return f"{x / 2**30:.2f} GiB" if x else "-"
+def poll(path):
+    try: return max(int(l) for l in open(path) if l.strip().isdigit()) * 2**20
+    except Exception: return 0
+print("| shape | ours tok/s | peer tok/s | ratio | ours MFU (989 TF) | ours tracked | ours polled | peer reserved | peer polled |")
+print("|---|---|---|---|---|---|---|---|---|")
+for s in shapes:
+    ours_tps = peer_tps = tracked = reserved = 0
+    try:
+        steps = [json.loads(l) for l in open(f"{out}/ours_{s}.jsonl") if '"loss"' in l]
+        ours_tps = statistics.median(x["tokens_per_s"] for x in steps[1:]) if len(steps) > 1 else 0
+        tracked = max(x.get("memory_peak_bytes", 0) for x in steps)
+    except Exception: pass
+    try:
+        j = json.load(open(f"{out}/peer_{s}.json"))
+        peer_tps = statistics.median(j["tokens_per_step"] / t for t in j["seconds"][1:])
+        reserved = j.get("max_memory_reserved", 0)
+    except Exception: pass
+    ratio = f"{ours_tps / peer_tps:.2f}" if ours_tps and peer_tps else "-"
+    mfu = f"{8 * P * ours_tps / 989e12:.1%}" if ours_tps else "-"
+    print(f"| {s} | {ours_tps:.0f} | {peer_tps:.0f} | {ratio} | {mfu} | {mib(tracked)} | "
+          f"{mib(poll(f'{out}/ours_{s}_smi.txt'))} | {mib(reserved)} | {mib(poll(f'{out}/peer_{s}_smi.txt'))} |")
+try:
+    log = open(f"{out}/cuda_tests.log").read().splitlines()
+    print("\ncuda tests: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "rc=" in l))
+except Exception: print("\ncuda tests: not run")
+PY
+fi
+say done
