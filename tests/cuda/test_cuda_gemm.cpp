@@ -69,9 +69,9 @@ Operands make_operands(const Case& c, uint64_t seed) {
   o.lda = a_cols + c.pad;
   o.ldb = b_cols + c.pad;
   o.ldc = c.N + c.pad;
-  o.A.resize(static_cast<size_t>(c.offset + a_rows * o.lda));   // (a_rows, lda)
-  o.B.resize(static_cast<size_t>(c.offset + b_rows * o.ldb));   // (b_rows, ldb)
-  o.C.resize(static_cast<size_t>(c.offset + c.M * o.ldc));      // (M, ldc)
+  o.A.resize(static_cast<size_t>(c.offset + a_rows * o.lda));  // (a_rows, lda)
+  o.B.resize(static_cast<size_t>(c.offset + b_rows * o.ldb));  // (b_rows, ldb)
+  o.C.resize(static_cast<size_t>(c.offset + c.M * o.ldc));     // (M, ldc)
   for (size_t i = 0; i < o.A.size(); ++i) o.A[i] = static_cast<float>(counter_normal(seed, 1, i));
   for (size_t i = 0; i < o.B.size(); ++i) o.B[i] = static_cast<float>(counter_normal(seed, 2, i));
   for (size_t i = 0; i < o.C.size(); ++i) {
@@ -150,8 +150,10 @@ void col_major_gemm_ref(const ColMajorGemm& g) {
     for (int64_t i = 0; i < g.m; ++i) {
       double acc = 0;
       for (int64_t p = 0; p < g.k; ++p) {
-        const double a = g.transa == Trans::No ? load(g.A, i + p * g.A.ld) : load(g.A, p + i * g.A.ld);
-        const double b = g.transb == Trans::No ? load(g.B, p + j * g.B.ld) : load(g.B, j + p * g.B.ld);
+        const double a =
+            g.transa == Trans::No ? load(g.A, i + p * g.A.ld) : load(g.A, p + i * g.A.ld);
+        const double b =
+            g.transb == Trans::No ? load(g.B, p + j * g.B.ld) : load(g.B, j + p * g.B.ld);
         acc += a * b;
       }
       float& c = g.C[i + j * g.ldc];
@@ -194,17 +196,22 @@ void expect_mapping_matches_reference(const Case& c, uint64_t seed) {
 // Every transpose pair × sizes (odd, 1x1x1, larger than a tile edge) × padding and offset ×
 // (alpha, beta) with beta ∈ {0 over NaN, 0.5, 1} × precision.
 std::vector<Case> product_cases(Precision precision) {
-  struct Size { int64_t M, N, K; };
-  struct Scale { float alpha, beta; bool nan_c; };
+  struct Size {
+    int64_t M, N, K;
+  };
+  struct Scale {
+    float alpha, beta;
+    bool nan_c;
+  };
   std::vector<Case> cases;
   for (Trans ta : {Trans::No, Trans::Yes}) {
     for (Trans tb : {Trans::No, Trans::Yes}) {
       for (Size s : {Size{7, 5, 3}, Size{1, 1, 1}, Size{33, 17, 65}}) {
         for (auto [pad, offset] : {std::pair<int64_t, int64_t>{0, 0}, {3, 1}}) {
-          for (Scale k : {Scale{0.7f, 0.0f, true}, Scale{-1.3f, 0.5f, false},
-                          Scale{0.7f, 1.0f, false}}) {
-            cases.push_back({ta, tb, s.M, s.N, s.K, pad, offset, k.alpha, k.beta, precision,
-                             k.nan_c});
+          for (Scale k :
+               {Scale{0.7f, 0.0f, true}, Scale{-1.3f, 0.5f, false}, Scale{0.7f, 1.0f, false}}) {
+            cases.push_back(
+                {ta, tb, s.M, s.N, s.K, pad, offset, k.alpha, k.beta, precision, k.nan_c});
           }
         }
       }
@@ -276,7 +283,7 @@ TEST(CudaGemmMapping, SwapsTheOperandsAndKeepsTheTransposes) {
 
 TEST(CudaGemmMapping, Fp32ProductsMatchTheRowMajorReferenceBitForBit) {
   const auto cases = product_cases(Precision::F32);
-  ASSERT_EQ(cases.size(), 144u);
+  ASSERT_EQ(cases.size(), 72u);
   for (size_t i = 0; i < cases.size(); ++i) expect_mapping_matches_reference(cases[i], 100 + i);
 }
 
@@ -339,8 +346,7 @@ TEST(CudaGemmMapping, BadMatmulsAreErrorsNamingTheProblem) {
     const char* message;
   };
   const std::vector<Bad> bad = {
-      {"lda < K", [](Matmul& m) { m.A.ld = 2; },
-       "lda = 2 is smaller than A's stored row length 3"},
+      {"lda < K", [](Matmul& m) { m.A.ld = 2; }, "lda = 2 is smaller than A's stored row length 3"},
       {"lda < M for ta = Yes",
        [](Matmul& m) {
          m.ta = Trans::Yes;
@@ -459,7 +465,8 @@ void expect_gpu_matches_cpu(Backend& gpu, Backend& cpu, const Case& c, uint64_t 
     const int64_t e = static_cast<int64_t>(at) - c.offset;
     const bool in_view = e >= 0 && e % o.ldc < c.N;
     if (!in_view) {
-      ASSERT_EQ(bits(got[at]), bits(o.C[at])) << name(c) << ": padding element " << at << " changed";
+      ASSERT_EQ(bits(got[at]), bits(o.C[at]))
+          << name(c) << ": padding element " << at << " changed";
       continue;
     }
     ASSERT_TRUE(std::isfinite(got[at])) << name(c) << ": element " << at << " = " << got[at];

@@ -11,7 +11,9 @@ namespace lomo::cuda {
 
 namespace {
 
-cublasOperation_t blas_op(Trans t) { return t == Trans::No ? CUBLAS_OP_N : CUBLAS_OP_T; }
+cublasOperation_t blas_op(Trans t) {
+  return t == Trans::No ? CUBLAS_OP_N : CUBLAS_OP_T;
+}
 
 cudaDataType_t operand_type(const ColMajorGemm& g) {
   return g.precision == Precision::F32 ? CUDA_R_32F : CUDA_R_16BF;
@@ -102,16 +104,31 @@ LtGemm::~LtGemm() {
 void LtGemm::run(const Matmul& m) {
   const ColMajorGemm g = to_col_major(m);
   switch (g.work) {
-    case GemmWork::None: return;
-    case GemmWork::ScaleC: scale_c(g); return;
-    case GemmWork::Product: product(g); return;
+    case GemmWork::None:
+      return;
+    case GemmWork::ScaleC:
+      scale_c(g);
+      return;
+    case GemmWork::Product:
+      product(g);
+      return;
   }
 }
 
 const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
-  const Key key{static_cast<int>(g.transa), static_cast<int>(g.transb), g.m, g.n, g.k,
-                g.A.ld, g.B.ld, g.ldc, static_cast<int>(g.precision), g.beta == 0.0f,
-                alignment_class(g.A.data), alignment_class(g.B.data), alignment_class(g.C)};
+  const Key key{static_cast<int>(g.transa),
+                static_cast<int>(g.transb),
+                g.m,
+                g.n,
+                g.k,
+                g.A.ld,
+                g.B.ld,
+                g.ldc,
+                static_cast<int>(g.precision),
+                g.beta == 0.0f,
+                alignment_class(g.A.data),
+                alignment_class(g.B.data),
+                alignment_class(g.C)};
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
 
   Plan plan;
@@ -146,9 +163,8 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
 
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  check_lt(cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan.a.get(), plan.b.get(),
-                                          plan.c.get(), plan.c.get(), pref.p, 1, &result,
-                                          &found),
+  check_lt(cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan.a.get(), plan.b.get(), plan.c.get(),
+                                          plan.c.get(), pref.p, 1, &result, &found),
            "choosing an algorithm", g);
   if (found == 0) {
     throw Error("cuBLASLt: no algorithm for " + describe(g) + " with operand alignments " +
@@ -163,9 +179,9 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
 void LtGemm::product(const ColMajorGemm& g) {
   const Plan& p = plan_for(g);
   // C = D: the update happens in place.
-  check_lt(cublasLtMatmul(handle_, p.desc.get(), &g.alpha, g.A.data, p.a.get(), g.B.data,
-                          p.b.get(), &g.beta, g.C, p.c.get(), g.C, p.c.get(), &p.algo,
-                          workspace_, kWorkspaceBytes, stream_),
+  check_lt(cublasLtMatmul(handle_, p.desc.get(), &g.alpha, g.A.data, p.a.get(), g.B.data, p.b.get(),
+                          &g.beta, g.C, p.c.get(), g.C, p.c.get(), &p.algo, workspace_,
+                          kWorkspaceBytes, stream_),
            "running the matmul", g);
 }
 
@@ -188,8 +204,8 @@ void LtGemm::scale_c(const ColMajorGemm& g) {
                 " MiB workspace");
   }
   TransformGuard t;
-  check_lt(cublasLtMatrixTransformDescCreate(&t.d, CUDA_R_32F),
-           "creating the transform descriptor", g);
+  check_lt(cublasLtMatrixTransformDescCreate(&t.d, CUDA_R_32F), "creating the transform descriptor",
+           g);
   const float zero = 0.0f;
   for (int64_t j0 = 0; j0 < g.n; j0 += cols_per_block) {
     const int64_t cols = std::min(cols_per_block, g.n - j0);
@@ -201,7 +217,8 @@ void LtGemm::scale_c(const ColMajorGemm& g) {
                                         static_cast<uint64_t>(cols), g.m),
              "the workspace's layout for scaling", g);
     float* block = g.C + j0 * g.ldc;  // (m, cols) column-major, ld = ldc
-    check_lt(cublasLtMatrixTransform(handle_, t.d, &g.beta, block, src.l, &zero, block, src.l,
+    // No B (as in NVIDIA's samples): 0·B would turn an infinite C into NaN.
+    check_lt(cublasLtMatrixTransform(handle_, t.d, &g.beta, block, src.l, &zero, nullptr, nullptr,
                                      workspace_, dst.l, stream_),
              "scaling C by beta", g);
     check_cuda(cudaMemcpy2DAsync(block, pitch, workspace_, col_bytes, col_bytes,

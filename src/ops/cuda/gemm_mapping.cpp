@@ -9,14 +9,21 @@ namespace lomo::cuda {
 
 namespace {
 
-const char* trans_name(Trans t) { return t == Trans::No ? "No" : "Yes"; }
-const char* blas_trans_name(Trans t) { return t == Trans::No ? "N" : "T"; }
+const char* trans_name(Trans t) {
+  return t == Trans::No ? "No" : "Yes";
+}
+const char* blas_trans_name(Trans t) {
+  return t == Trans::No ? "N" : "T";
+}
 
 const char* dtype_name(StorageDtype t) {
   switch (t) {
-    case StorageDtype::F32: return "f32";
-    case StorageDtype::BF16: return "bf16";
-    case StorageDtype::F16: return "f16";
+    case StorageDtype::F32:
+      return "f32";
+    case StorageDtype::BF16:
+      return "bf16";
+    case StorageDtype::F16:
+      return "f16";
   }
   return "?";
 }
@@ -43,9 +50,9 @@ void check_operand(const Matmul& mm, const char* name, const MatRef& x, int64_t 
 
 std::string describe(const Matmul& mm) {
   return "matmul (M=" + std::to_string(mm.M) + ", N=" + std::to_string(mm.N) +
-         ", K=" + std::to_string(mm.K) + ", ta=" + trans_name(mm.ta) + ", tb=" +
-         trans_name(mm.tb) + ", lda=" + std::to_string(mm.A.ld) + ", ldb=" +
-         std::to_string(mm.B.ld) + ", ldc=" + std::to_string(mm.ldc) + ", " +
+         ", K=" + std::to_string(mm.K) + ", ta=" + trans_name(mm.ta) + ", tb=" + trans_name(mm.tb) +
+         ", lda=" + std::to_string(mm.A.ld) + ", ldb=" + std::to_string(mm.B.ld) +
+         ", ldc=" + std::to_string(mm.ldc) + ", " +
          (mm.precision == Precision::F32 ? "F32" : "BF16") + ")";
 }
 
@@ -65,8 +72,7 @@ ColMajorGemm to_col_major(const Matmul& mm) {
   if (mm.M > kMaxDim || mm.N > kMaxDim || mm.K > kMaxDim) {
     throw Error(describe(mm) + ": a size beyond int32, which cuBLASLt does not take");
   }
-  const StorageDtype want =
-      mm.precision == Precision::F32 ? StorageDtype::F32 : StorageDtype::BF16;
+  const StorageDtype want = mm.precision == Precision::F32 ? StorageDtype::F32 : StorageDtype::BF16;
   if (mm.A.dtype != want || mm.B.dtype != want) {
     throw Error(describe(mm) + ": " +
                 (mm.precision == Precision::F32 ? "F32 precision needs fp32 operands"
@@ -98,9 +104,8 @@ ColMajorGemm to_col_major(const Matmul& mm) {
   }
   if (mm.ldc < mm.N) {
     throw Error(describe(mm) + ": ldc = " + std::to_string(mm.ldc) +
-                " is smaller than C's stored row length " + std::to_string(mm.N) +
-                " (C stored (" + std::to_string(mm.M) + "," + std::to_string(mm.N) +
-                ") row-major)");
+                " is smaller than C's stored row length " + std::to_string(mm.N) + " (C stored (" +
+                std::to_string(mm.M) + "," + std::to_string(mm.N) + ") row-major)");
   }
   if (mm.K == 0) {
     g.work = GemmWork::ScaleC;
