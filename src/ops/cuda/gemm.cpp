@@ -32,8 +32,9 @@ void check_cuda(cudaError_t e, const char* what, const ColMajorGemm& g) {
   check(e, (std::string(what) + " for " + describe(g)).c_str());
 }
 
-template <class Attr, class T>
-void set_desc(cublasLtMatmulDesc_t d, Attr attr, const T& value, const ColMajorGemm& g) {
+template <class T>
+void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const T& value,
+              const ColMajorGemm& g) {
   check_lt(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)),
            "setting a matmul descriptor attribute", g);
 }
