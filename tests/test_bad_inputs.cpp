@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/error.h"
+#include "ops/backend.h"
 #include "test_util.h"
 
 namespace lomo {
@@ -262,6 +264,23 @@ TEST_F(BadInputs, Bf16ProductsWithoutBf16Weights) {
 TEST_F(BadInputs, ActivationDtypeNotAChoice) {
   expect_failure("--activation-dtype: \"fp8\" is not one of fp32, bf16, fp16",
                  "--activation-dtype fp8");
+}
+
+TEST_F(BadInputs, DeviceNotAChoice) {
+  expect_failure("--device: unknown device \"tpu\" (cpu, cuda, cuda:N)", "--device tpu");
+  expect_failure("expected cuda or cuda:N", "--device cuda:first");
+}
+
+// On a machine without a GPU (CI), --device cuda is a one-line error before anything is read or
+// written, with or without CUDA in the build; LoRA on a GPU is refused by the config check first.
+TEST_F(BadInputs, DeviceCudaWithoutAGpuIsRefusedUpFront) {
+  try {
+    make_backend({.device = "cuda"});
+    GTEST_SKIP() << "this machine has a usable GPU";
+  } catch (const Error&) {
+  }
+  expect_failure("use --device cpu", "--device cuda");
+  expect_failure("LoRA runs on the CPU only so far", "--device cuda --lora-rank 4");
 }
 
 TEST_F(BadInputs, CheckpointingNotAChoice) {

@@ -7,6 +7,7 @@
 
 #include "core/rng.h"
 #include "core/half.h"
+#include "ops/backend.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_bf16.h"
 
@@ -73,6 +74,46 @@ TEST(Gemm, Bf16MatchesReferenceForAllLayouts) {
                 << " at " << i << "," << j;
           }
           for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(C[i * ldc + j], R[i * ldc + j]);
+        }
+      }
+    }
+  }
+}
+
+// K = 0 (an empty inner dimension): no product, C = beta·C; beta = 0 overwrites C without
+// reading it (a NaN there included). oneDNN's sgemm refused K = 0 before the backend handled it.
+TEST(Gemm, EmptyInnerDimensionScalesOrOverwritesC) {
+  auto cpu = make_backend({.device = "cpu", .threads = 1});
+  for (const Precision prec : {Precision::F32, Precision::BF16}) {
+    for (const float beta : {0.0f, 0.5f, 1.0f}) {
+      const float nan = std::nanf("");
+      std::vector<float> C = {1, 2, nan, 4, 5, 6, 7, 8};  // (2, 3) with ldc 4
+      const float a = 1, b = 1;
+      const uint16_t a16 = 0, b16 = 0;
+      Matmul m;
+      m.M = 2, m.N = 3, m.K = 0, m.alpha = 0.7f, m.beta = beta, m.C = C.data(), m.ldc = 4;
+      m.precision = prec;
+      if (prec == Precision::F32) {
+        m.A = MatRef::f32(&a, 1);
+        m.B = MatRef::f32(&b, 3);
+      } else {
+        m.A = MatRef::bf16(&a16, 1);
+        m.B = MatRef::bf16(&b16, 3);
+      }
+      cpu->matmul(m);
+      for (int64_t i = 0; i < 2; ++i) {
+        for (int64_t j = 0; j < 4; ++j) {
+          const float was = std::vector<float>{1, 2, nan, 4, 5, 6, 7, 8}[i * 4 + j];
+          const float got = C[i * 4 + j];
+          if (j == 3) {  // past N: untouched
+            EXPECT_EQ(got, was);
+          } else if (beta == 0.0f) {
+            EXPECT_EQ(got, 0.0f) << i << "," << j;
+          } else if (std::isnan(was)) {
+            EXPECT_TRUE(std::isnan(got));
+          } else {
+            EXPECT_EQ(got, beta * was) << i << "," << j;
+          }
         }
       }
     }

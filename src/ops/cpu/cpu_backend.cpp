@@ -46,6 +46,14 @@ void CpuBackend::fill(float* x, float value, int64_t n) {
 }
 
 void CpuBackend::matmul(const Matmul& m) {
+  if (m.M == 0 || m.N == 0) return;
+  if (m.K == 0) {  // no product: C = beta·C, and beta = 0 overwrites (a NaN in C included)
+    for (int64_t i = 0; i < m.M; ++i) {
+      float* c = m.C + i * m.ldc;
+      for (int64_t j = 0; j < m.N; ++j) c[j] = m.beta == 0.0f ? 0.0f : m.beta * c[j];
+    }
+    return;
+  }
   const bool f32 = m.A.dtype == StorageDtype::F32 && m.B.dtype == StorageDtype::F32;
   const bool bf16 = m.A.dtype == StorageDtype::BF16 && m.B.dtype == StorageDtype::BF16;
   // One row times a matrix stored (N, K): token-by-token decoding's products (ops/cpu/gemv.h).

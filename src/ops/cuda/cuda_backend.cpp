@@ -22,9 +22,11 @@ CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(de
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
-    throw Error(std::string("--device cuda: no usable CUDA GPU here (") +
-                (e != cudaSuccess ? cudaGetErrorString(e) : "no device found") +
-                "); use --device cpu");
+    std::string why = e != cudaSuccess ? cudaGetErrorString(e) : "no device found";
+    if (e == cudaErrorInsufficientDriver) {
+      why += ": no NVIDIA driver is loaded, or it is older than this build's CUDA runtime";
+    }
+    throw Error("--device cuda: no usable CUDA GPU here (" + why + "); use --device cpu");
   }
   if (device_index < 0 || device_index >= count) {
     throw Error("--device cuda:" + std::to_string(device_index) + ": this machine has " +
