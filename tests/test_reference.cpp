@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <map>
 
+#include "far_backend.h"
 #include "nan_backend.h"
 #include "test_run.h"
 #include "test_util.h"
@@ -47,21 +48,33 @@ class Reference : public ::testing::TestWithParam<std::tuple<std::string, TestBa
   std::unique_ptr<TestRun> load() {
     return std::make_unique<TestRun>(fixture(), StorageDtype::F32, std::get<1>(GetParam()));
   }
-  // The NaN-filling backend must actually have poisoned outputs, or it proved nothing.
+  // The NaN-filling backend must actually have poisoned outputs, and the far one run ops, or
+  // they proved nothing.
   void expect_checked(TestRun& run) {
     if (auto* nan = dynamic_cast<test::NanFillBackend*>(run.backend.get())) {
       EXPECT_GT(nan->poisoned(), 0) << name();
     }
+    if (auto* far = dynamic_cast<test::FarBackend*>(run.backend.get())) {
+      EXPECT_GT(far->ops(), 0) << name();
+    }
+  }
+  // n fp32 values of the backend's memory, read through the backend (the far backend's memory
+  // is out of the host's reach).
+  static std::vector<float> host_copy(Backend& b, const float* x, int64_t n) {
+    std::vector<float> h(static_cast<size_t>(n));
+    b.copy_to_host(h.data(), x, h.size() * sizeof(float));
+    return h;
   }
   double meta(const std::string& k) const { return std::stod(ref_->metadata().at(k)); }
 
   // Compares every parameter with "<prefix>.<name>" in the reference; reports the first failure.
-  void expect_params(ModelParams& params, const std::string& prefix, double tol) {
+  void expect_params(TestRun& run, const std::string& prefix, double tol) {
     double worst = 0;
-    for (auto& p : params.all()) {
+    for (auto& p : run.params().all()) {
       const auto want = read_tensor(*ref_, prefix + "." + p.name);
       ASSERT_EQ(static_cast<int64_t>(want.size()), p.numel()) << p.name;
-      const double e = rel_inf_error(p.f(), want.data(), want.size());
+      const auto got = host_copy(*run.backend, p.f(), p.numel());
+      const double e = rel_inf_error(got.data(), want.data(), want.size());
       ASSERT_LE(e, tol) << name() << ": first failing tensor " << prefix << "." << p.name;
       worst = std::max(worst, e);
     }
@@ -121,7 +134,8 @@ TEST_P(Reference, GradientsWithAndWithoutCheckpointing) {
     double worst = 0;
     for (auto& p : run->params().all()) {
       const auto want = read_tensor(*ref_, "grad." + p.name);
-      const double e = rel_inf_error(grads.buffer_for(p), want.data(), want.size());
+      const auto got = host_copy(*run->backend, grads.buffer_for(p), p.numel());
+      const double e = rel_inf_error(got.data(), want.data(), want.size());
       ASSERT_LE(e, 1e-4) << name() << ": first failing gradient " << p.name
                          << (ck == Checkpointing::On ? " (checkpointing on)" : " (off)");
       worst = std::max(worst, e);
@@ -186,14 +200,15 @@ TEST_P(Reference, ThreeStepsMatchTorch) {
     // AdamW divides by √v, so early steps move every weight by ≈ lr regardless of |g|; the
     // update is lr = 1e-3 of weights ~0.15, and our fp32 error in m/√v stays ≲ 1e-4 of that.
     expect_checked(*run);
-    expect_params(run->params(), prefix, 1e-5);
+    expect_params(*run, prefix, 1e-5);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Models, Reference,
     ::testing::Combine(::testing::Values("llama_gqa", "smollm_tied", "qwen2_bias"),
-                       ::testing::Values(TestBackend::Cpu, TestBackend::NanFill)),
+                       ::testing::Values(TestBackend::Cpu, TestBackend::NanFill,
+                                         TestBackend::Far)),
     [](const auto& info) {
       return std::get<0>(info.param) + "_" + test::test_backend_name(std::get<1>(info.param));
     });

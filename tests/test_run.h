@@ -15,8 +15,9 @@
 namespace lomo::test {
 
 // Cpu: the reference backend. NanFill: the CPU with every op's outputs poisoned first
-// (tests/nan_backend.h).
-enum class TestBackend { Cpu, NanFill };
+// (tests/nan_backend.h). Far: the CPU with its memory out of the host's reach outside ops
+// (tests/far_backend.h); a TestRun on it moves the parameters there, as a GPU run does.
+enum class TestBackend { Cpu, NanFill, Far };
 const char* test_backend_name(TestBackend b);
 std::unique_ptr<Backend> make_test_backend(TestBackend b);
 
