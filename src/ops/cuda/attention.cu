@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardArgs a) {
   const int64_t ldq = int64_t{a.n_head} * hd, ldk = int64_t{a.n_kv} * hd;
   const int64_t i0 = int64_t{blockIdx.x} * kBlockRows;
   const int64_t i1 = min(a.q_rows, i0 + kBlockRows);
-  const int64_t L = a.lengths ? int64_t{a.lengths[b]} : a.q_rows;
+  const int64_t L = a.lengths ? min(int64_t{a.lengths[b]}, a.q_rows) : a.q_rows;
   const int64_t e = min(max(L, i0), i1);  // real rows are [i0, e)
   const float* qb = a.q + b * a.q_rows * ldq + h * hd;  // row i at qb + i·ldq
   float* ob = a.out + b * a.q_rows * ldq + h * hd;
@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(BackwardArgs a) {
   const int64_t ldq = int64_t{a.n_head} * hd, ldk = int64_t{a.n_kv} * hd;
   const int64_t i0 = int64_t{blockIdx.x} * kBlockRows;
   const int64_t i1 = min(a.T, i0 + kBlockRows);
-  const int64_t L = a.lengths[b];
+  const int64_t L = min(int64_t{a.lengths[b]}, a.T);
   const int64_t e = min(max(L, i0), i1);  // real rows are [i0, e); they see keys [0, e)
   const int64_t qoff = b * a.T * ldq + h * hd, koff = b * a.T * ldk + g * hd;
   float* dqb = a.dq + qoff;                          // row i at dqb + i·ldq
@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(BackwardArgs a) {
   const int64_t ldq = int64_t{a.n_head} * hd, ldk = int64_t{a.n_kv} * hd;
   const int64_t j0 = int64_t{blockIdx.x} * kBlockRows;
   const int64_t j1 = min(a.T, j0 + kBlockRows);
-  const int64_t L = a.lengths[b];
+  const int64_t L = min(int64_t{a.lengths[b]}, a.T);
   const int64_t je = min(max(L, j0), j1);  // keys [j0, je) have real queries after them
   const int64_t koff = b * a.T * ldk + g * hd;
   float* dkb = a.dk + koff;  // key j at dkb + j·ldk
