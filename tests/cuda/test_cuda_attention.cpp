@@ -341,11 +341,18 @@ void expect_head_matches(Backend& gpu, Backend& cpu, MemoryTracker& tracker, con
   EXPECT_NEAR(g.sum, c.sum, 1e-5 * std::fabs(c.sum));
   EXPECT_LE(rel_err(g.nll, c.nll), 1e-5);
   for (int64_t i = 0; i < h.N; ++i) {
-    if (h.targets[static_cast<size_t>(i)] < 0) EXPECT_EQ(g.nll[static_cast<size_t>(i)], 0.0f);
+    if (h.targets[static_cast<size_t>(i)] < 0) {
+      EXPECT_EQ(g.nll[static_cast<size_t>(i)], 0.0f);
+    }
   }
-  if (r.mode == Mode::Forward) EXPECT_LE(rel_err(g.logits, c.logits), 1e-5);
-  if (r.mode != Mode::Forward) EXPECT_LE(rel_err(g.dxn, c.dxn), grad_tol);
-  if (r.mode == Mode::Train) EXPECT_LE(rel_err(g.dW, c.dW), grad_tol);
+  if (r.mode == Mode::Forward) {
+    EXPECT_LE(rel_err(g.logits, c.logits), 1e-5);
+  } else {
+    EXPECT_LE(rel_err(g.dxn, c.dxn), grad_tol);
+  }
+  if (r.mode == Mode::Train) {
+    EXPECT_LE(rel_err(g.dW, c.dW), grad_tol);
+  }
   if (r.mode != Mode::Update) {
     EXPECT_EQ(g.w_after, h.w);  // W is read only
     return;
@@ -377,7 +384,7 @@ TEST(CudaLmHead, EveryScheduleMatchesTheCpu) {
   const auto cpu = cpu_backend();
   MemoryTracker tracker;
   // The test_lm_head.cpp shape, and one with rows longer than a block of threads.
-  for (const auto [N, d, V] : {std::tuple<int64_t, int64_t, int64_t>{13, 24, 37},
+  for (const auto& [N, d, V] : {std::tuple<int64_t, int64_t, int64_t>{13, 24, 37},
                                std::tuple<int64_t, int64_t, int64_t>{70, 64, 300}}) {
     for (StorageDtype dt : {StorageDtype::F32, StorageDtype::BF16}) {
       const HeadData h(N, d, V, dt, 7);
