@@ -390,18 +390,31 @@ TEST(CudaLmHead, EveryScheduleMatchesTheCpu) {
       const HeadData h(N, d, V, dt, 7);
       for (bool bf16_products : {false, true}) {
         if (bf16_products && dt != StorageDtype::BF16) continue;
-        for (LmHeadTiles t :
-             {LmHeadTiles{N, V}, LmHeadTiles{1, 1}, LmHeadTiles{3, 5}, LmHeadTiles{5, 16},
-              LmHeadTiles{12, 36}, lm_head_tiles(V, N), LmHeadTiles{N, V, true},
-              LmHeadTiles{1, 1, true}, LmHeadTiles{5, 16, true}, LmHeadTiles{12, 36, true},
-              lm_head_tiles(V, N, true)}) {
+        // Every tile shape of test_lm_head.cpp on the small head; fewer, larger ones on the
+        // large head (a 1x1 tile there is 21000 tiles).
+        const std::vector<LmHeadTiles> tiles =
+            V < 100 ? std::vector<LmHeadTiles>{LmHeadTiles{N, V}, LmHeadTiles{1, 1},
+                                               LmHeadTiles{3, 5}, LmHeadTiles{5, 16},
+                                               LmHeadTiles{12, 36}, lm_head_tiles(V, N),
+                                               LmHeadTiles{N, V, true}, LmHeadTiles{1, 1, true},
+                                               LmHeadTiles{5, 16, true}, LmHeadTiles{12, 36, true},
+                                               lm_head_tiles(V, N, true)}
+                    : std::vector<LmHeadTiles>{LmHeadTiles{N, V}, LmHeadTiles{9, 64},
+                                               lm_head_tiles(V, N), LmHeadTiles{N, V, true},
+                                               LmHeadTiles{16, 100, true},
+                                               lm_head_tiles(V, N, true)};
+        for (LmHeadTiles t : tiles) {
           for (Mode m : {Mode::Forward, Mode::Train, Mode::Frozen}) {
             if (m == Mode::Forward && t.one_pass) continue;
             expect_head_matches(*gpu, *cpu, tracker, h, HeadRun{t, m, bf16_products});
           }
         }
-        for (LmHeadTiles t : {LmHeadTiles{N, 5}, LmHeadTiles{N, 16}, LmHeadTiles{N, V},
-                              lm_head_tiles(V, N, false, true)}) {
+        const std::vector<LmHeadTiles> update_tiles =
+            V < 100 ? std::vector<LmHeadTiles>{LmHeadTiles{N, 5}, LmHeadTiles{N, 16},
+                                               LmHeadTiles{N, V}, lm_head_tiles(V, N, false, true)}
+                    : std::vector<LmHeadTiles>{LmHeadTiles{N, 64},
+                                               lm_head_tiles(V, N, false, true)};
+        for (LmHeadTiles t : update_tiles) {
           expect_head_matches(*gpu, *cpu, tracker, h, HeadRun{t, Mode::Update, bf16_products});
         }
       }
