@@ -26,7 +26,9 @@ std::vector<float> randn(int64_t n, uint32_t seed, double stddev = 1.0) {
   return v;
 }
 
-std::vector<float> nans(int64_t n) { return std::vector<float>(static_cast<size_t>(n), NAN); }
+std::vector<float> nans(int64_t n) {
+  return std::vector<float>(static_cast<size_t>(n), NAN);
+}
 
 // max |a − b| / max |b|; infinite when either holds a non-finite value (NaN must not hide).
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
@@ -62,7 +64,9 @@ class Dev {
   GuardedDeviceArray<T> a_;
 };
 
-std::unique_ptr<Backend> cpu_backend() { return make_backend({.device = "cpu", .threads = 2}); }
+std::unique_ptr<Backend> cpu_backend() {
+  return make_backend({.device = "cpu", .threads = 2});
+}
 
 // ---- attention -----------------------------------------------------------------------------
 
@@ -77,10 +81,9 @@ struct AttnCase {
 
 std::vector<AttnCase> attention_cases() {
   return {
-      {2, 65, 9, 3, 8, {65, 40}},     {2, 130, 4, 2, 64, {130, 77}},
-      {2, 1, 6, 6, 128, {1, 1}},      {3, 65, 6, 6, 128, {65, 17, 64}},
-      {2, 130, 9, 3, 8, {129, 130}},  {1, 130, 4, 2, 128, {130}},
-      {2, 65, 4, 2, 256, {65, 50}},   {1, 33, 4, 1, 40, {33}},  // 40: a partial lane column
+      {2, 65, 9, 3, 8, {65, 40}},       {2, 130, 4, 2, 64, {130, 77}}, {2, 1, 6, 6, 128, {1, 1}},
+      {3, 65, 6, 6, 128, {65, 17, 64}}, {2, 130, 9, 3, 8, {129, 130}}, {1, 130, 4, 2, 128, {130}},
+      {2, 65, 4, 2, 256, {65, 50}},     {1, 33, 4, 1, 40, {33}},  // 40: a partial lane column
   };
 }
 
@@ -168,12 +171,12 @@ TEST(CudaAttention, CachedMatchesTheCpu) {
   const auto cpu = cpu_backend();
   MemoryTracker tracker;
   uint32_t seed = 500;
-  for (const KvCase& c :
-       {KvCase{2, 65, 9, 3, 8}, KvCase{2, 65, 4, 2, 64}, KvCase{1, 40, 6, 6, 128},
-        KvCase{1, 33, 4, 2, 256}}) {
+  for (const KvCase& c : {KvCase{2, 65, 9, 3, 8}, KvCase{2, 65, 4, 2, 64}, KvCase{1, 40, 6, 6, 128},
+                          KvCase{1, 33, 4, 2, 256}}) {
     const int64_t cap = c.T + 3;  // rows past T are NaN and never read
     const int64_t kvd = c.n_kv * c.hd, qd = c.n_head * c.hd;
-    std::vector<float> kc = nans(c.B * cap * kvd), vc = nans(c.B * cap * kvd);  // (B, cap, n_kv, hd)
+    std::vector<float> kc = nans(c.B * cap * kvd),
+                       vc = nans(c.B * cap * kvd);  // (B, cap, n_kv, hd)
     const auto kr = randn(c.B * c.T * kvd, ++seed), vr = randn(c.B * c.T * kvd, ++seed);
     for (int64_t b = 0; b < c.B; ++b) {
       std::copy(kr.begin() + b * c.T * kvd, kr.begin() + (b + 1) * c.T * kvd,
@@ -214,10 +217,10 @@ TEST(CudaAttention, CachedMatchesTheCpu) {
 struct HeadData {
   int64_t N, d, V;
   StorageDtype dtype;
-  std::vector<float> w;         // (V, d) the head's values (bf16-exact for a bf16 head)
-  std::vector<uint16_t> w16;    // (V, d) its bf16 codes (bf16 head)
-  std::vector<float> xn;        // (N, d)
-  std::vector<uint16_t> xn16;   // (N, d) xn rounded to nearest bf16
+  std::vector<float> w;          // (V, d) the head's values (bf16-exact for a bf16 head)
+  std::vector<uint16_t> w16;     // (V, d) its bf16 codes (bf16 head)
+  std::vector<float> xn;         // (N, d)
+  std::vector<uint16_t> xn16;    // (N, d) xn rounded to nearest bf16
   std::vector<int32_t> targets;  // (N), −1 on every fourth row
 
   HeadData(int64_t N_, int64_t d_, int64_t V_, StorageDtype dt, uint32_t seed)
@@ -372,8 +375,7 @@ void expect_head_matches(Backend& gpu, Backend& cpu, MemoryTracker& tracker, con
   for (size_t k = 0; k < kHeld.size(); ++k) {
     for (int64_t j = 0; j < h.d; ++j) {
       const float v = g.held[k * static_cast<size_t>(h.d) + static_cast<size_t>(j)];
-      EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)),
-                g.w_after[static_cast<size_t>(kHeld[k] * h.d + j)])
+      EXPECT_EQ(bf16_to_f32(f32_to_bf16(v)), g.w_after[static_cast<size_t>(kHeld[k] * h.d + j)])
           << "held row " << kHeld[k];
     }
   }
@@ -385,7 +387,7 @@ TEST(CudaLmHead, EveryScheduleMatchesTheCpu) {
   MemoryTracker tracker;
   // The test_lm_head.cpp shape, and one with rows longer than a block of threads.
   for (const auto& [N, d, V] : {std::tuple<int64_t, int64_t, int64_t>{13, 24, 37},
-                               std::tuple<int64_t, int64_t, int64_t>{70, 64, 300}}) {
+                                std::tuple<int64_t, int64_t, int64_t>{70, 64, 300}}) {
     for (StorageDtype dt : {StorageDtype::F32, StorageDtype::BF16}) {
       const HeadData h(N, d, V, dt, 7);
       for (bool bf16_products : {false, true}) {
@@ -393,16 +395,16 @@ TEST(CudaLmHead, EveryScheduleMatchesTheCpu) {
         // Every tile shape of test_lm_head.cpp on the small head; fewer, larger ones on the
         // large head (a 1x1 tile there is 21000 tiles).
         const std::vector<LmHeadTiles> tiles =
-            V < 100 ? std::vector<LmHeadTiles>{LmHeadTiles{N, V}, LmHeadTiles{1, 1},
-                                               LmHeadTiles{3, 5}, LmHeadTiles{5, 16},
-                                               LmHeadTiles{12, 36}, lm_head_tiles(V, N),
-                                               LmHeadTiles{N, V, true}, LmHeadTiles{1, 1, true},
-                                               LmHeadTiles{5, 16, true}, LmHeadTiles{12, 36, true},
-                                               lm_head_tiles(V, N, true)}
-                    : std::vector<LmHeadTiles>{LmHeadTiles{N, V}, LmHeadTiles{9, 64},
-                                               lm_head_tiles(V, N), LmHeadTiles{N, V, true},
-                                               LmHeadTiles{16, 100, true},
-                                               lm_head_tiles(V, N, true)};
+            V < 100
+                ? std::vector<LmHeadTiles>{LmHeadTiles{N, V},        LmHeadTiles{1, 1},
+                                           LmHeadTiles{3, 5},        LmHeadTiles{5, 16},
+                                           LmHeadTiles{12, 36},      lm_head_tiles(V, N),
+                                           LmHeadTiles{N, V, true},  LmHeadTiles{1, 1, true},
+                                           LmHeadTiles{5, 16, true}, LmHeadTiles{12, 36, true},
+                                           lm_head_tiles(V, N, true)}
+                : std::vector<LmHeadTiles>{LmHeadTiles{N, V},          LmHeadTiles{9, 64},
+                                           lm_head_tiles(V, N),        LmHeadTiles{N, V, true},
+                                           LmHeadTiles{16, 100, true}, lm_head_tiles(V, N, true)};
         for (LmHeadTiles t : tiles) {
           for (Mode m : {Mode::Forward, Mode::Train, Mode::Frozen}) {
             if (m == Mode::Forward && t.one_pass) continue;
@@ -410,10 +412,10 @@ TEST(CudaLmHead, EveryScheduleMatchesTheCpu) {
           }
         }
         const std::vector<LmHeadTiles> update_tiles =
-            V < 100 ? std::vector<LmHeadTiles>{LmHeadTiles{N, 5}, LmHeadTiles{N, 16},
-                                               LmHeadTiles{N, V}, lm_head_tiles(V, N, false, true)}
-                    : std::vector<LmHeadTiles>{LmHeadTiles{N, 64},
-                                               lm_head_tiles(V, N, false, true)};
+            V < 100
+                ? std::vector<LmHeadTiles>{LmHeadTiles{N, 5}, LmHeadTiles{N, 16}, LmHeadTiles{N, V},
+                                           lm_head_tiles(V, N, false, true)}
+                : std::vector<LmHeadTiles>{LmHeadTiles{N, 64}, lm_head_tiles(V, N, false, true)};
         for (LmHeadTiles t : update_tiles) {
           expect_head_matches(*gpu, *cpu, tracker, h, HeadRun{t, Mode::Update, bf16_products});
         }

@@ -59,9 +59,9 @@ template <int E>
 __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardArgs a) {
   extern __shared__ float smem[];
   const int hd = a.hd, ld = hd + 1;  // tiles a lane reads by rows are padded: no bank conflicts
-  float* Ks = smem;              // (kTile, hd + 1) the tile's keys
-  float* Vs = Ks + kTile * ld;   // (kTile, hd + 1) the tile's values
-  float* Qs = Vs + kTile * ld;   // (kBlockRows, hd) the block's query rows
+  float* Ks = smem;                  // (kTile, hd + 1) the tile's keys
+  float* Vs = Ks + kTile * ld;       // (kTile, hd + 1) the tile's values
+  float* Qs = Vs + kTile * ld;       // (kBlockRows, hd) the block's query rows
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t b = blockIdx.z;
   const int h = static_cast<int>(blockIdx.y), g = h / a.group;
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardArgs a) {
   const int64_t i0 = int64_t{blockIdx.x} * kBlockRows;
   const int64_t i1 = min(a.q_rows, i0 + kBlockRows);
   const int64_t L = a.lengths ? min(int64_t{a.lengths[b]}, a.q_rows) : a.q_rows;
-  const int64_t e = min(max(L, i0), i1);  // real rows are [i0, e)
+  const int64_t e = min(max(L, i0), i1);                // real rows are [i0, e)
   const float* qb = a.q + b * a.q_rows * ldq + h * hd;  // row i at qb + i·ldq
   float* ob = a.out + b * a.q_rows * ldq + h * hd;
   float* sb = a.stats ? a.stats + (b * a.n_head + h) * a.q_rows * 2 : nullptr;  // (q_rows, 2)
@@ -107,7 +107,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardArgs a) {
     for (int c = 0; c < hd; ++c) {
       const float kc = Ks[lane * ld + c];
 #pragma unroll
-      for (int rr = 0; rr < kRowsPerWarp; ++rr) s[rr] += Qs[(warp * kRowsPerWarp + rr) * hd + c] * kc;
+      for (int rr = 0; rr < kRowsPerWarp; ++rr)
+        s[rr] += Qs[(warp * kRowsPerWarp + rr) * hd + c] * kc;
     }
     float p[kRowsPerWarp];
 #pragma unroll
@@ -194,8 +195,8 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(BackwardArgs a) {
   const int64_t L = min(int64_t{a.lengths[b]}, a.T);
   const int64_t e = min(max(L, i0), i1);  // real rows are [i0, e); they see keys [0, e)
   const int64_t qoff = b * a.T * ldq + h * hd, koff = b * a.T * ldk + g * hd;
-  float* dqb = a.dq + qoff;                          // row i at dqb + i·ldq
-  float* Db = a.D + (b * a.n_head + h) * a.T;        // (T)
+  float* dqb = a.dq + qoff;                                  // row i at dqb + i·ldq
+  float* Db = a.D + (b * a.n_head + h) * a.T;                // (T)
   const float* sb = a.stats + (b * a.n_head + h) * a.T * 2;  // (T, 2)
 
   for (int64_t idx = tid; idx < (i1 - e) * hd; idx += kThreads) {
@@ -299,13 +300,13 @@ template <int E>
 __global__ void __launch_bounds__(kThreads) dkdv_kernel(BackwardArgs a) {
   extern __shared__ float smem[];
   const int hd = a.hd, ld = hd + 1;
-  float* Qs = smem;                   // (kTile, hd + 1) the tile's query rows
-  float* dOs = Qs + kTile * ld;       // (kTile, hd + 1) their output gradients
-  float* Kb = dOs + kTile * ld;       // (kBlockRows, hd) the block's keys
-  float* Vb = Kb + kBlockRows * hd;   // (kBlockRows, hd) the block's values
-  float* rm = Vb + kBlockRows * hd;   // (kTile) the tile rows' max
-  float* ri = rm + kTile;             // (kTile) their 1/Σ
-  float* rD = ri + kTile;             // (kTile) their D
+  float* Qs = smem;                  // (kTile, hd + 1) the tile's query rows
+  float* dOs = Qs + kTile * ld;      // (kTile, hd + 1) their output gradients
+  float* Kb = dOs + kTile * ld;      // (kBlockRows, hd) the block's keys
+  float* Vb = Kb + kBlockRows * hd;  // (kBlockRows, hd) the block's values
+  float* rm = Vb + kBlockRows * hd;  // (kTile) the tile rows' max
+  float* ri = rm + kTile;            // (kTile) their 1/Σ
+  float* rD = ri + kTile;            // (kTile) their D
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
   const int64_t b = blockIdx.z;
   const int g = static_cast<int>(blockIdx.y);
@@ -407,8 +408,12 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(BackwardArgs a) {
 }
 
 // Shared memory of each kernel, in bytes.
-size_t forward_smem(int hd) { return sizeof(float) * (2 * kTile * (hd + 1) + kBlockRows * hd); }
-size_t dq_smem(int hd) { return sizeof(float) * (2 * kTile * (hd + 1) + 2 * kBlockRows * hd); }
+size_t forward_smem(int hd) {
+  return sizeof(float) * (2 * kTile * (hd + 1) + kBlockRows * hd);
+}
+size_t dq_smem(int hd) {
+  return sizeof(float) * (2 * kTile * (hd + 1) + 2 * kBlockRows * hd);
+}
 size_t dkdv_smem(int hd) {
   return sizeof(float) * (2 * kTile * (hd + 1) + 2 * kBlockRows * hd + 3 * kTile);
 }
@@ -417,14 +422,30 @@ size_t dkdv_smem(int hd) {
 template <class F>
 void with_lanes_per_dim(int hd, F&& f) {
   switch ((hd + kWarpSize - 1) / kWarpSize) {
-    case 1: f(std::integral_constant<int, 1>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    case 3: f(std::integral_constant<int, 3>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 5: f(std::integral_constant<int, 5>{}); break;
-    case 6: f(std::integral_constant<int, 6>{}); break;
-    case 7: f(std::integral_constant<int, 7>{}); break;
-    default: f(std::integral_constant<int, 8>{}); break;
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      break;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      break;
+    case 5:
+      f(std::integral_constant<int, 5>{});
+      break;
+    case 6:
+      f(std::integral_constant<int, 6>{});
+      break;
+    case 7:
+      f(std::integral_constant<int, 7>{});
+      break;
+    default:
+      f(std::integral_constant<int, 8>{});
+      break;
   }
 }
 
@@ -456,7 +477,9 @@ void check_heads(const char* op, int64_t n_head, int64_t n_kv, int64_t head_dim)
   }
 }
 
-float inverse_sqrt(int64_t n) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(n))); }
+float inverse_sqrt(int64_t n) {
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+}
 
 unsigned tiles_of(int64_t rows) {
   return static_cast<unsigned>((rows + kBlockRows - 1) / kBlockRows);
@@ -474,11 +497,19 @@ void CudaBackend::attention_forward(float* out, float* stats, float* work, const
   (void)work;  // the forward needs no scratch
   check_heads("attention_forward", d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
-  const ForwardArgs a{out,    stats,  q,
-                      k,      v,      lengths,
-                      d.T,    d.T,    0,
-                      static_cast<int>(d.n_head), static_cast<int>(d.n_kv),
-                      static_cast<int>(d.n_head / d.n_kv), static_cast<int>(d.head_dim),
+  const ForwardArgs a{out,
+                      stats,
+                      q,
+                      k,
+                      v,
+                      lengths,
+                      d.T,
+                      d.T,
+                      0,
+                      static_cast<int>(d.n_head),
+                      static_cast<int>(d.n_kv),
+                      static_cast<int>(d.n_head / d.n_kv),
+                      static_cast<int>(d.head_dim),
                       inverse_sqrt(d.head_dim)};
   const dim3 grid(tiles_of(d.T), static_cast<unsigned>(d.n_head), static_cast<unsigned>(d.B));
   with_lanes_per_dim(a.hd, [&](auto lanes) {
@@ -494,9 +525,21 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, float* wor
   check_heads("attention_backward", d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
   LOMO_ASSERT(work != nullptr, "attention_backward: no workspace for D");
-  const BackwardArgs a{dq, dk, dv, work, dout, stats, q, k, v, lengths, d.T,
-                       static_cast<int>(d.n_head), static_cast<int>(d.n_kv),
-                       static_cast<int>(d.n_head / d.n_kv), static_cast<int>(d.head_dim),
+  const BackwardArgs a{dq,
+                       dk,
+                       dv,
+                       work,
+                       dout,
+                       stats,
+                       q,
+                       k,
+                       v,
+                       lengths,
+                       d.T,
+                       static_cast<int>(d.n_head),
+                       static_cast<int>(d.n_kv),
+                       static_cast<int>(d.n_head / d.n_kv),
+                       static_cast<int>(d.head_dim),
                        inverse_sqrt(d.head_dim)};
   with_lanes_per_dim(a.hd, [&](auto lanes) {
     constexpr int E = decltype(lanes)::value;
@@ -522,11 +565,19 @@ void CudaBackend::attention_cached(float* out, float*, const float* q, const flo
   }
   check_heads("attention_cached", d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0) return;
-  const ForwardArgs a{out,    nullptr, q,
-                      k_cache, v_cache, nullptr,
-                      d.Tq,   d.capacity, d.past,
-                      static_cast<int>(d.n_head), static_cast<int>(d.n_kv),
-                      static_cast<int>(d.n_head / d.n_kv), static_cast<int>(d.head_dim),
+  const ForwardArgs a{out,
+                      nullptr,
+                      q,
+                      k_cache,
+                      v_cache,
+                      nullptr,
+                      d.Tq,
+                      d.capacity,
+                      d.past,
+                      static_cast<int>(d.n_head),
+                      static_cast<int>(d.n_kv),
+                      static_cast<int>(d.n_head / d.n_kv),
+                      static_cast<int>(d.head_dim),
                       inverse_sqrt(d.head_dim)};
   const dim3 grid(tiles_of(d.Tq), static_cast<unsigned>(d.n_head), static_cast<unsigned>(d.B));
   with_lanes_per_dim(a.hd, [&](auto lanes) {

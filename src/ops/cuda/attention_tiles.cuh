@@ -13,12 +13,12 @@
 namespace lomo::cuda::attn {
 
 inline constexpr int kWarpSize = 32;
-inline constexpr int kWarps = 4;                        // per block
-inline constexpr int kThreads = kWarps * kWarpSize;     // 128
-inline constexpr int kRowsPerWarp = 4;                  // rows one warp owns in a block
+inline constexpr int kWarps = 4;                          // per block
+inline constexpr int kThreads = kWarps * kWarpSize;       // 128
+inline constexpr int kRowsPerWarp = 4;                    // rows one warp owns in a block
 inline constexpr int kBlockRows = kWarps * kRowsPerWarp;  // 16 rows (queries or keys) per block
-inline constexpr int kTile = kWarpSize;                 // rows of a streamed tile: one per lane
-inline constexpr int kMaxE = 8;                         // head_dim ≤ 256
+inline constexpr int kTile = kWarpSize;                   // rows of a streamed tile: one per lane
+inline constexpr int kMaxE = 8;                           // head_dim ≤ 256
 inline constexpr unsigned kFull = 0xffffffffu;
 
 __device__ __forceinline__ float warp_max(float x) {

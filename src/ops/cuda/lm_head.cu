@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(kRowThreads)
   __shared__ double dshared[kRowWarps];
   const int64_t i = blockIdx.x, r = r0 + i;
   const int32_t t = targets[r];
-  if (t < 0) return;  // block-uniform
+  if (t < 0) return;                // block-uniform
   const float* row = tile + i * n;  // (n)
   float bm = -INFINITY;
   for (int64_t j = threadIdx.x; j < n; j += kRowThreads) bm = fmaxf(bm, row[j]);
@@ -125,8 +125,8 @@ __global__ void logits_to_grad_kernel(float* tile, int64_t C, int64_t n, int64_t
 // scale · (softmax(logits) − onehot), nll = lse(logits) − logits[t]; rows without a target get
 // 0 and nll 0.
 __global__ void __launch_bounds__(kRowThreads)
-    row_loss_and_grad_kernel(float* tile, int64_t V, int64_t r0, const int32_t* targets,
-                             float* nll, float scale) {
+    row_loss_and_grad_kernel(float* tile, int64_t V, int64_t r0, const int32_t* targets, float* nll,
+                             float scale) {
   __shared__ float fshared[kRowWarps];
   __shared__ double dshared[kRowWarps];
   const int64_t i = blockIdx.x, r = r0 + i;
@@ -250,7 +250,7 @@ struct Head {
     }
     if (W.dtype == StorageDtype::F32) return;  // updated in place by the product
     store_rows_kernel<<<grid_for(n * d), kBlock, 0, stream()>>>(W.u16(), w32, v0 * d, n * d,
-                                                                 W.dtype, rounding, W.id);
+                                                                W.dtype, rounding, W.id);
     check_launch("lm_head_loss (write-back)");
   }
 
@@ -283,7 +283,8 @@ double Head::one_pass() {
     for (int64_t v0 = 0; v0 < V; v0 += wb) {
       const int64_t n = std::min(wb, V - v0);
       const float* w = bf16 ? nullptr : w_rows(v0, n);
-      // dxn_r(C, d) (+)= dlogits_v(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogits_vᵀ(n, C) · xn_r(C, d)
+      // dxn_r(C, d) (+)= dlogits_v(C, n) · W_v(n, d);  dW_v(n, d) (+)= dlogits_vᵀ(n, C) · xn_r(C,
+      // d)
       product(Trans::No, Trans::No, C, d, n, 1.0f, dlogits_at(v0, V), w_at(w, v0),
               v0 > 0 ? 1.0f : 0.0f, io.dxn + r0 * d, d);
       if (io.dW) {
@@ -355,8 +356,8 @@ double Head::two_passes() {
         // once.
         float* w32 = W.dtype == StorageDtype::F32 ? W.f32() + v0 * d : io.w_block;  // (n, d)
         if (bf16) be.to_f32(io.w_block, W, v0 * d, n * d);
-        product(Trans::Yes, Trans::No, n, d, C, -u->step, dlogits_at(0, n), xn_at(r0), u->keep,
-                w32, d);
+        product(Trans::Yes, Trans::No, n, d, C, -u->step, dlogits_at(0, n), xn_at(r0), u->keep, w32,
+                d);
         write_back(w32, v0, n, u->rounding);
       }
     }
