@@ -111,7 +111,7 @@ std::vector<RunFlag> table() {
         "the memory the run must fit: --checkpointing and the LM head are planned within it, "
         "and train refuses to start when the prediction exceeds it (e.g. 20G, 512M; 0 = no "
         "limit)",
-        "available RAM"},
+        "available RAM (a GPU run: the GPU's free memory)"},
        S},
       {{"dtype", "D",
         "parameter storage: fp32, bf16 or fp16 (compute and updates in fp32 either way)", "fp32"},

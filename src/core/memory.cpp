@@ -184,6 +184,20 @@ size_t process_peak_rss_bytes() {
   return proc_status_bytes("VmHWM:");
 }
 
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) == 0) {
+      std::istringstream is(line.substr(13));
+      size_t kb = 0;
+      is >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
 size_t process_rss_bytes() {
   return proc_status_bytes("VmRSS:");
 }

@@ -134,6 +134,8 @@ inline void ensure_capacity(Buffer& buf, MemoryTracker& tracker, MemCategory cat
   ensure_capacity(buf, host_allocator(), tracker, category, bytes);
 }
 
+// MemAvailable from /proc/meminfo: the host memory a run may still take, in bytes (0 if unknown).
+size_t available_memory_bytes();
 // Peak resident set size of this process (VmHWM), in bytes; 0 if unavailable.
 size_t process_peak_rss_bytes();
 // Resident set size of this process now (VmRSS), in bytes; 0 if unavailable.

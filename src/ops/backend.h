@@ -67,6 +67,9 @@ class Backend {
   virtual int threads() const = 0;
   // Where activations, gradients, optimizer states and scratch live.
   virtual Allocator& allocator() = 0;
+  // Bytes the allocator can still give now (the host's available memory for the CPU, the GPU's
+  // free memory for CUDA): a run's default --memory-limit.
+  virtual size_t memory_available() const = 0;
 
   // ---- memory -----------------------------------------------------------------------------
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;

@@ -257,18 +257,4 @@ std::string describe_checkpointing(Checkpointing c, int64_t n_layer) {
          head;
 }
 
-size_t available_memory_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("MemAvailable:", 0) == 0) {
-      std::istringstream is(line.substr(13));
-      size_t kb = 0;
-      is >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
-
 }  // namespace lomo

@@ -83,7 +83,4 @@ std::string describe_gradient_memory(const MemoryPlanInput& in);
 // "on", "off" or "k of n blocks keep activations", and how the LM head runs.
 std::string describe_checkpointing(Checkpointing c, int64_t n_layer);
 
-// MemAvailable from /proc/meminfo, in bytes (0 if unknown).
-size_t available_memory_bytes();
-
 }  // namespace lomo

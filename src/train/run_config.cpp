@@ -114,8 +114,9 @@ int64_t run_seq_len(const RunConfig& run, const ModelConfig& config) {
   return seq_len;
 }
 
-size_t run_memory_limit(const RunConfig& run) {
-  return run.memory_limit ? *run.memory_limit : available_memory_bytes();
+size_t run_memory_limit(const RunConfig& run, const Backend* backend) {
+  if (run.memory_limit) return *run.memory_limit;
+  return backend != nullptr ? backend->memory_available() : available_memory_bytes();
 }
 
 MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,

@@ -147,8 +147,9 @@ void check_run_config(const RunConfig& run,
 // window (not supported).
 int64_t run_seq_len(const RunConfig& run, const ModelConfig& config);
 
-// The memory limit the plan must fit: memory_limit, else the RAM available now (0 = no limit).
-size_t run_memory_limit(const RunConfig& run);
+// The memory limit the plan must fit: memory_limit, else what the run's device has free now
+// (`backend`'s memory_available(); the host's RAM without one). 0 = no limit.
+size_t run_memory_limit(const RunConfig& run, const Backend* backend = nullptr);
 
 // The planner's input for a step of batch_size sequences of `longest_seq` tokens (train: the
 // longest example after truncation; memory: the sequence length). Its checkpointing is the blocks

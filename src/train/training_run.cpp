@@ -148,7 +148,7 @@ void TrainingRun::prepare() {
   }
   if (!run_.log_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(run_.log_dir);
   // The limit is what was free before this run read anything.
-  const size_t limit = run_memory_limit(run_);
+  const size_t limit = run_memory_limit(run_, backend_.get());
   model_config_ = load_model_config(run_.model_path);
   if (run_.uses_lora()) prepare_lora();
   // What save() will need, checked now rather than after the last step.

@@ -16,6 +16,7 @@ class CpuBackend : public Backend {
 
   std::string name() const override;
   int threads() const override;
+  size_t memory_available() const override { return available_memory_bytes(); }
   Allocator& allocator() override { return host_allocator(); }
 
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override;

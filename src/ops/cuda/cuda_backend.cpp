@@ -52,6 +52,13 @@ CudaBackend::~CudaBackend() {
   if (reduce_host_ != nullptr) cudaFreeHost(reduce_host_);
 }
 
+size_t CudaBackend::memory_available() const {
+  size_t free = 0, total = 0;
+  check(cudaSetDevice(index_), "selecting the GPU");
+  check(cudaMemGetInfo(&free, &total), "reading the GPU's free memory");
+  return free;
+}
+
 void CudaBackend::synchronize(const char* what) {
   check(cudaStreamSynchronize(stream_), what);
 }

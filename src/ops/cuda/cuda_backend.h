@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return name_; }
   int threads() const override { return 1; }
   Allocator& allocator() override { return allocator_; }
+  size_t memory_available() const override;
   cudaStream_t stream() const { return stream_; }
   // Blocks until every op queued so far has run; a fault in one of them is a lomo::Error naming
   // `what`.
