@@ -61,8 +61,8 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   for (size_t i = 0; i < got.size() && bad < 5; ++i) {
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
     if (!(err <= tol * scale[i])) {
-      ADD_FAILURE() << what << "[" << i << "]: gpu " << got[i] << ", cpu " << want[i]
-                    << ", |diff| " << err << " > " << tol << " · " << scale[i];
+      ADD_FAILURE() << what << "[" << i << "]: gpu " << got[i] << ", cpu " << want[i] << ", |diff| "
+                    << err << " > " << tol << " · " << scale[i];
       ++bad;
     }
   }
@@ -171,8 +171,8 @@ TEST(CudaLayers, SwiGluMatchesTheCpuToAFewUlp) {
     GuardedDeviceArray<float> dg_gpu(*gpu, tracker, n), du_gpu(*gpu, tracker, n);  // OVERWRITE
     dg_gpu.upload(std::vector<float>(n, kNaN));
     du_gpu.upload(std::vector<float>(n, kNaN));
-    gpu->swiglu_backward(dg_gpu.data(), du_gpu.data(), dm_gpu.data(), g_gpu.data(),
-                         u_gpu.data(), n);
+    gpu->swiglu_backward(dg_gpu.data(), du_gpu.data(), dm_gpu.data(), g_gpu.data(), u_gpu.data(),
+                         n);
     expect_close(dg_gpu.download(), dg, dg_scale, 2e-6, "swiglu_backward dg");
     expect_close(du_gpu.download(), du, du_scale, 2e-6, "swiglu_backward du");
   }
@@ -228,8 +228,8 @@ TEST(CudaLayers, RmsNormMatchesTheCpu) {
     GuardedDeviceArray<float> dw_gpu(*gpu, tracker, d);  // dw(d) OVERWRITES
     dw_gpu.upload(std::vector<float>(d, kNaN));
     std::vector<float> dx = dx0, dw(d, kNaN);
-    gpu->rmsnorm_backward(dx_gpu.data(), dw_gpu.data(), dy_gpu.data(), x_gpu.data(),
-                          rc_gpu.data(), w_gpu.data(), N, d);
+    gpu->rmsnorm_backward(dx_gpu.data(), dw_gpu.data(), dy_gpu.data(), x_gpu.data(), rc_gpu.data(),
+                          w_gpu.data(), N, d);
     cpu.rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), r.data(), w.data(), N, d);
     std::vector<float> dx_scale(N * d), dw_scale(d, 1e-30f);
     for (int64_t n = 0; n < N; ++n) {
@@ -413,24 +413,23 @@ TEST(CudaLayers, EmbeddingUpdateMatchesTheCpuBitForBit) {
     HostTable t = make_table(c.dtype, 20);
     const bool f32 = c.dtype == StorageDtype::F32;
     std::vector<int32_t> order(kN, -7);
-    ParamView cpu_table{f32 ? static_cast<void*>(t.f32.data()) : t.u16.data(), c.dtype, kV, kD,
-                        6};
-    const HeldRows cpu_held = c.held ? HeldRows{held_rows.data(), 3, const_cast<float*>(held_values.data())}
-                                     : HeldRows{};
+    ParamView cpu_table{f32 ? static_cast<void*>(t.f32.data()) : t.u16.data(), c.dtype, kV, kD, 6};
+    const HeldRows cpu_held =
+        c.held ? HeldRows{held_rows.data(), 3, const_cast<float*>(held_values.data())} : HeldRows{};
     GuardedDeviceArray<int32_t> order_gpu(*gpu, tracker, kN);  // scratch
     order_gpu.upload(std::vector<int32_t>(kN, -7));
     const HeldRows gpu_held =
         c.held ? HeldRows{held_rows_gpu.data(), 3, held_values_gpu.data()} : HeldRows{};
     if (f32) {
       auto tab = on_gpu(*gpu, tracker, t.f32);
-      gpu->embedding_update({tab.data(), c.dtype, kV, kD, 6}, dout_gpu.data(), ids_gpu.data(),
-                            kN, order_gpu.data(), s, gpu_held);
+      gpu->embedding_update({tab.data(), c.dtype, kV, kD, 6}, dout_gpu.data(), ids_gpu.data(), kN,
+                            order_gpu.data(), s, gpu_held);
       cpu.embedding_update(cpu_table, dout.data(), ids.data(), kN, order.data(), s, cpu_held);
       expect_bits(tab.download(), t.f32, "embedding_update");
     } else {
       auto tab = on_gpu(*gpu, tracker, t.u16);
-      gpu->embedding_update({tab.data(), c.dtype, kV, kD, 6}, dout_gpu.data(), ids_gpu.data(),
-                            kN, order_gpu.data(), s, gpu_held);
+      gpu->embedding_update({tab.data(), c.dtype, kV, kD, 6}, dout_gpu.data(), ids_gpu.data(), kN,
+                            order_gpu.data(), s, gpu_held);
       cpu.embedding_update(cpu_table, dout.data(), ids.data(), kN, order.data(), s, cpu_held);
       const std::vector<uint16_t> got = tab.download();
       int bad = 0;

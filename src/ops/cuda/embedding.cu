@@ -22,8 +22,8 @@ namespace lomo::cuda {
 namespace {
 
 // out(N, d) = table[ids[n]] in fp32; ids[n] < 0 gives a zero row.
-__global__ void embedding_forward_kernel(float* out, const int32_t* ids, ParamView table,
-                                         int64_t N, int64_t d) {
+__global__ void embedding_forward_kernel(float* out, const int32_t* ids, ParamView table, int64_t N,
+                                         int64_t d) {
   const int64_t total = N * d;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -46,7 +46,9 @@ __global__ void embedding_backward_kernel(float* dtable, const float* dout, cons
 // The encoding of order(N) while embedding_update runs: for token n, the next token m > n with
 // the same id (N: none), stored as next for a follower and −(next + 1) for its row's first token
 // (the leader). Padding tokens are followers that nothing follows.
-__device__ __forceinline__ int32_t next_of(int32_t link) { return link < 0 ? -link - 1 : link; }
+__device__ __forceinline__ int32_t next_of(int32_t link) {
+  return link < 0 ? -link - 1 : link;
+}
 
 __global__ void embedding_links_kernel(int32_t* order, const int32_t* ids, int64_t N) {
   for (int64_t n = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; n < N;
@@ -67,9 +69,9 @@ __global__ void embedding_links_kernel(int32_t* order, const int32_t* ids, int64
 // Rows with tokens: one block per leader token n; its threads stride over the row's d columns,
 // each summing the column of its tokens' dout in token order from 0 in fp32 (the CPU's sum),
 // then writing keep·p − step·g once, from the held fp32 values where the row is held.
-__global__ void embedding_update_rows_kernel(ParamView table, const float* dout,
-                                             const int32_t* ids, const int32_t* order, int64_t N,
-                                             SgdStep s, HeldRows held) {
+__global__ void embedding_update_rows_kernel(ParamView table, const float* dout, const int32_t* ids,
+                                             const int32_t* order, int64_t N, SgdStep s,
+                                             HeldRows held) {
   const int64_t d = table.cols;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const int32_t link = order[n];
@@ -156,8 +158,8 @@ void CudaBackend::embedding_update(ParamView table, const float* dout, const int
     embedding_links_kernel<<<grid_for(N), kBlock, 0, stream_>>>(order, ids, N);
     check_launch("embedding_links_kernel");
     const auto row_blocks = static_cast<unsigned>(std::clamp<int64_t>(N, 1, int64_t{1} << 16));
-    embedding_update_rows_kernel<<<row_blocks, kBlock, 0, stream_>>>(table, dout, ids, order, N,
-                                                                     s, held);
+    embedding_update_rows_kernel<<<row_blocks, kBlock, 0, stream_>>>(table, dout, ids, order, N, s,
+                                                                     held);
     check_launch("embedding_update_rows_kernel");
   }
   if (s.keep == 1.0f) return;  // rows without tokens are left alone

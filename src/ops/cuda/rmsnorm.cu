@@ -3,10 +3,9 @@
 // stride over the row and reduce its Σx² or Σ w·dy·x in fp64 with a CUB block reduction (another
 // order than the CPU's serial sum: rstd agrees to an ulp, dx to ~1e-6 relative). dw gives each
 // column one thread summing its N rows in order in fp64, as the CPU: deterministic, no atomics.
-#include <cub/block/block_reduce.cuh>
-
 #include <algorithm>
 #include <cstdint>
+#include <cub/block/block_reduce.cuh>
 
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_util.h"
@@ -68,13 +67,15 @@ __global__ void __launch_bounds__(kRowBlock)
     const float* dyr = dy + n * d;  // (d)
     const double r = rstd[n];
     double dot = 0;
-    for (int64_t j = threadIdx.x; j < d; j += kRowBlock) dot += rmsnorm_dot_term(w[j], dyr[j], xr[j]);
+    for (int64_t j = threadIdx.x; j < d; j += kRowBlock)
+      dot += rmsnorm_dot_term(w[j], dyr[j], xr[j]);
     dot = RowSum(temp).Sum(dot);  // in thread 0
     if (threadIdx.x == 0) row_c = rmsnorm_dx_coef(r, dot, d);
     __syncthreads();
     const double c = row_c;
     float* dxr = dx + n * d;  // (d)
-    for (int64_t j = threadIdx.x; j < d; j += kRowBlock) dxr[j] += rmsnorm_dx(r, w[j], dyr[j], c, xr[j]);
+    for (int64_t j = threadIdx.x; j < d; j += kRowBlock)
+      dxr[j] += rmsnorm_dx(r, w[j], dyr[j], c, xr[j]);
     __syncthreads();  // temp and row_c are reused by the block's next row
   }
 }
@@ -85,15 +86,16 @@ __global__ void rmsnorm_backward_dw_kernel(float* dw, const float* dy, const flo
   for (int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; j < d;
        j += int64_t{gridDim.x} * blockDim.x) {
     double acc = 0;
-    for (int64_t n = 0; n < N; ++n) acc += rmsnorm_dw_term(dy[n * d + j], x[n * d + j], double{rstd[n]});
+    for (int64_t n = 0; n < N; ++n)
+      acc += rmsnorm_dw_term(dy[n * d + j], x[n * d + j], double{rstd[n]});
     dw[j] = static_cast<float>(acc);
   }
 }
 
 }  // namespace
 
-void CudaBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* w,
-                                  int64_t N, int64_t d, double eps) {
+void CudaBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N,
+                                  int64_t d, double eps) {
   if (N <= 0) return;
   rmsnorm_forward_kernel<<<grid_for_rows(N), kRowBlock, 0, stream_>>>(y, rstd, x, w, N, d, eps);
   check_launch("rmsnorm_forward_kernel");
@@ -110,8 +112,8 @@ void CudaBackend::rmsnorm_backward(float* dx, float* dw, const float* dy, const 
                                    const float* rstd, const float* w, int64_t N, int64_t d) {
   if (d <= 0) return;
   if (N > 0) {
-    rmsnorm_backward_dx_kernel<<<grid_for_rows(N), kRowBlock, 0, stream_>>>(dx, dy, x, rstd, w,
-                                                                            N, d);
+    rmsnorm_backward_dx_kernel<<<grid_for_rows(N), kRowBlock, 0, stream_>>>(dx, dy, x, rstd, w, N,
+                                                                            d);
     check_launch("rmsnorm_backward_dx_kernel");
   }
   if (dw == nullptr) return;  // a frozen norm weight: only dx flows

@@ -11,7 +11,9 @@
 namespace lomo {
 
 // alpha / (1 − p)
-LOMO_HD float dropout_scale(float p, float alpha) { return alpha / (1.0f - p); }
+LOMO_HD float dropout_scale(float p, float alpha) {
+  return alpha / (1.0f - p);
+}
 
 // Element i of keep ⊙ a·x for the stream `key`; a product of its own, never fused into an add
 // that follows.
