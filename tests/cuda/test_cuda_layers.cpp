@@ -361,15 +361,15 @@ TEST(CudaLayers, EmbeddingBackwardMatchesTheCpuToRounding) {
   std::vector<float> dtable = dt0;
   gpu->embedding_backward(dtable_gpu.data(), dout_gpu.data(), ids_gpu.data(), kN, kD);
   cpu.embedding_backward(dtable.data(), dout.data(), ids.data(), kN, kD);
-  // Repeated ids add atomically, in any order: to an ulp of each partial sum, relative to the
-  // sum of the magnitudes added into the element.
+  // Repeated ids add atomically, in any order: each of the ≤ 4 additions into an element rounds
+  // by ≤ 2⁻²⁴ of the sum of the magnitudes added so far, on either side: within 1e-6 of it.
   std::vector<float> scale(kV * kD);
   for (int64_t i = 0; i < kV * kD; ++i) scale[i] = std::fabs(dt0[i]) + 1e-30f;
   for (int64_t n = 0; n < kN; ++n) {
     if (ids[n] < 0) continue;
     for (int64_t j = 0; j < kD; ++j) scale[ids[n] * kD + j] += std::fabs(dout[n * kD + j]);
   }
-  expect_close(dtable_gpu.download(), dtable, scale, 5e-7, "embedding_backward");
+  expect_close(dtable_gpu.download(), dtable, scale, 1e-6, "embedding_backward");
 }
 
 // The table after embedding_update on the CPU and on the GPU, as fp32 (the stored values).
