@@ -1,6 +1,6 @@
 #include "ops/cpu/elementwise.h"
 
-#include "core/rng.h"
+#include "ops/element/dropout.h"
 
 namespace lomo {
 
@@ -11,10 +11,10 @@ void add_inplace(float* y, const float* x, int64_t n) {
 
 void dropout_rows(float* y, const float* x, int64_t n, float p, float alpha, float beta,
                   uint64_t key) {
-  const float a = alpha / (1.0f - p);
+  const float a = dropout_scale(p, alpha);
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
-    const float v = dropout_keeps(key, static_cast<uint64_t>(i), p) ? a * x[i] : 0.0f;
+    const float v = dropout_value(x[i], a, key, i, p);
     y[i] = beta == 0.0f ? v : beta * y[i] + v;
   }
 }

@@ -5,6 +5,8 @@
 
 #include "core/half.h"
 #include "core/rounding.h"
+#include "ops/element/param.h"
+#include "ops/element/sgd.h"
 
 namespace lomo {
 
@@ -42,22 +44,6 @@ void embedding_backward(T* dtable, const T* dout, const int32_t* ids, int64_t N,
     for (int64_t j = 0; j < d; ++j) row[j] += g[j];
   }
 }
-
-namespace {
-
-// Element i of p as fp32, and x written back there (sgd_update's arithmetic and rounding).
-inline float load(const ParamView& p, int64_t i) {
-  return p.dtype == StorageDtype::F32 ? p.f32()[i] : load16(p.dtype, p.u16(), i);
-}
-inline void write(const ParamView& p, int64_t i, float x, const RoundingMode& r) {
-  if (p.dtype == StorageDtype::F32) {
-    p.f32()[i] = x;
-  } else {
-    p.u16()[i] = store16(p.dtype, x, r, p.id, i);
-  }
-}
-
-}  // namespace
 
 void embedding_update(ParamView table, const float* dout, const int32_t* ids, int64_t N,
                       int32_t* order, const SgdStep& s, const HeldRows& held) {
@@ -98,8 +84,8 @@ void embedding_update(ParamView table, const float* dout, const int32_t* ids, in
       }
       for (int64_t j = 0; j < w; ++j) {
         const int64_t i = row + j0 + j;
-        const float p = base ? base[j0 + j] : load(table, i);
-        write(table, i, p * keep - step * g[j], s.rounding);
+        const float p = base ? base[j0 + j] : param_load(table, i);
+        param_store(table, i, sgd_value(p, g[j], keep, step), s.rounding);
       }
     }
   }
@@ -111,7 +97,7 @@ void embedding_update(ParamView table, const float* dout, const int32_t* ids, in
                                          [ids](int32_t n, int32_t row) { return ids[n] < row; });
     if (it != order + M && ids[*it] == v) continue;  // done above
     for (int64_t i = v * d; i < (v + 1) * d; ++i) {
-      write(table, i, load(table, i) * keep - step * 0.0f, s.rounding);
+      param_store(table, i, sgd_value(param_load(table, i), 0.0f, keep, step), s.rounding);
     }
   }
 }

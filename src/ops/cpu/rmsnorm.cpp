@@ -3,13 +3,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/element/rmsnorm.h"
+
 namespace lomo {
 
 namespace {
 
 template <class T>
 void normalize_row(T* yr, const T* xr, T r, const T* w, int64_t d) {
-  for (int64_t j = 0; j < d; ++j) yr[j] = w[j] * (xr[j] * r);
+  for (int64_t j = 0; j < d; ++j) yr[j] = rmsnorm_value(xr[j], r, w[j]);
 }
 
 }  // namespace
@@ -20,8 +22,8 @@ void rmsnorm_forward(T* y, T* rstd, const T* x, const T* w, int64_t N, int64_t d
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * d;
     double ss = 0;
-    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xr[j]) * xr[j];
-    const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
+    for (int64_t j = 0; j < d; ++j) ss += rmsnorm_square(xr[j]);
+    const T r = rmsnorm_rstd<T>(ss, d, eps);
     rstd[n] = r;
     normalize_row(y + n * d, xr, r, w, d);
   }
@@ -42,11 +44,11 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* rstd, cons
     const T* dyr = dy + n * d;
     const double r = rstd[n];
     double dot = 0;  // Σ_k w_k dy_k x_k
-    for (int64_t j = 0; j < d; ++j) dot += static_cast<double>(w[j]) * dyr[j] * xr[j];
-    const double c = r * r * r * dot / static_cast<double>(d);
+    for (int64_t j = 0; j < d; ++j) dot += rmsnorm_dot_term(w[j], dyr[j], xr[j]);
+    const double c = rmsnorm_dx_coef(r, dot, d);
     T* dxr = dx + n * d;
     for (int64_t j = 0; j < d; ++j) {
-      dxr[j] += static_cast<T>(r * w[j] * dyr[j] - c * xr[j]);
+      dxr[j] += rmsnorm_dx(r, w[j], dyr[j], c, xr[j]);
     }
   }
   if (dw == nullptr) return;  // a frozen norm weight: only dx flows
@@ -59,7 +61,7 @@ void rmsnorm_backward(T* dx, T* dw, const T* dy, const T* x, const T* rstd, cons
     for (int64_t n = 0; n < N; ++n) {
       const double r = rstd[n];
       for (int64_t j = j0; j < j1; ++j)
-        acc[j - j0] += static_cast<double>(dy[n * d + j]) * x[n * d + j] * r;
+        acc[j - j0] += rmsnorm_dw_term(dy[n * d + j], x[n * d + j], r);
     }
     for (int64_t j = j0; j < j1; ++j) dw[j] = static_cast<T>(acc[j - j0]);
   }

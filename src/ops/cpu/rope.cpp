@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/element/rope.h"
 
 namespace lomo {
 
@@ -24,8 +25,8 @@ void rotate(T* x, const RopeTable& table, int64_t pos0, int64_t B, int64_t Tlen,
         for (int64_t i = 0; i < h; ++i) {
           const T a = v[i], bb = v[i + h];
           const T cc = static_cast<T>(c[i]), ss = sign * static_cast<T>(s[i]);
-          v[i] = a * cc - bb * ss;
-          v[i + h] = bb * cc + a * ss;
+          v[i] = rope_first(a, bb, cc, ss);
+          v[i + h] = rope_second(a, bb, cc, ss);
         }
       }
     }

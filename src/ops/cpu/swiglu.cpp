@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/cpu/vexp.h"
+#include "ops/element/swiglu.h"
 
 namespace lomo {
 
@@ -10,8 +11,8 @@ template <class T>
 void swiglu_forward(T* m, const T* g, const T* u, int64_t n) {
 #pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
-    const T s = T(1) / (T(1) + vexp(-g[i]));
-    m[i] = g[i] * s * u[i];
+    const T s = sigmoid_from_exp(vexp(-g[i]));
+    m[i] = swiglu_value(g[i], u[i], s);
   }
 }
 
@@ -20,9 +21,9 @@ void swiglu_backward(T* dg, T* du, const T* dm, const T* g, const T* u, int64_t 
 #pragma omp parallel for simd
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i], ui = u[i], dmi = dm[i];  // read before dg, du are written (may alias)
-    const T s = T(1) / (T(1) + vexp(-gi));
-    dg[i] = dmi * ui * s * (T(1) + gi * (T(1) - s));
-    du[i] = dmi * gi * s;
+    const T s = sigmoid_from_exp(vexp(-gi));
+    dg[i] = swiglu_dg(dmi, gi, ui, s);
+    du[i] = swiglu_du(dmi, gi, s);
   }
 }
 
