@@ -33,7 +33,8 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r) {
   store_rounded(p, w32, r, 0, p.numel());
 }
 
-void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t begin, int64_t n) {
+void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t begin,
+                   int64_t n) {
   if (p.dtype == StorageDtype::F32) {
     if (w32 != p.f32() + begin) std::copy(w32, w32 + n, p.f32() + begin);
     return;
@@ -53,14 +54,13 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t
   }
 }
 
-void fill(float* x, float value, int64_t n) {
-  std::fill(x, x + n, value);
-}
+void fill(float* x, float value, int64_t n) { std::fill(x, x + n, value); }
 
 void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
 #pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     x[i] = element::normal(seed, stream, static_cast<uint64_t>(i), stddev);
+  }
 }
 
 }  // namespace lomo
