@@ -4,6 +4,8 @@
 
 #include "core/half.h"
 #include "core/rng.h"
+#include "ops/element/normal.h"
+#include "ops/element/update.h"
 
 namespace lomo {
 
@@ -48,10 +50,7 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t
   } else {
     const uint64_t key = rounding_key(r, p.id);
 #pragma omp parallel for simd
-    for (int64_t i = 0; i < n; ++i) {
-      const auto bits = static_cast<uint32_t>(splitmix64(key ^ static_cast<uint64_t>(begin + i)));
-      dst[i] = f32_to_bf16_stochastic(w32[i], bits);
-    }
+    for (int64_t i = 0; i < n; ++i) dst[i] = element::bf16_stochastic(w32[i], key, begin + i);
   }
 }
 
@@ -60,7 +59,7 @@ void fill(float* x, float value, int64_t n) { std::fill(x, x + n, value); }
 void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = static_cast<float>(stddev * counter_normal(seed, stream, static_cast<uint64_t>(i)));
+    x[i] = element::normal(seed, stream, static_cast<uint64_t>(i), stddev);
   }
 }
 

@@ -1,24 +1,93 @@
-// PLACEHOLDER: replaced by the kernels of this concept.
-#include "ops/cuda/cuda_backend.h"
-
+// Conversions between fp32 compute and 16-bit storage, and fill_normal, on the GPU (the backend
+// ops of the same names: ops/backend.h). The per-element rules are the CPU's (core/half.h,
+// core/rounding.h, ops/element/): the same fp32 gives the same 16-bit code, stochastic rounding
+// included, whatever the device.
 #include "core/error.h"
+#include "core/half.h"
+#include "core/rounding.h"
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/cuda_util.h"
+#include "ops/element/normal.h"
+#include "ops/element/update.h"
 
 namespace lomo::cuda {
+namespace {
 
-void CudaBackend::to_f32(float*, ParamView, int64_t, int64_t) {
-  throw Error("cuda backend: to_f32 is not implemented yet");
+__device__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ int64_t grid_stride() {
+  return static_cast<int64_t>(blockDim.x) * gridDim.x;
 }
 
-void CudaBackend::to_bf16(uint16_t*, const float*, int64_t) {
-  throw Error("cuda backend: to_bf16 is not implemented yet");
+// dst(n) ← src(n) read in its 16-bit format T.
+template <StorageDtype T>
+__global__ void load16_kernel(float* dst, const uint16_t* src, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = load16(T, src, i);
 }
 
-void CudaBackend::store(ParamView, const float*, const RoundingMode&) {
-  throw Error("cuda backend: store is not implemented yet");
+// dst(n) ← src(n) rounded to nearest-even bf16.
+__global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = f32_to_bf16(src[i]);
 }
 
-void CudaBackend::fill_normal(float*, int64_t, uint64_t, uint64_t, double) {
-  throw Error("cuda backend: fill_normal is not implemented yet");
+// dst(n) ← w32(n) in the 16-bit format of `st`, element i keyed by its index in the tensor.
+__global__ void store16_kernel(uint16_t* dst, const float* w32, int64_t n, element::Store16 st) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = st(w32[i], i);
+}
+
+// x(n) ← stddev · N(0, 1) from the stream (seed, stream, i).
+__global__ void fill_normal_kernel(float* x, int64_t n, uint64_t seed, uint64_t stream,
+                                   double stddev) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    x[i] = element::normal(seed, stream, static_cast<uint64_t>(i), stddev);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::to_f32(float* dst, ParamView src, int64_t begin, int64_t n) {
+  if (n <= 0) return;
+  if (src.dtype == StorageDtype::F32) {
+    check(cudaMemcpyAsync(dst, src.f32() + begin, sizeof(float) * static_cast<size_t>(n),
+                          cudaMemcpyDeviceToDevice, stream_),
+          "to_f32: copying fp32 elements");
+    return;
+  }
+  const uint16_t* h = src.u16() + begin;  // (n)
+  if (src.dtype == StorageDtype::F16) {
+    load16_kernel<StorageDtype::F16><<<grid_for(n), kBlock, 0, stream_>>>(dst, h, n);
+  } else {
+    load16_kernel<StorageDtype::BF16><<<grid_for(n), kBlock, 0, stream_>>>(dst, h, n);
+  }
+  check_launch("to_f32 (load16_kernel)");
+}
+
+void CudaBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
+  if (n <= 0) return;
+  to_bf16_kernel<<<grid_for(n), kBlock, 0, stream_>>>(dst, src, n);
+  check_launch("to_bf16_kernel");
+}
+
+void CudaBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
+  const int64_t n = p.numel();
+  if (n <= 0) return;
+  if (p.dtype == StorageDtype::F32) {
+    if (w32 == p.f32()) return;
+    check(cudaMemcpyAsync(p.f32(), w32, sizeof(float) * static_cast<size_t>(n),
+                          cudaMemcpyDeviceToDevice, stream_),
+          "store: copying an fp32 parameter");
+    return;
+  }
+  store16_kernel<<<grid_for(n), kBlock, 0, stream_>>>(p.u16(), w32, n,
+                                                      element::Store16::of(p.dtype, r, p.id));
+  check_launch("store (store16_kernel)");
+}
+
+void CudaBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
+  if (n <= 0) return;
+  fill_normal_kernel<<<grid_for(n), kBlock, 0, stream_>>>(x, n, seed, stream, stddev);
+  check_launch("fill_normal_kernel");
 }
 
 }  // namespace lomo::cuda
