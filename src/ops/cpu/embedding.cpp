@@ -6,7 +6,7 @@
 #include "core/half.h"
 #include "core/rounding.h"
 #include "ops/element/param.h"
-#include "ops/element/sgd.h"
+#include "ops/element/update.h"
 
 namespace lomo {
 
@@ -85,7 +85,7 @@ void embedding_update(ParamView table, const float* dout, const int32_t* ids, in
       for (int64_t j = 0; j < w; ++j) {
         const int64_t i = row + j0 + j;
         const float p = base ? base[j0 + j] : param_load(table, i);
-        param_store(table, i, sgd_value(p, g[j], keep, step), s.rounding);
+        param_store(table, i, element::sgd(p, g[j], keep, step), s.rounding);
       }
     }
   }
@@ -97,7 +97,7 @@ void embedding_update(ParamView table, const float* dout, const int32_t* ids, in
                                          [ids](int32_t n, int32_t row) { return ids[n] < row; });
     if (it != order + M && ids[*it] == v) continue;  // done above
     for (int64_t i = v * d; i < (v + 1) * d; ++i) {
-      param_store(table, i, sgd_value(param_load(table, i), 0.0f, keep, step), s.rounding);
+      param_store(table, i, element::sgd(param_load(table, i), 0.0f, keep, step), s.rounding);
     }
   }
 }

@@ -1,6 +1,6 @@
 // Token embedding on the GPU (ops/cpu/embedding.h has the contracts). The lookup and LOMO's
 // zero-buffer update of the table match the CPU bit for bit (the same sums in the same order,
-// the same element rules: ops/element/sgd.h, ops/element/param.h); the backward scatter adds
+// the same element rules: ops/element/update.h, ops/element/param.h); the backward scatter adds
 // with atomics, so with repeated ids it matches the CPU to rounding (backend.h allows it).
 //
 // embedding_update without sorting (CUB's radix sort needs temporary storage the interface does
@@ -15,7 +15,7 @@
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_util.h"
 #include "ops/element/param.h"
-#include "ops/element/sgd.h"
+#include "ops/element/update.h"
 
 namespace lomo::cuda {
 
@@ -96,7 +96,7 @@ __global__ void embedding_update_rows_kernel(ParamView table, const float* dout,
       float g = 0.0f;
       for (int64_t m = n; m < N; m = next_of(order[m])) g += dout[m * d + j];
       const float p = base ? base[j] : param_load(table, row + j);
-      param_store(table, row + j, sgd_value(p, g, s.keep, s.step), s.rounding);
+      param_store(table, row + j, element::sgd(p, g, s.keep, s.step), s.rounding);
     }
   }
 }
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(kBlock)
     const int64_t end = (V < v0 + kBlock ? V : v0 + kBlock) * d;
     for (int64_t i = v0 * d + threadIdx.x; i < end; i += kBlock) {
       if (named[i / d - v0]) continue;  // embedding_update_rows_kernel's
-      param_store(table, i, sgd_value(param_load(table, i), 0.0f, s.keep, s.step), s.rounding);
+      param_store(table, i, element::sgd(param_load(table, i), 0.0f, s.keep, s.step), s.rounding);
     }
     __syncthreads();  // named is reused by the block's next rows
   }

@@ -18,7 +18,7 @@ LOMO_HD float dropout_scale(float p, float alpha) {
 // Element i of keep ⊙ a·x for the stream `key`; a product of its own, never fused into an add
 // that follows.
 LOMO_HD float dropout_value(float x, float a, uint64_t key, int64_t i, float p) {
-  return dropout_keeps(key, static_cast<uint64_t>(i), p) ? mul_rn(a, x) : 0.0f;
+  return dropout_keeps(key, static_cast<uint64_t>(i), p) ? element::rn::mul(a, x) : 0.0f;
 }
 
 }  // namespace lomo

@@ -12,13 +12,13 @@ namespace lomo {
 // a' = a·c − b·s
 template <class T>
 LOMO_HD T rope_first(T a, T b, T c, T s) {
-  return fma_rn(a, c, -mul_rn(b, s));
+  return element::rn::fma(a, c, -element::rn::mul(b, s));
 }
 
 // b' = b·c + a·s
 template <class T>
 LOMO_HD T rope_second(T a, T b, T c, T s) {
-  return fma_rn(b, c, mul_rn(a, s));
+  return element::rn::fma(b, c, element::rn::mul(a, s));
 }
 
 }  // namespace lomo

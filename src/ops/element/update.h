@@ -6,9 +6,7 @@
 // C++ default is -ffp-contract=fast, and the build targets -march=native, which has FMA), and
 // nvcc does the same on the device, but the two need not pick the same products. So every rule
 // below writes each fma the CPU loops have always been compiled to (GCC 12, -O2) with rn::fma,
-// and each separately rounded operation with rn::mul/add/sub/div/sqrt, which on the device are
-// the _rn intrinsics nvcc never contracts. On the host they are the plain operators: the CPU
-// code is the code it was before these rules moved here, bit for bit.
+// and each separately rounded operation with rn::mul/add/sub/div/sqrt (ops/element/arith.h).
 #pragma once
 
 #include <cfloat>
@@ -17,88 +15,9 @@
 
 #include "core/hd.h"
 #include "core/rounding.h"
+#include "ops/element/arith.h"
 
 namespace lomo::element {
-
-namespace rn {
-
-#if defined(__CUDA_ARCH__)
-LOMO_HD float mul(float a, float b) {
-  return __fmul_rn(a, b);
-}
-LOMO_HD float add(float a, float b) {
-  return __fadd_rn(a, b);
-}
-LOMO_HD float sub(float a, float b) {
-  return __fsub_rn(a, b);
-}
-LOMO_HD float div(float a, float b) {
-  return __fdiv_rn(a, b);
-}
-LOMO_HD float sqrt(float a) {
-  return __fsqrt_rn(a);
-}
-LOMO_HD float fma(float a, float b, float c) {
-  return __fmaf_rn(a, b, c);
-}
-LOMO_HD double mul(double a, double b) {
-  return __dmul_rn(a, b);
-}
-LOMO_HD double add(double a, double b) {
-  return __dadd_rn(a, b);
-}
-LOMO_HD double sub(double a, double b) {
-  return __dsub_rn(a, b);
-}
-LOMO_HD double div(double a, double b) {
-  return __ddiv_rn(a, b);
-}
-LOMO_HD double sqrt(double a) {
-  return __dsqrt_rn(a);
-}
-LOMO_HD double fma(double a, double b, double c) {
-  return __fma_rn(a, b, c);
-}
-#else
-LOMO_HD float mul(float a, float b) {
-  return a * b;
-}
-LOMO_HD float add(float a, float b) {
-  return a + b;
-}
-LOMO_HD float sub(float a, float b) {
-  return a - b;
-}
-LOMO_HD float div(float a, float b) {
-  return a / b;
-}
-LOMO_HD float sqrt(float a) {
-  return std::sqrt(a);
-}
-LOMO_HD float fma(float a, float b, float c) {
-  return std::fma(a, b, c);
-}
-LOMO_HD double mul(double a, double b) {
-  return a * b;
-}
-LOMO_HD double add(double a, double b) {
-  return a + b;
-}
-LOMO_HD double sub(double a, double b) {
-  return a - b;
-}
-LOMO_HD double div(double a, double b) {
-  return a / b;
-}
-LOMO_HD double sqrt(double a) {
-  return std::sqrt(a);
-}
-LOMO_HD double fma(double a, double b, double c) {
-  return std::fma(a, b, c);
-}
-#endif
-
-}  // namespace rn
 
 // ---- gradient checks ------------------------------------------------------------------------
 
