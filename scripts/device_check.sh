@@ -15,6 +15,10 @@
 #   peer    the same shapes with transformers + lomo-optim (Lomo.fused_backward, gradient
 #           checkpointing, bf16), torch.cuda.max_memory_reserved as the paper measured
 #   summary one table of it all: OUTDIR/summary.md (printed last)
+# A dry run on a machine without a GPU checks the script itself (flags, paths, the summary):
+#   LOMO_CHECK_DEVICE=cpu LOMO_CHECK_BIN=build LOMO_CHECK_CONFIG=configs/tiny-llama.json \
+#   LOMO_CHECK_SHAPES="64x1 32x2" LOMO_CHECK_PYTHON=~/.cache/lomo/peer-venv/bin/python \
+#     scripts/device_check.sh runs/check_dry model ours peer summary
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/device_check.sh OUTDIR [probe tests model ours peer summary]}
@@ -27,12 +31,22 @@ work=/tmp/lomo-check
 mkdir -p "$work"
 shapes=${LOMO_CHECK_SHAPES:-"1024x1 2048x1 512x8"}
 steps=${LOMO_CHECK_STEPS:-4}  # the first is warm-up
+device=${LOMO_CHECK_DEVICE:-cuda}
+config=${LOMO_CHECK_CONFIG:-configs/llama-7b.json}
+python=${LOMO_CHECK_PYTHON:-python3}
+vocab=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$config")
 
 have() { [[ " $stages " == *" $1 "* ]]; }
 say() { printf '== %s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
-# The carried binaries, with their libraries and the GPU machine's CUDA 13 ones.
-if [[ ! -x $pack/bin/lomo ]]; then
+# The carried binaries, with their libraries and the GPU machine's CUDA 13 ones (or, for a dry
+# run, a build folder here: LOMO_CHECK_BIN).
+if [[ -n ${LOMO_CHECK_BIN:-} ]]; then
+  mkdir -p "$work/bin"
+  ln -sf "$root/$LOMO_CHECK_BIN/lomo" "$work/bin/lomo"
+  ln -sf "$root/$LOMO_CHECK_BIN/tests/lomo_cuda_tests" "$work/bin/lomo_cuda_tests"
+  pack=$work
+elif [[ ! -x $pack/bin/lomo ]]; then
   if [[ ! -f .device-pack/lomo-device.tar.xz ]]; then
     echo "no .device-pack/lomo-device.tar.xz: run scripts/pack_device.sh here and carry .device-pack" >&2
     exit 2
@@ -72,14 +86,17 @@ if have tests; then
 fi
 
 if have model; then
-  say "model: random LLaMA-7B shape, bf16"
-  if [[ ! -f $work/l7b/config.json ]]; then
+  say "model: random $config, bf16"
+  if [[ ! -f $work/l7b/config.json || $(cat "$work/l7b/.from" 2>/dev/null) != "$config" ]]; then
     rm -rf "$work/l7b"
-    "$lomo" init --config "$root/configs/llama-7b.json" --dtype bf16 --seed 0 --out "$work/l7b" \
+    "$lomo" init --config "$root/$config" --dtype bf16 --seed 0 --out "$work/l7b" \
       2>&1 | tail -2 | tee "$out/model.log"
+    echo "$config" > "$work/l7b/.from"
   fi
-  python3 scripts/make_demo_data.py "$work/data.jsonl" --lines 64 --vocab 32000 \
-    --min-len 2048 --max-len 2048 > /dev/null
+  longest=0
+  for s in $shapes; do ((${s%x*} > longest)) && longest=${s%x*}; done
+  python3 scripts/make_demo_data.py "$work/data.jsonl" --lines 64 --vocab "$vocab" \
+    --min-len "$longest" --max-len "$longest" > /dev/null
 fi
 
 # Polls the GPU's used memory every 100 ms into $1 while the command after it runs.
@@ -102,7 +119,7 @@ if have ours; then
     rm -rf "$work/out_$s"
     "$lomo" memory --model "$work/l7b" --optimizer lomo --dtype bf16 --batch-size "$b" \
       --seq-len "$seq" --checkpointing on > "$out/ours_${s}_plan.txt" 2>&1
-    with_gpu_poll "$out/ours_${s}_smi.txt" timeout 240 "$lomo" train --device cuda \
+    with_gpu_poll "$out/ours_${s}_smi.txt" timeout 240 "$lomo" train --device "$device" \
       --model "$work/l7b" --data "$work/data.jsonl" --out "$work/out_$s" --optimizer lomo \
       --lr 1e-5 --lr-schedule constant --steps "$steps" --batch-size "$b" --seq-len "$seq" \
       --dtype bf16 --checkpointing on --shuffle off --log "$out/ours_${s}.jsonl" \
@@ -115,15 +132,15 @@ if have ours; then
 fi
 
 if have peer; then
-  if ! python3 -c "import lomo_optim" 2>/dev/null; then
+  if ! "$python" -c "import lomo_optim" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .device-pack/lomo_optim-*.whl
     export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
   fi
   for s in $shapes; do
     seq=${s%x*} b=${s#*x}
     say "peer seq $seq batch $b"
-    with_gpu_poll "$out/peer_${s}_smi.txt" timeout 240 python3 bench/peer_lomo.py "$work/l7b" \
-      "$work/data.jsonl" --device cuda --dtype bf16 --steps "$steps" --batch-size "$b" \
+    with_gpu_poll "$out/peer_${s}_smi.txt" timeout 240 "$python" bench/peer_lomo.py "$work/l7b" \
+      "$work/data.jsonl" --device "$device" --dtype bf16 --steps "$steps" --batch-size "$b" \
       --seq-len "$seq" --lr 1e-5 > "$out/peer_${s}.json" 2> "$out/peer_${s}.log"
     echo "rc=$?" >> "$out/peer_${s}.log"
     tail -2 "$out/peer_${s}.log"
@@ -137,7 +154,9 @@ out, shapes = sys.argv[1], sys.argv[2].split()
 # LLaMA-7B: 6.74e9 parameters; a LOMO step with checkpointing does forward, recomputed forward
 # and backward: 8·P FLOPs per token (the attention's T-dependent part is left out: a floor).
 P = 6.74e9
-def mib(x): return f"{x / 2**30:.2f} GiB" if x else "-"
+def mib(x):
+    if not x: return "-"
+    return f"{x / 2**30:.2f} GiB" if x >= 2**30 else f"{x / 2**20:.1f} MiB"
 def poll(path):
     try: return max(int(l) for l in open(path) if l.strip().isdigit()) * 2**20
     except Exception: return 0
