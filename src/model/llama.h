@@ -119,7 +119,11 @@ class LlamaModel {
   void set_lora(const LoraAdapters* adapters, uint64_t dropout_seed = 0);
   void set_lora_step(int64_t step) { lora_step_ = step; }
   // Phase timings of every later call go to `profile` (null: none).
-  void set_profile(StepProfile* profile) { profile_ = profile; }
+  // Phases are timed after the backend has run what they queued (StepProfile::set_sync).
+  void set_profile(StepProfile* profile) {
+    profile_ = profile;
+    if (profile_ != nullptr) profile_->set_sync([this] { backend_.synchronize(); });
+  }
   StepProfile* profile() const { return profile_; }
 
  private:

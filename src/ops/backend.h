@@ -71,6 +71,10 @@ class Backend {
   // free memory for CUDA): a run's default --memory-limit.
   virtual size_t memory_available() const = 0;
 
+  // Blocks until every op queued so far has run (nothing to wait for on the CPU, whose ops run
+  // when called). Used to time phases (--profile); ops never need it for correctness.
+  virtual void synchronize() {}
+
   // ---- memory -----------------------------------------------------------------------------
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;

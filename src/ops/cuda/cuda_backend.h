@@ -40,6 +40,7 @@ class CudaBackend final : public Backend {
   // Blocks until every op queued so far has run; a fault in one of them is a lomo::Error naming
   // `what`.
   void synchronize(const char* what);
+  void synchronize() override { synchronize("an op queued earlier"); }
 
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override;
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
