@@ -23,7 +23,15 @@ void* DeviceAllocator::allocate(size_t bytes) {
                 " free (" + cudaGetErrorString(e) +
                 "); lower --batch-size or --seq-len, or turn on --checkpointing");
   }
-  check(cudaMemset(p, 0, bytes), "zero-filling a new GPU allocation");
+  // cudaMemset would queue on the legacy default stream, which the backend's non-blocking
+  // stream does not wait for: a copy or kernel queued there next could run before the zeros
+  // land (and be overwritten by them). So zero it on the legacy stream and wait for that here.
+  cudaError_t z = cudaMemsetAsync(p, 0, bytes, cudaStreamLegacy);
+  if (z == cudaSuccess) z = cudaStreamSynchronize(cudaStreamLegacy);
+  if (z != cudaSuccess) {
+    cudaFree(p);
+    check(z, "zero-filling a new GPU allocation");
+  }
   return p;
 }
 
