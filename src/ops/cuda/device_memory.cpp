@@ -14,8 +14,12 @@ void* DeviceAllocator::allocate(size_t bytes) {
   check(cudaSetDevice(index_), "selecting the GPU for an allocation");
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, bytes);  // 256-byte aligned
+  if (e != cudaSuccess && e != cudaErrorMemoryAllocation) {
+    // Not a lack of memory (e.g. an earlier kernel's fault, reported here): say what it is.
+    check(e, ("allocating " + format_bytes(bytes) + " on cuda:" + std::to_string(index_)).c_str());
+  }
   if (e != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error so later calls are not blamed for it
+    cudaGetLastError();  // clear the non-sticky error so later calls are not blamed for it
     size_t free = 0, total = 0;
     cudaMemGetInfo(&free, &total);
     throw Error("out of GPU memory on cuda:" + std::to_string(index_) + ": asked for " +
