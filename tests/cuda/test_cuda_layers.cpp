@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -284,6 +285,29 @@ TEST(CudaLayers, RopeMatchesTheCpuBitForBit) {
   expect_bits(x_gpu.download(), x, "rope_forward_at");
   // Past the table: an error, not a read out of bounds.
   EXPECT_THROW(gpu->rope_forward_at(x_gpu.data(), table, 13, 1, T, n_heads, head_dim), Error);
+}
+
+// A new table at a freed table's address, of the same shape but other angles, is uploaded
+// again. max_pos = 64: evenly spaced samples of the table would all fall on frequency 0, whose
+// angles are the same for every theta.
+TEST(CudaLayers, RopeTableAtAReusedAddressIsUploadedAgain) {
+  LOMO_CUDA_OR_SKIP(gpu);
+  CpuBackend cpu;
+  MemoryTracker tracker;
+  constexpr int64_t B = 1, T = 64, n_heads = 2, head_dim = 72, max_pos = 64;
+  const std::vector<float> x0 = randn(B * T * n_heads * head_dim, 15);
+  std::optional<RopeTable> table;  // one address for both tables
+  for (double theta : {10000.0, 500000.0}) {
+    SCOPED_TRACE("theta " + std::to_string(theta));
+    RopeConfig rc;
+    rc.theta = theta;
+    table.emplace(make_rope_table(rc, head_dim, max_pos));
+    std::vector<float> x = x0;
+    auto x_gpu = on_gpu(*gpu, tracker, x);
+    gpu->rope_forward(x_gpu.data(), *table, B, T, n_heads, head_dim);
+    cpu.rope_forward(x.data(), *table, B, T, n_heads, head_dim);
+    expect_bits(x_gpu.download(), x, "rope_forward");
+  }
 }
 
 // ---- embedding ------------------------------------------------------------------------------

@@ -16,6 +16,18 @@ std::string describe(int index, const cudaDeviceProp& p) {
          std::to_string(p.minor) + ", " + format_bytes(p.totalGlobalMem) + ")";
 }
 
+// Frees what the constructor made, after the queued work (never throws: the destructor's body too).
+void release(cudaStream_t& stream, void*& reduce_dev, void*& reduce_host) noexcept {
+  if (stream != nullptr) {
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    stream = nullptr;
+  }
+  if (reduce_dev != nullptr) cudaFree(reduce_dev);
+  if (reduce_host != nullptr) cudaFreeHost(reduce_host);
+  reduce_dev = reduce_host = nullptr;
+}
+
 }  // namespace
 
 CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(device_index) {
@@ -36,20 +48,20 @@ CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(de
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, index_), "reading the GPU's properties");
   name_ = describe(index_, prop);
-  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating the stream");
-  check(cudaMalloc(&reduce_dev_, kReduceBytes), "allocating the reduction scratch");
-  check(cudaMallocHost(&reduce_host_, kReduceBytes), "allocating pinned host scratch");
-  gemm_ = std::make_unique<LtGemm>(stream_);
+  try {
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating the stream");
+    check(cudaMalloc(&reduce_dev_, kReduceBytes), "allocating the reduction scratch");
+    check(cudaMallocHost(&reduce_host_, kReduceBytes), "allocating pinned host scratch");
+    gemm_ = std::make_unique<LtGemm>(stream_);
+  } catch (...) {
+    release(stream_, reduce_dev_, reduce_host_);  // no destructor runs for a throwing constructor
+    throw;
+  }
 }
 
 CudaBackend::~CudaBackend() {
   gemm_.reset();
-  if (stream_ != nullptr) {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
-  }
-  if (reduce_dev_ != nullptr) cudaFree(reduce_dev_);
-  if (reduce_host_ != nullptr) cudaFreeHost(reduce_host_);
+  release(stream_, reduce_dev_, reduce_host_);
 }
 
 size_t CudaBackend::memory_available() const {

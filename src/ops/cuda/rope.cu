@@ -7,10 +7,18 @@
 // a file-static map because CudaBackend has no member for it; its device copies are never freed
 // (there are few tables: one per model and backend, living as long as the process). A table
 // address can come back with other angles (a table on the stack of one test, then of the next,
-// at the same address and shape), so each hit also compares a sample of the values (kSamples of
-// cos and of sin, evenly spread) and uploads again over the same copy, in stream order, when
-// they differ.
+// at the same address and shape), so each hit also compares a fingerprint of the values and
+// uploads again over the same copy, in stream order, when it differs. The fingerprint is every
+// cos and sin of positions 1 and max_pos − 1, plus kSamples values spread over both positions
+// and frequencies: a table of make_rope_table is a function of max_pos and the inverse
+// frequencies, which row 1 (angle = inv_freq) and the last row pin down, so two such tables with
+// the same fingerprint are the same table. (Evenly spaced samples alone are not enough: with
+// max_pos a multiple of kSamples they all fall on frequency 0, whose inv_freq is 1 whatever theta
+// or llama3 scaling.) The fingerprint costs 4·half + 2·kSamples reads per call, not the table's
+// size (Llama 3's is 67 MB).
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,17 +37,37 @@ namespace {
 
 // The device copy of one RopeTable: cos and sin, (max_pos, half) each, in one allocation.
 struct DeviceRopeTable {
-  float* cos = nullptr;        // (max_pos, half)
-  float* sin = nullptr;        // (max_pos, half)
-  std::vector<float> samples;  // the host values it was uploaded from, at sample_at()
+  float* cos = nullptr;            // (max_pos, half)
+  float* sin = nullptr;            // (max_pos, half)
+  std::vector<float> fingerprint;  // of the host values it was uploaded from (fingerprint())
 };
 
-constexpr size_t kSamples = 64;
+constexpr int64_t kSamples = 64;
 
-// Sample k of a table of `elems` values per vector: cos for k < kSamples, then sin.
-float sample_at(const RopeTable& table, size_t k, size_t elems) {
-  const size_t i = (k % kSamples) * elems / kSamples;
-  return k < kSamples ? table.cos[i] : table.sin[i];
+// The values that identify a table (see above): cos and sin of positions 1 and max_pos − 1
+// (4·half), then kSamples of cos and of sin at positions spread over [0, max_pos) and
+// frequencies k mod half.
+std::vector<float> fingerprint(const RopeTable& table) {
+  const int64_t half = table.half, last = table.max_pos - 1;
+  std::vector<float> f;
+  f.reserve(static_cast<size_t>(4 * half + 2 * kSamples));
+  for (const int64_t p : {std::min<int64_t>(1, last), last}) {
+    for (int64_t i = 0; i < half; ++i) {
+      f.push_back(table.cos[static_cast<size_t>(p * half + i)]);
+      f.push_back(table.sin[static_cast<size_t>(p * half + i)]);
+    }
+  }
+  for (int64_t k = 0; k < kSamples; ++k) {
+    const int64_t at = (k * last / (kSamples - 1)) * half + k % half;
+    f.push_back(table.cos[static_cast<size_t>(at)]);
+    f.push_back(table.sin[static_cast<size_t>(at)]);
+  }
+  return f;
+}
+
+// Equal bit for bit (memcmp: a NaN in a table matches the same NaN).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 using RopeKey = std::tuple<const void*, const RopeTable*, int64_t, int64_t, int>;
@@ -60,10 +88,10 @@ std::pair<const float*, const float*> device_table(const CudaBackend* backend,
                 std::to_string(table.sin.size()) +
                 " values, expected max_pos·half = " + std::to_string(elems));
   }
-  std::vector<float> samples(2 * kSamples);
-  for (size_t k = 0; k < samples.size(); ++k) samples[k] = sample_at(table, k, elems);
+  if (elems == 0) throw Error("rope: the table is empty (max_pos or half is 0)");
+  std::vector<float> print = fingerprint(table);
   auto it = rope_cache.find(key);
-  if (it != rope_cache.end() && it->second.samples == samples)
+  if (it != rope_cache.end() && same_bits(it->second.fingerprint, print))
     return {it->second.cos, it->second.sin};
   if (it == rope_cache.end()) {
     float* dev = nullptr;
@@ -79,7 +107,7 @@ std::pair<const float*, const float*> device_table(const CudaBackend* backend,
                         cudaMemcpyHostToDevice, stream),
         "rope: uploading the sin table");
   check(cudaStreamSynchronize(stream), "rope: uploading the table");
-  it->second.samples = std::move(samples);
+  it->second.fingerprint = std::move(print);
   return {it->second.cos, it->second.sin};
 }
 
