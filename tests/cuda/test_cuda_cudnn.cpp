@@ -40,6 +40,8 @@ TEST(CudnnAttention, SupportedRule) {
       {{1, 512, 32, 32, 128}, 0, false},   // no GPU
       {{1, 512, 32, 12, 128}, 90, false},  // heads not a multiple of kv heads
       {{0, 512, 32, 32, 128}, 90, false},  // empty batch
+      {{3, 1, 4, 2, 64}, 90, false},       // one row: cuDNN's backward rejects s_q = s_kv = 1
+      {{3, 2, 4, 2, 64}, 90, true},
   };
   for (const Row& r : rows) {
     EXPECT_EQ(cudnn_sdpa_supported(r.d, r.sm), r.want)
@@ -58,7 +60,7 @@ TEST(CudnnAttention, GraphsValidateForTheModelShapes) {
     }
   }
   shapes.push_back({2, 65, 9, 3, 64});  // SmolLM2-135M, odd T, GQA 3
-  shapes.push_back({3, 1, 4, 2, 64});   // a single row
+  shapes.push_back({3, 2, 4, 2, 64});   // the fewest rows the rule takes
   for (const AttnDims& d : shapes) {
     for (int sm : {80, 90}) {
       ASSERT_TRUE(cudnn_sdpa_supported(d, sm));
@@ -146,14 +148,13 @@ TEST(CudnnAttention, ForwardAndBackwardMatchTheCpu) {
     GuardedDeviceArray<float> qg(*gpu, tracker, qn), kg(*gpu, tracker, kn), vg(*gpu, tracker, kn),
         dog(*gpu, tracker, qn), out(*gpu, tracker, qn), st(*gpu, tracker, sn),
         dq(*gpu, tracker, qn), dk(*gpu, tracker, kn), dv(*gpu, tracker, kn),
-        work(*gpu, tracker, path.workspace_elems(d) + 64);  // + 64: 256-byte alignment
+        work(*gpu, tracker, path.workspace_elems(d));
     GuardedDeviceArray<int32_t> lg(*gpu, tracker, d.B);
     qg.upload(q), kg.upload(k), vg.upload(v), dog.upload(dout), lg.upload(c.lengths);
     out.upload(nan_q), dq.upload(nan_q), dk.upload(nan_k), dv.upload(nan_k);
-    auto* w = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work.data()) + 255) / 256 * 256);
-    ASSERT_TRUE(path.forward(cb->stream(), out.data(), st.data(), w, qg.data(), kg.data(),
+    ASSERT_TRUE(path.forward(cb->stream(), out.data(), st.data(), work.data(), qg.data(), kg.data(),
                              vg.data(), lg.data(), d));
-    ASSERT_TRUE(path.backward(cb->stream(), dq.data(), dk.data(), dv.data(), w, dog.data(),
+    ASSERT_TRUE(path.backward(cb->stream(), dq.data(), dk.data(), dv.data(), work.data(), dog.data(),
                               st.data(), qg.data(), kg.data(), vg.data(), lg.data(), d));
     cb->synchronize("cuDNN attention test");
     const auto o = out.download(), gq = dq.download(), gk = dk.download(), gv = dv.download();

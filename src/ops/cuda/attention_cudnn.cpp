@@ -32,7 +32,7 @@ using TensorRef = std::shared_ptr<fe::graph::Tensor_attributes>;
 
 bool cudnn_sdpa_supported(const AttnDims& d, int sm) {
   if (sm < 80) return false;
-  if (d.B < 1 || d.T < 1 || d.n_head < 1 || d.n_kv < 1 || d.head_dim < 1) return false;
+  if (d.B < 1 || d.T < 2 || d.n_head < 1 || d.n_kv < 1 || d.head_dim < 1) return false;
   if (d.n_head % d.n_kv != 0) return false;
   return d.head_dim % 16 == 0 && d.head_dim <= 128;
 }
@@ -255,10 +255,17 @@ bool CudnnAttention::takes(const AttnDims& d) {
 
 int64_t CudnnAttention::workspace_elems(const AttnDims& d) {
   if (!takes(d)) return 0;
-  return static_cast<int64_t>((impl_->plans.at(key_of(d)).workspace_bytes + 3) / 4);
+  // + 256 bytes: the parts are aligned from the first 256-byte boundary in `work` (cuDNN's TMA
+  // loads want aligned tensors; the caller's workspace may start anywhere).
+  return static_cast<int64_t>((impl_->plans.at(key_of(d)).workspace_bytes + 256 + 3) / 4);
 }
 
 namespace {
+
+char* aligned(float* work) {
+  const auto at = reinterpret_cast<uintptr_t>(work);
+  return reinterpret_cast<char*>((at + 255) / 256 * 256);
+}
 
 void run(Graph& g, cudnnHandle_t handle, std::unordered_map<int64_t, void*>& pack,
          void* workspace, const char* what) {
@@ -273,7 +280,7 @@ bool CudnnAttention::forward(cudaStream_t stream, float* out, float* stats, floa
                              const int32_t* lengths, const AttnDims& d) {
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
-  auto* base = reinterpret_cast<char*>(work);
+  char* base = aligned(work);
   const Layout at(d, 0);
   const auto bf16 = [&](size_t offset) { return reinterpret_cast<uint16_t*>(base + offset); };
   const int64_t q_row = d.n_head * d.head_dim, kv_row = d.n_kv * d.head_dim;
@@ -301,7 +308,7 @@ bool CudnnAttention::backward(cudaStream_t stream, float* dq, float* dk, float* 
                               const AttnDims& d) {
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
-  auto* base = reinterpret_cast<char*>(work);
+  char* base = aligned(work);
   const Layout at(d, 0);
   const auto bf16 = [&](size_t offset) { return reinterpret_cast<uint16_t*>(base + offset); };
   const int64_t q_row = d.n_head * d.head_dim, kv_row = d.n_kv * d.head_dim;

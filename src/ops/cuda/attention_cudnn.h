@@ -48,6 +48,7 @@ namespace lomo::cuda {
 //   * head_dim a multiple of 16 and at most 128: cuDNN's own checks take multiples of 8 up to
 //     128 (backward) on sm_8x/sm_90 but multiples of 16 only on sm_100; one rule for all GPUs,
 //     and it leaves the head_dim-8 test fixtures to the fp32 kernels.
+//   * T ≥ 2: cuDNN's backward rejects s_q = s_kv = 1.
 //   * n_head a multiple of n_kv (GQA groups), every size positive.
 bool cudnn_sdpa_supported(const AttnDims& d, int sm);
 
@@ -78,7 +79,7 @@ class CudnnAttention {
   // caller's Backend::attention_workspace_elems returns the max of this and its own.
   int64_t workspace_elems(const AttnDims& d);
   // ops/backend.h's attention_forward and attention_backward, on `stream`; each returns false,
-  // doing nothing, when !takes(d). `work` holds workspace_elems(d) floats, 256-byte aligned;
+  // doing nothing, when !takes(d). `work` holds workspace_elems(d) floats (any alignment);
   // lengths (B) on the device, or null: every row is real. Forward OVERWRITES out and the
   // first B·n_head·T floats of stats; backward OVERWRITES dq, dk, dv.
   bool forward(cudaStream_t stream, float* out, float* stats, float* work, const float* q,
