@@ -45,8 +45,8 @@ TEST(CudnnAttention, SupportedRule) {
   };
   for (const Row& r : rows) {
     EXPECT_EQ(cudnn_sdpa_supported(r.d, r.sm), r.want)
-        << "B " << r.d.B << " T " << r.d.T << " heads " << r.d.n_head << ":" << r.d.n_kv
-        << " hd " << r.d.head_dim << " sm " << r.sm;
+        << "B " << r.d.B << " T " << r.d.T << " heads " << r.d.n_head << ":" << r.d.n_kv << " hd "
+        << r.d.head_dim << " sm " << r.sm;
   }
 }
 
@@ -81,8 +81,8 @@ TEST(CudnnAttention, TakesNothingWithoutAGpu) {
   const AttnDims d{1, 512, 32, 8, 128};
   EXPECT_FALSE(a.takes(d));
   EXPECT_EQ(a.workspace_elems(d), 0);
-  EXPECT_FALSE(a.forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                         d));
+  EXPECT_FALSE(
+      a.forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, d));
 }
 
 // ---- on a GPU --------------------------------------------------------------------------------
@@ -134,8 +134,8 @@ TEST(CudnnAttention, ForwardAndBackwardMatchTheCpu) {
     const int64_t qn = d.B * d.T * d.n_head * d.head_dim;  // (B, T, n_head, hd)
     const int64_t kn = d.B * d.T * d.n_kv * d.head_dim;    // (B, T, n_kv, hd)
     const int64_t sn = attention_stats_elems(d);           // (B, n_head, T, 2)
-    const auto q = randn_bf16(qn, ++seed), k = randn_bf16(kn, ++seed),
-               v = randn_bf16(kn, ++seed), dout = randn_bf16(qn, ++seed);
+    const auto q = randn_bf16(qn, ++seed), k = randn_bf16(kn, ++seed), v = randn_bf16(kn, ++seed),
+               dout = randn_bf16(qn, ++seed);
 
     std::vector<float> out_c(qn), st_c(sn), dq_c(qn), dk_c(kn), dv_c(kn);
     std::vector<float> work_c(static_cast<size_t>(cpu->attention_workspace_elems(d)));
@@ -144,7 +144,8 @@ TEST(CudnnAttention, ForwardAndBackwardMatchTheCpu) {
     cpu->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), work_c.data(), dout.data(),
                             st_c.data(), q.data(), k.data(), v.data(), c.lengths.data(), d);
 
-    const std::vector<float> nan_q(static_cast<size_t>(qn), NAN), nan_k(static_cast<size_t>(kn), NAN);
+    const std::vector<float> nan_q(static_cast<size_t>(qn), NAN),
+        nan_k(static_cast<size_t>(kn), NAN);
     GuardedDeviceArray<float> qg(*gpu, tracker, qn), kg(*gpu, tracker, kn), vg(*gpu, tracker, kn),
         dog(*gpu, tracker, qn), out(*gpu, tracker, qn), st(*gpu, tracker, sn),
         dq(*gpu, tracker, qn), dk(*gpu, tracker, kn), dv(*gpu, tracker, kn),
@@ -154,8 +155,9 @@ TEST(CudnnAttention, ForwardAndBackwardMatchTheCpu) {
     out.upload(nan_q), dq.upload(nan_q), dk.upload(nan_k), dv.upload(nan_k);
     ASSERT_TRUE(path.forward(cb->stream(), out.data(), st.data(), work.data(), qg.data(), kg.data(),
                              vg.data(), lg.data(), d));
-    ASSERT_TRUE(path.backward(cb->stream(), dq.data(), dk.data(), dv.data(), work.data(), dog.data(),
-                              st.data(), qg.data(), kg.data(), vg.data(), lg.data(), d));
+    ASSERT_TRUE(path.backward(cb->stream(), dq.data(), dk.data(), dv.data(), work.data(),
+                              dog.data(), st.data(), qg.data(), kg.data(), vg.data(), lg.data(),
+                              d));
     cb->synchronize("cuDNN attention test");
     const auto o = out.download(), gq = dq.download(), gk = dk.download(), gv = dv.download();
     // bf16 inputs on both sides; cuDNN rounds P to bf16 for P·V and dP, O to bf16 for D and the

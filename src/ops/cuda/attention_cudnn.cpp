@@ -174,7 +174,9 @@ struct Layout {
 };
 
 using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
-ShapeKey key_of(const AttnDims& d) { return {d.B, d.T, d.n_head, d.n_kv, d.head_dim}; }
+ShapeKey key_of(const AttnDims& d) {
+  return {d.B, d.T, d.n_head, d.n_kv, d.head_dim};
+}
 
 }  // namespace
 
@@ -195,6 +197,13 @@ struct CudnnAttention::Impl {
 
   ~Impl() {
     if (handle != nullptr) cudnnDestroy(handle);
+  }
+  // cuDNN runs on the handle's stream: the caller's, for this call.
+  void bind(cudaStream_t stream) {
+    const cudnnStatus_t s = cudnnSetStream(handle, stream);
+    if (s != CUDNN_STATUS_SUCCESS) {
+      throw Error(std::string("cuDNN attention: cudnnSetStream failed: ") + cudnnGetErrorString(s));
+    }
   }
   void ensure_handle() {
     if (handle != nullptr) return;
@@ -231,10 +240,9 @@ bool CudnnAttention::takes(const AttnDims& d) {
     auto s = g->build(impl_->handle, {fe::HeurMode_t::A});
     if (s.is_bad()) {
       last_rejection_ = std::string(dir == SdpaDirection::Forward ? "forward" : "backward") +
-                        " (B " + std::to_string(d.B) + ", T " + std::to_string(d.T) +
-                        ", n_head " + std::to_string(d.n_head) + ", n_kv " +
-                        std::to_string(d.n_kv) + ", head_dim " + std::to_string(d.head_dim) +
-                        "): " + s.get_message();
+                        " (B " + std::to_string(d.B) + ", T " + std::to_string(d.T) + ", n_head " +
+                        std::to_string(d.n_head) + ", n_kv " + std::to_string(d.n_kv) +
+                        ", head_dim " + std::to_string(d.head_dim) + "): " + s.get_message();
       return nullptr;
     }
     return g;
@@ -267,8 +275,8 @@ char* aligned(float* work) {
   return reinterpret_cast<char*>((at + 255) / 256 * 256);
 }
 
-void run(Graph& g, cudnnHandle_t handle, std::unordered_map<int64_t, void*>& pack,
-         void* workspace, const char* what) {
+void run(Graph& g, cudnnHandle_t handle, std::unordered_map<int64_t, void*>& pack, void* workspace,
+         const char* what) {
   auto s = g.execute(handle, pack, workspace);
   if (s.is_bad()) throw Error(std::string("cuDNN attention ") + what + ": " + s.get_message());
 }
@@ -276,26 +284,22 @@ void run(Graph& g, cudnnHandle_t handle, std::unordered_map<int64_t, void*>& pac
 }  // namespace
 
 bool CudnnAttention::forward(cudaStream_t stream, float* out, float* stats, float* work,
-                             const float* q, const float* k, const float* v,
-                             const int32_t* lengths, const AttnDims& d) {
+                             const float* q, const float* k, const float* v, const int32_t* lengths,
+                             const AttnDims& d) {
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
   char* base = aligned(work);
   const Layout at(d, 0);
   const auto bf16 = [&](size_t offset) { return reinterpret_cast<uint16_t*>(base + offset); };
   const int64_t q_row = d.n_head * d.head_dim, kv_row = d.n_kv * d.head_dim;
-  rows_to_bf16(bf16(at.q), q, lengths, d.B, d.T, q_row, stream);    // (B, T, n_head, hd)
-  rows_to_bf16(bf16(at.k), k, lengths, d.B, d.T, kv_row, stream);   // (B, T, n_kv, hd)
-  rows_to_bf16(bf16(at.v), v, lengths, d.B, d.T, kv_row, stream);   // (B, T, n_kv, hd)
-  auto* seq = reinterpret_cast<int32_t*>(base + at.seq);            // (B)
+  rows_to_bf16(bf16(at.q), q, lengths, d.B, d.T, q_row, stream);   // (B, T, n_head, hd)
+  rows_to_bf16(bf16(at.k), k, lengths, d.B, d.T, kv_row, stream);  // (B, T, n_kv, hd)
+  rows_to_bf16(bf16(at.v), v, lengths, d.B, d.T, kv_row, stream);  // (B, T, n_kv, hd)
+  auto* seq = reinterpret_cast<int32_t*>(base + at.seq);           // (B)
   sequence_lengths(seq, lengths, d.B, d.T, stream);
-  const cudnnStatus_t set = cudnnSetStream(impl_->handle, stream);
-  if (set != CUDNN_STATUS_SUCCESS) {
-    throw Error(std::string("cuDNN attention: cudnnSetStream: ") + cudnnGetErrorString(set));
-  }
-  std::unordered_map<int64_t, void*> pack{{kQ, bf16(at.q)},  {kK, bf16(at.k)},
-                                          {kV, bf16(at.v)},  {kO, bf16(at.o)},
-                                          {kStats, stats},   {kSeqLen, seq},
+  impl_->bind(stream);
+  std::unordered_map<int64_t, void*> pack{{kQ, bf16(at.q)}, {kK, bf16(at.k)}, {kV, bf16(at.v)},
+                                          {kO, bf16(at.o)}, {kStats, stats},  {kSeqLen, seq},
                                           {kSeqLenKv, seq}};
   run(*p.fwd, impl_->handle, pack, base + at.cudnn, "forward");
   rows_from_bf16(out, bf16(at.o), lengths, d.B, d.T, q_row, stream);  // (B, T, n_head, hd)
@@ -303,9 +307,8 @@ bool CudnnAttention::forward(cudaStream_t stream, float* out, float* stats, floa
 }
 
 bool CudnnAttention::backward(cudaStream_t stream, float* dq, float* dk, float* dv, float* work,
-                              const float* dout, const float* stats, const float* q,
-                              const float* k, const float* v, const int32_t* lengths,
-                              const AttnDims& d) {
+                              const float* dout, const float* stats, const float* q, const float* k,
+                              const float* v, const int32_t* lengths, const AttnDims& d) {
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
   char* base = aligned(work);
@@ -318,24 +321,20 @@ bool CudnnAttention::backward(cudaStream_t stream, float* dq, float* dk, float* 
   rows_to_bf16(bf16(at.dout), dout, lengths, d.B, d.T, q_row, stream);
   auto* seq = reinterpret_cast<int32_t*>(base + at.seq);
   sequence_lengths(seq, lengths, d.B, d.T, stream);
-  const cudnnStatus_t set = cudnnSetStream(impl_->handle, stream);
-  if (set != CUDNN_STATUS_SUCCESS) {
-    throw Error(std::string("cuDNN attention: cudnnSetStream: ") + cudnnGetErrorString(set));
-  }
+  impl_->bind(stream);
   // In the forward pass this was: o = SDPA(q, k, v), stats = logsumexp. O is not kept between
   // the passes, so the forward runs again into the workspace; its statistic goes to scratch
   // (bit for bit the saved one: same graph, same inputs) and the saved one feeds the backward.
   float* scratch_stats = reinterpret_cast<float*>(base + at.stats);  // (B, n_head, T)
-  std::unordered_map<int64_t, void*> fwd{{kQ, bf16(at.q)},      {kK, bf16(at.k)},
-                                         {kV, bf16(at.v)},      {kO, bf16(at.o)},
-                                         {kStats, scratch_stats}, {kSeqLen, seq},
-                                         {kSeqLenKv, seq}};
+  std::unordered_map<int64_t, void*> fwd{
+      {kQ, bf16(at.q)},        {kK, bf16(at.k)}, {kV, bf16(at.v)}, {kO, bf16(at.o)},
+      {kStats, scratch_stats}, {kSeqLen, seq},   {kSeqLenKv, seq}};
   run(*p.fwd, impl_->handle, fwd, base + at.cudnn, "backward (forward again for O)");
   // cuDNN only reads the statistic; the variant pack's pointers are not const.
   std::unordered_map<int64_t, void*> bwd{
-      {kQ, bf16(at.q)},   {kK, bf16(at.k)},   {kV, bf16(at.v)},
+      {kQ, bf16(at.q)},   {kK, bf16(at.k)},     {kV, bf16(at.v)},
       {kO, bf16(at.o)},   {kDO, bf16(at.dout)}, {kStats, const_cast<float*>(stats)},
-      {kDQ, bf16(at.dq)}, {kDK, bf16(at.dk)}, {kDV, bf16(at.dv)},
+      {kDQ, bf16(at.dq)}, {kDK, bf16(at.dk)},   {kDV, bf16(at.dv)},
       {kSeqLen, seq},     {kSeqLenKv, seq}};
   run(*p.bwd, impl_->handle, bwd, base + at.cudnn, "backward");
   rows_from_bf16(dq, bf16(at.dq), lengths, d.B, d.T, q_row, stream);   // (B, T, n_head, hd)

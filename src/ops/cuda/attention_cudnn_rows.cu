@@ -50,8 +50,8 @@ void rows_to_bf16(uint16_t* dst, const float* src, const int32_t* lengths, int64
   check_launch("rows_to_bf16_kernel");
 }
 
-void rows_from_bf16(float* dst, const uint16_t* src, const int32_t* lengths, int64_t B,
-                    int64_t T, int64_t row, cudaStream_t stream) {
+void rows_from_bf16(float* dst, const uint16_t* src, const int32_t* lengths, int64_t B, int64_t T,
+                    int64_t row, cudaStream_t stream) {
   const int64_t n = B * T * row;
   if (n <= 0) return;
   rows_from_bf16_kernel<<<grid_for(n), kBlock, 0, stream>>>(dst, src, lengths, n, T, row);

@@ -14,8 +14,8 @@ namespace lomo::cuda {
 void rows_to_bf16(uint16_t* dst, const float* src, const int32_t* lengths, int64_t B, int64_t T,
                   int64_t row, cudaStream_t stream);
 // dst(B, T, row) ← fp32(src), 0 on padding rows.
-void rows_from_bf16(float* dst, const uint16_t* src, const int32_t* lengths, int64_t B,
-                    int64_t T, int64_t row, cudaStream_t stream);
+void rows_from_bf16(float* dst, const uint16_t* src, const int32_t* lengths, int64_t B, int64_t T,
+                    int64_t row, cudaStream_t stream);
 // dst(B) ← lengths, or T for every sequence when lengths is null.
 void sequence_lengths(int32_t* dst, const int32_t* lengths, int64_t B, int64_t T,
                       cudaStream_t stream);
