@@ -30,7 +30,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --p
   --abi cp311 --platform manylinux_2_28_x86_64 -d "$tmp" "nvidia-cudnn-frontend==$version" >&2 ||
   fail "pip download of nvidia-cudnn-frontend==$version failed (network, or PyPI lacks it)"
 [[ -f $tmp/$wheel ]] || fail "pip did not fetch $wheel (got: $(ls "$tmp"))"
-echo "$sha  $tmp/$wheel" | sha256sum --quiet -c - 2>/dev/null ||
+echo "$sha  $tmp/$wheel" | sha256sum --quiet -c - > /dev/null 2>&1 ||
   fail "$wheel does not have the expected SHA-256 $sha (got $(sha256sum "$tmp/$wheel" | cut -d' ' -f1))"
 python3 - "$tmp/$wheel" "$tmp/out" <<'PY'
 import sys, zipfile
