@@ -21,7 +21,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
       }
       index = std::stoi(n);
     }
-    return std::make_unique<cuda::CudaBackend>(index);
+    return std::make_unique<cuda::CudaBackend>(index, opts.bf16_products);
 #else
     throw Error("--device " + opts.device +
                 ": this build has no CUDA backend (nvcc was not found when it was configured, "

@@ -196,6 +196,9 @@ class Backend {
 struct BackendOptions {
   std::string device = "cpu";
   int threads = 0;
+  // The run multiplies in bf16 (--bf16-gemm on): a GPU backend may then run attention's
+  // products in bf16 as well (cuDNN's fused attention); otherwise attention stays fp32.
+  bool bf16_products = false;
 };
 
 // The backend for `opts`; an unknown or unavailable device is a lomo::Error naming it.

@@ -1,11 +1,14 @@
 #include "ops/rope.h"
 
+#include <atomic>
 #include <cmath>
 
 namespace lomo {
 
 RopeTable make_rope_table(const RopeConfig& rope, int64_t head_dim, int64_t max_pos) {
+  static std::atomic<uint64_t> next_serial{1};
   RopeTable t;
+  t.serial = next_serial++;
   t.max_pos = max_pos;
   t.half = head_dim / 2;
   std::vector<float> inv(t.half);

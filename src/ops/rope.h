@@ -23,6 +23,9 @@ struct RopeConfig {
 };
 
 struct RopeTable {
+  // Distinct for every table make_rope_table builds (never 0 there), so a device backend can
+  // key its copy of the angles by it; a table filled by hand keeps 0 and is uploaded on each use.
+  uint64_t serial = 0;
   int64_t max_pos = 0;
   int64_t half = 0;        // head_dim / 2
   std::vector<float> cos;  // (max_pos, half)

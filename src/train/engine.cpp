@@ -2,10 +2,12 @@
 
 namespace lomo {
 
-std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device) {
+std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device,
+                                          bool bf16_products) {
   BackendOptions o;
   o.threads = threads;
   o.device = device;
+  o.bf16_products = bf16_products;
   return make_backend(o);
 }
 

@@ -17,7 +17,8 @@ namespace lomo {
 
 // The backend of a run: the CPU with `threads` threads (0: all cores), or the GPU `device` names
 // (cuda, cuda:N).
-std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device = "cpu");
+std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device = "cpu",
+                                          bool bf16_products = false);
 
 // `config`, `params` and `backend` must outlive the model.
 std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,

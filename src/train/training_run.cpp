@@ -139,7 +139,7 @@ void TrainingRun::prepare() {
   if (run_.model_path.empty() || run_.data_path.empty() || run_.out_path.empty()) {
     throw Error("a training run needs a model, data and an output folder");
   }
-  backend_ = make_run_backend(run_.threads, run_.device);
+  backend_ = make_run_backend(run_.threads, run_.device, run_.uses_bf16_gemm());
   out_dir_ = std::make_unique<OutputDir>(run_.out_path);
   out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
   if (!run_.log_path.empty()) {

@@ -310,6 +310,36 @@ TEST(CudaLayers, RopeTableAtAReusedAddressIsUploadedAgain) {
   }
 }
 
+// The device copies are keyed by the table's serial: every table make_rope_table builds has its
+// own (host-only check), and a hand-filled table (serial 0) is uploaded on each use.
+TEST(CudaLayers, RopeTablesHaveDistinctSerials) {
+  RopeConfig rc;
+  const RopeTable a = make_rope_table(rc, 8, 16), b = make_rope_table(rc, 8, 16);
+  EXPECT_NE(a.serial, 0u);
+  EXPECT_NE(b.serial, 0u);
+  EXPECT_NE(a.serial, b.serial);
+}
+
+TEST(CudaLayers, HandFilledRopeTableIsUploadedOnEachUse) {
+  LOMO_CUDA_OR_SKIP(gpu);
+  CpuBackend cpu;
+  MemoryTracker tracker;
+  constexpr int64_t B = 1, T = 16, n_heads = 2, head_dim = 8;
+  const std::vector<float> x0 = randn(B * T * n_heads * head_dim, 16);
+  RopeTable table = make_rope_table(RopeConfig{}, head_dim, T);
+  table.serial = 0;
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) {
+      for (float& c : table.cos) c = -c;  // other angles, same object
+    }
+    std::vector<float> x = x0;
+    auto x_gpu = on_gpu(*gpu, tracker, x);
+    gpu->rope_forward(x_gpu.data(), table, B, T, n_heads, head_dim);
+    cpu.rope_forward(x.data(), table, B, T, n_heads, head_dim);
+    expect_bits(x_gpu.download(), x, "rope_forward, round " + std::to_string(round));
+  }
+}
+
 // ---- embedding ------------------------------------------------------------------------------
 
 constexpr int64_t kV = 29, kD = 72, kN = 37;

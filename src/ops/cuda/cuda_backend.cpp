@@ -5,6 +5,13 @@
 #include "core/error.h"
 #include "ops/cuda/cuda_util.h"
 #include "ops/cuda/gemm.h"
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+#include "ops/cuda/attention_cudnn.h"
+#else
+namespace lomo::cuda {
+class CudnnAttention {};  // never made in this build; complete so that the member can be freed
+}  // namespace lomo::cuda
+#endif
 
 namespace lomo::cuda {
 
@@ -30,7 +37,8 @@ void release(cudaStream_t& stream, void*& reduce_dev, void*& reduce_host) noexce
 
 }  // namespace
 
-CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(device_index) {
+CudaBackend::CudaBackend(int device_index, bool bf16_products)
+    : index_(device_index), allocator_(device_index) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
@@ -53,6 +61,12 @@ CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(de
     check(cudaMalloc(&reduce_dev_, kReduceBytes), "allocating the reduction scratch");
     check(cudaMallocHost(&reduce_host_, kReduceBytes), "allocating pinned host scratch");
     gemm_ = std::make_unique<LtGemm>(stream_);
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+  cudnn_attn_ = std::make_unique<CudnnAttention>(bf16_products ? CudnnAttention::Use::Bf16
+                                                               : CudnnAttention::Use::Off);
+#else
+  (void)bf16_products;
+#endif
   } catch (...) {
     release(stream_, reduce_dev_, reduce_host_);  // no destructor runs for a throwing constructor
     throw;
@@ -60,6 +74,7 @@ CudaBackend::CudaBackend(int device_index) : index_(device_index), allocator_(de
 }
 
 CudaBackend::~CudaBackend() {
+  cudnn_attn_.reset();
   gemm_.reset();
   release(stream_, reduce_dev_, reduce_host_);
 }

@@ -22,12 +22,15 @@
 namespace lomo::cuda {
 
 class LtGemm;
+class CudnnAttention;
 
 class CudaBackend final : public Backend {
  public:
   // GPU `device_index`; throws lomo::Error (one line, naming the cause) when there is no usable
   // GPU, driver or device of that index.
-  explicit CudaBackend(int device_index = 0);
+  // bf16_products: attention may run through cuDNN's fused bf16 kernels (the run multiplies in
+  // bf16); otherwise it stays on the fp32 kernels.
+  explicit CudaBackend(int device_index = 0, bool bf16_products = false);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -106,6 +109,9 @@ class CudaBackend final : public Backend {
   DeviceAllocator allocator_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<LtGemm> gemm_;
+  // Attention through cuDNN (attention_cudnn.h): null in a build without cudnn-frontend; with
+  // it, off unless the run multiplies in bf16. Mutable: attention_workspace_elems builds graphs.
+  mutable std::unique_ptr<CudnnAttention> cudnn_attn_;
   // Small fixed scratch for reductions (update.cu): kReduceBytes of device memory for partial
   // results and as much pinned host memory to read the final value back.
   static constexpr size_t kReduceBytes = size_t{1} << 16;

@@ -3,28 +3,19 @@
 // pair (x_i, x_{i+h}), pairs strided by the grid.
 //
 // The RopeTable is a host struct built once per model (backend.h): its cos and sin are uploaded
-// on first use and cached, keyed by (backend, table address, max_pos, half, GPU). The cache is
-// a file-static map because CudaBackend has no member for it; its device copies are never freed
-// (there are few tables: one per model and backend, living as long as the process). A table
-// address can come back with other angles (a table on the stack of one test, then of the next,
-// at the same address and shape), so each hit also compares a fingerprint of the values and
-// uploads again over the same copy, in stream order, when it differs. The fingerprint is every
-// cos and sin of positions 1 and max_pos − 1, plus kSamples values spread over both positions
-// and frequencies: a table of make_rope_table is a function of max_pos and the inverse
-// frequencies, which row 1 (angle = inv_freq) and the last row pin down, so two such tables with
-// the same fingerprint are the same table. (Evenly spaced samples alone are not enough: with
-// max_pos a multiple of kSamples they all fall on frequency 0, whose inv_freq is 1 whatever theta
-// or llama3 scaling.) The fingerprint costs 4·half + 2·kSamples reads per call, not the table's
-// size (Llama 3's is 67 MB).
+// on first use and cached, keyed by (backend, the table's serial, GPU). make_rope_table gives
+// every table it builds a serial of its own (ops/rope.h), so a table built later at a freed
+// table's address is never served the old angles; a table without a serial (filled by hand) is
+// uploaded again on every use. The cache is a file-static map because CudaBackend has no member
+// for it; its device copies are never freed (one per model and backend, living as long as the
+// process).
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
 #include <utility>
-#include <vector>
 
 #include "core/error.h"
 #include "ops/cuda/cuda_backend.h"
@@ -37,40 +28,11 @@ namespace {
 
 // The device copy of one RopeTable: cos and sin, (max_pos, half) each, in one allocation.
 struct DeviceRopeTable {
-  float* cos = nullptr;            // (max_pos, half)
-  float* sin = nullptr;            // (max_pos, half)
-  std::vector<float> fingerprint;  // of the host values it was uploaded from (fingerprint())
+  float* cos = nullptr;  // (max_pos, half)
+  float* sin = nullptr;  // (max_pos, half)
 };
 
-constexpr int64_t kSamples = 64;
-
-// The values that identify a table (see above): cos and sin of positions 1 and max_pos − 1
-// (4·half), then kSamples of cos and of sin at positions spread over [0, max_pos) and
-// frequencies k mod half.
-std::vector<float> fingerprint(const RopeTable& table) {
-  const int64_t half = table.half, last = table.max_pos - 1;
-  std::vector<float> f;
-  f.reserve(static_cast<size_t>(4 * half + 2 * kSamples));
-  for (const int64_t p : {std::min<int64_t>(1, last), last}) {
-    for (int64_t i = 0; i < half; ++i) {
-      f.push_back(table.cos[static_cast<size_t>(p * half + i)]);
-      f.push_back(table.sin[static_cast<size_t>(p * half + i)]);
-    }
-  }
-  for (int64_t k = 0; k < kSamples; ++k) {
-    const int64_t at = (k * last / (kSamples - 1)) * half + k % half;
-    f.push_back(table.cos[static_cast<size_t>(at)]);
-    f.push_back(table.sin[static_cast<size_t>(at)]);
-  }
-  return f;
-}
-
-// Equal bit for bit (memcmp: a NaN in a table matches the same NaN).
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-using RopeKey = std::tuple<const void*, const RopeTable*, int64_t, int64_t, int>;
+using RopeKey = std::tuple<const void*, uint64_t, int>;  // backend, table serial, GPU
 
 std::mutex rope_cache_mutex;
 std::map<RopeKey, DeviceRopeTable> rope_cache;
@@ -80,8 +42,6 @@ std::pair<const float*, const float*> device_table(const CudaBackend* backend,
                                                    const RopeTable& table, cudaStream_t stream) {
   int device = 0;
   check(cudaGetDevice(&device), "rope: reading the current GPU");
-  const RopeKey key{backend, &table, table.max_pos, table.half, device};
-  std::lock_guard<std::mutex> lock(rope_cache_mutex);
   const size_t elems = static_cast<size_t>(table.max_pos * table.half);
   if (table.cos.size() != elems || table.sin.size() != elems) {
     throw Error("rope: the table's cos/sin hold " + std::to_string(table.cos.size()) + "/" +
@@ -89,17 +49,21 @@ std::pair<const float*, const float*> device_table(const CudaBackend* backend,
                 " values, expected max_pos·half = " + std::to_string(elems));
   }
   if (elems == 0) throw Error("rope: the table is empty (max_pos or half is 0)");
-  std::vector<float> print = fingerprint(table);
+  // Serial 0 (a table filled by hand) has one slot per backend and GPU, freed and filled again
+  // on every use.
+  const RopeKey key{backend, table.serial, device};
+  std::lock_guard<std::mutex> lock(rope_cache_mutex);
   auto it = rope_cache.find(key);
-  if (it != rope_cache.end() && same_bits(it->second.fingerprint, print))
-    return {it->second.cos, it->second.sin};
-  if (it == rope_cache.end()) {
-    float* dev = nullptr;
-    check(cudaMalloc(&dev, 2 * elems * sizeof(float)), "rope: allocating the table on the GPU");
-    it = rope_cache.emplace(key, DeviceRopeTable{dev, dev + elems, {}}).first;
+  if (it != rope_cache.end() && table.serial != 0) return {it->second.cos, it->second.sin};
+  if (it != rope_cache.end()) {  // serial 0: the slot's old table goes
+    check(cudaStreamSynchronize(stream), "rope: waiting for the kernels reading the old table");
+    cudaFree(it->second.cos);
+    rope_cache.erase(it);
   }
-  // After the kernels queued before that read the old angles; the host vectors may change once
-  // this returns, hence the wait (once per table).
+  float* dev = nullptr;
+  check(cudaMalloc(&dev, 2 * elems * sizeof(float)), "rope: allocating the table on the GPU");
+  it = rope_cache.emplace(key, DeviceRopeTable{dev, dev + elems}).first;
+  // The host vectors may change once this returns, hence the wait (once per table).
   check(cudaMemcpyAsync(it->second.cos, table.cos.data(), elems * sizeof(float),
                         cudaMemcpyHostToDevice, stream),
         "rope: uploading the cos table");
@@ -107,7 +71,6 @@ std::pair<const float*, const float*> device_table(const CudaBackend* backend,
                         cudaMemcpyHostToDevice, stream),
         "rope: uploading the sin table");
   check(cudaStreamSynchronize(stream), "rope: uploading the table");
-  it->second.fingerprint = std::move(print);
   return {it->second.cos, it->second.sin};
 }
 
