@@ -84,7 +84,7 @@ std::vector<AttnCase> attention_cases() {
       {2, 65, 9, 3, 8, {65, 40}},       {2, 130, 4, 2, 64, {130, 77}}, {2, 1, 6, 6, 128, {1, 1}},
       {3, 65, 6, 6, 128, {65, 17, 64}}, {2, 130, 9, 3, 8, {129, 130}}, {1, 130, 4, 2, 128, {130}},
       {2, 65, 4, 2, 256, {65, 50}},     {1, 33, 4, 1, 40, {33}},  // 40: a partial lane column
-      {2, 33, 4, 2, 64, {0, 33}},  // a sequence of padding only
+      {2, 33, 4, 2, 64, {0, 33}},                                 // a sequence of padding only
   };
 }
 
@@ -247,7 +247,7 @@ struct HeadRun {
   LmHeadTiles tiles;
   Mode mode = Mode::Train;
   bool bf16_products = false;
-  bool bad_input = false;  // xn[0] = NaN (row 0 has a target)
+  bool bad_input = false;   // xn[0] = NaN (row 0 has a target)
   bool stochastic = false;  // the update's write-back rounds stochastically
 };
 
