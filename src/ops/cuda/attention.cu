@@ -463,7 +463,9 @@ void launch(void (*kernel)(Args), dim3 grid, size_t smem, cudaStream_t stream, c
   check_launch(name);
 }
 
-void check_heads(const char* op, int64_t n_head, int64_t n_kv, int64_t head_dim) {
+// The shapes the kernels take: whole GQA groups, head_dim ≤ 256, and heads and sequences within
+// the grid's y and z limits (65535 each).
+void check_shape(const char* op, int64_t B, int64_t n_head, int64_t n_kv, int64_t head_dim) {
   if (n_kv <= 0 || n_head % n_kv != 0) {
     throw Error(std::string("cuda ") + op + ": n_head " + std::to_string(n_head) +
                 " is not a multiple of n_kv " + std::to_string(n_kv));
@@ -474,6 +476,9 @@ void check_heads(const char* op, int64_t n_head, int64_t n_kv, int64_t head_dim)
   }
   if (n_head > 65535) {
     throw Error(std::string("cuda ") + op + ": " + std::to_string(n_head) + " heads > 65535");
+  }
+  if (B > 65535) {
+    throw Error(std::string("cuda ") + op + ": batch " + std::to_string(B) + " > 65535");
   }
 }
 
@@ -495,7 +500,7 @@ void CudaBackend::attention_forward(float* out, float* stats, float* work, const
                                     const float* k, const float* v, const int32_t* lengths,
                                     const AttnDims& d) {
   (void)work;  // the forward needs no scratch
-  check_heads("attention_forward", d.n_head, d.n_kv, d.head_dim);
+  check_shape("attention_forward", d.B, d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
   const ForwardArgs a{out,
                       stats,
@@ -522,7 +527,7 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, float* wor
                                      const float* dout, const float* stats, const float* q,
                                      const float* k, const float* v, const int32_t* lengths,
                                      const AttnDims& d) {
-  check_heads("attention_backward", d.n_head, d.n_kv, d.head_dim);
+  check_shape("attention_backward", d.B, d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
   LOMO_ASSERT(work != nullptr, "attention_backward: no workspace for D");
   const BackwardArgs a{dq,
@@ -563,7 +568,7 @@ void CudaBackend::attention_cached(float* out, float*, const float* q, const flo
                 std::to_string(d.past + d.Tq) + ") beyond the cache's " +
                 std::to_string(d.capacity));
   }
-  check_heads("attention_cached", d.n_head, d.n_kv, d.head_dim);
+  check_shape("attention_cached", d.B, d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0) return;
   const ForwardArgs a{out,
                       nullptr,
