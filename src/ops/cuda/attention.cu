@@ -21,6 +21,7 @@
 //     order in one thread: no atomics, results independent of the launch.
 // Accumulation rule: forward OVERWRITES out and stats, backward dq, dk and dv, attention_cached
 // out. The workspace holds D (B, n_head, T) between the two backward kernels.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -29,6 +30,9 @@
 #include "ops/cuda/attention_tiles.cuh"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_util.h"
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+#include "ops/cuda/attention_cudnn.h"
+#endif
 
 namespace lomo::cuda {
 
@@ -492,16 +496,27 @@ unsigned tiles_of(int64_t rows) {
 
 }  // namespace
 
+// A shape cuDNN's fused attention takes (a bf16 run, attention_cudnn.h's rule, graphs built)
+// runs there in forward and backward alike, so its statistics (logsumexp) never meet the fp32
+// kernels' (max, 1/Σexp); every other shape runs on the fp32 kernels below. Asking for the
+// workspace builds the graphs, outside the timed steps.
 int64_t CudaBackend::attention_workspace_elems(const AttnDims& d) const {
-  return d.B * d.n_head * d.T;  // D of every query row, between the two backward kernels
+  int64_t elems = d.B * d.n_head * d.T;  // D of every query row, between the backward kernels
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+  if (cudnn_attn_) elems = std::max(elems, cudnn_attn_->workspace_elems(d));
+#endif
+  return elems;
 }
 
 void CudaBackend::attention_forward(float* out, float* stats, float* work, const float* q,
                                     const float* k, const float* v, const int32_t* lengths,
                                     const AttnDims& d) {
-  (void)work;  // the forward needs no scratch
+  (void)work;  // the fp32 forward needs no scratch (cuDNN's does)
   check_shape("attention_forward", d.B, d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+  if (cudnn_attn_ && cudnn_attn_->forward(stream_, out, stats, work, q, k, v, lengths, d)) return;
+#endif
   const ForwardArgs a{out,
                       stats,
                       q,
@@ -529,6 +544,12 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, float* wor
                                      const AttnDims& d) {
   check_shape("attention_backward", d.B, d.n_head, d.n_kv, d.head_dim);
   if (d.B == 0 || d.T == 0) return;
+#if defined(LOMO_HAVE_CUDNN_FRONTEND)
+  if (cudnn_attn_ &&
+      cudnn_attn_->backward(stream_, dq, dk, dv, work, dout, stats, q, k, v, lengths, d)) {
+    return;
+  }
+#endif
   LOMO_ASSERT(work != nullptr, "attention_backward: no workspace for D");
   const BackwardArgs a{dq,
                        dk,
