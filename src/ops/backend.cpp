@@ -12,7 +12,6 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
   if (opts.threads < 0) throw Error("--threads must be ≥ 1");
   if (opts.device == "cpu") return std::make_unique<CpuBackend>(opts.threads);
   if (opts.device == "cuda" || opts.device.starts_with("cuda:")) {
-#if defined(LOMO_HAVE_CUDA)
     int index = 0;
     if (opts.device != "cuda") {
       const std::string n = opts.device.substr(5);
@@ -21,8 +20,10 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
       }
       index = std::stoi(n);
     }
+#if defined(LOMO_HAVE_CUDA)
     return std::make_unique<cuda::CudaBackend>(index, opts.bf16_products);
 #else
+    (void)index;
     throw Error("--device " + opts.device +
                 ": this build has no CUDA backend (nvcc was not found when it was configured, "
                 "or it was built with -DLOMO_CUDA=OFF); use --device cpu");
