@@ -7,6 +7,8 @@ pkgs=(build-essential cmake libdnnl-dev nlohmann-json3-dev libgtest-dev libicu-d
 # TensorBoard event files: protobuf (library and protoc) and ISA-L's CRC-32C; python3-venv for
 # the tensorboard reader the tests use (scripts/tensorboard_venv.sh).
 pkgs+=(libprotobuf-dev protobuf-compiler libisal-dev python3-venv)
+# Several ranks (mpirun -np N lomo train --parallel dp): OpenMPI, its library and launcher.
+pkgs+=(libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The architecture, checked (docs/architecture.md): folders depend only downwards,
-#   core ← ops ← model ← optim ← train ← cli,   io, text, data beside them,
+#   core ← ops ← model ← optim ← train ← cli,   io, text, data, dist beside them,
 # only ops/ may include a backend's own folder (ops/cpu/, later ops/cuda/), and OpenMP (pragmas,
 # omp.h, omp_* calls) lives in ops/cpu/ alone. Prints every violation and fails if there is one.
 #   usage: tests/check_layers.sh [SOURCE_DIR]   (default: the repository root)
@@ -15,8 +15,9 @@ declare -A allowed=(
   [data]="core io text model data"
   [model]="core io text ops model"
   [optim]="core ops model optim"
-  [train]="core io text data ops model optim train"
-  [cli]="core io text data ops model optim train cli"
+  [dist]="core ops model dist"
+  [train]="core io text data ops model optim dist train"
+  [cli]="core io text data ops model optim dist train cli"
 )
 bad=0
 for dir in "${!allowed[@]}"; do

@@ -119,6 +119,12 @@ int cmd_memory(int argc, char** argv) {
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
               measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
   std::printf("  gradients: %s\n", describe_gradient_memory(in).c_str());
+  if (run.parallel == ParallelMode::Dp) {
+    std::printf("  per rank of %d (--parallel dp): a full replica running %lld of the %lld "
+                "sequences of each batch; MPI's or NCCL's own buffers are not counted\n",
+                run.ranks, static_cast<long long>(in.batch),
+                static_cast<long long>(run.batch_size));
+  }
   if (in.lora.enabled()) {
     const auto n = static_cast<size_t>(lora_param_count(in.lora, config));
     std::printf("  LoRA rank %lld on %s: %zu adapter parameters, counted above: %s of adapters, "

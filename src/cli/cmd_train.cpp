@@ -1,5 +1,7 @@
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <new>
 #include <string>
 
 #include <pthread.h>
@@ -12,6 +14,8 @@
 #include "cli/commands.h"
 #include "cli/preamble.h"
 #include "cli/run_flags.h"
+#include "core/error.h"
+#include "dist/world.h"
 #include "train/training_run.h"
 
 namespace lomo::cli {
@@ -84,22 +88,47 @@ int cmd_train(int argc, char** argv) {
   }
   RunConfig config = run_config_from_args(args);
   config.model_path = model_preamble(args);
-  TrainingRun run(std::move(config), stdout);
-  run.set_stop_flag(&g_stop);
+  // Before MPI starts its threads, so that they inherit the blocked signals too.
   watch_stop_signals();
-  run.prepare();
-  run.load();
-  const TrainSummary& s = run.train();
-  if (s.interrupted) {
-    const std::string again = resume_command(argc, argv, s.last_checkpoint);
-    std::fprintf(stderr,
-                 "lomo train: interrupted; nothing saved to --out. To continue where it stopped:\n"
-                 "  %s\n",
-                 again.c_str());
-    return 130;
+  const std::unique_ptr<World> world = World::start();
+  // Rank 0 prints; the others' progress goes nowhere (their errors still reach stderr).
+  std::FILE* progress = stdout;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> devnull(nullptr, &std::fclose);
+  if (world->rank() != 0) {
+    devnull.reset(std::fopen("/dev/null", "w"));
+    if (devnull == nullptr) throw Error("cannot open /dev/null for rank " +
+                                        std::to_string(world->rank()) + "'s progress");
+    progress = devnull.get();
   }
-  run.save();
-  return 0;
+  try {
+    TrainingRun run(std::move(config), progress);
+    run.set_world(*world);
+    run.set_stop_flag(&g_stop);
+    run.prepare();
+    run.load();
+    const TrainSummary& s = run.train();
+    if (s.interrupted) {
+      if (world->rank() == 0) {
+        const std::string again = resume_command(argc, argv, s.last_checkpoint);
+        std::fprintf(stderr,
+                     "lomo train: interrupted; nothing saved to --out. To continue where it "
+                     "stopped:\n  %s\n",
+                     again.c_str());
+      }
+      return 130;
+    }
+    run.save();
+    return 0;
+  } catch (const std::exception& e) {
+    if (world->size() == 1) throw;  // main() prints it
+    // One rank failing ends them all: the others may be waiting for it in a collective.
+    const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
+    std::fprintf(stderr, "lomo train: rank %d of %d: error: %s\n", world->rank(), world->size(),
+                 oom ? "out of memory" : e.what());
+    std::fflush(stderr);
+    world->abort(1);
+    throw;
+  }
 }
 
 }  // namespace lomo::cli

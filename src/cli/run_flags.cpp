@@ -11,8 +11,9 @@ namespace lomo::cli {
 namespace {
 
 // Shared: `lomo memory` declares it too (it changes what a step allocates, or how many threads
-// share the attention scratch); TrainOnly: it does not.
-enum class Scope { Shared, TrainOnly };
+// share the attention scratch); TrainOnly: it does not; MemoryOnly: what train reads elsewhere
+// (the number of ranks comes from the launch).
+enum class Scope { Shared, TrainOnly, MemoryOnly };
 
 struct RunFlag {
   Flag flag;
@@ -20,7 +21,7 @@ struct RunFlag {
 };
 
 std::vector<RunFlag> table() {
-  const Scope S = Scope::Shared, T = Scope::TrainOnly;
+  const Scope S = Scope::Shared, T = Scope::TrainOnly, M = Scope::MemoryOnly;
   return {
       {model_flag("Hugging Face model folder or .gguf file"), S},
       {{"data", "FILE",
@@ -151,6 +152,17 @@ std::vector<RunFlag> table() {
         "parameters, activations and updates live in its memory",
         "cpu"},
        T},
+      {{"parallel", "none|dp",
+        "with several ranks (mpirun -np N lomo train ...): dp = data parallelism, every rank a "
+        "full replica running its share of each --batch-size batch (the global batch), each "
+        "gradient summed over the ranks before the update, so the result does not depend on N; "
+        "rank 0 prints, logs and saves. --threads is per rank (default: the cores / the ranks on "
+        "this machine), as is --memory-limit",
+        "none"},
+       S},
+      {{"world-size", "N", "the number of ranks to plan one rank's memory for (--parallel dp)",
+        "1"},
+       M},
       {{"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""}, T},
       {{"log-dir", "DIR",
         "also write TensorBoard curves to DIR (loss, lr, tokens/s, grad norm, loss scale, eval "
@@ -192,7 +204,10 @@ std::vector<RunFlag> table() {
 std::vector<Flag> run_flags(RunCommand command) {
   std::vector<Flag> flags;
   for (auto& f : table()) {
-    if (command == RunCommand::Train || f.scope == Scope::Shared) flags.push_back(f.flag);
+    const bool wanted = f.scope == Scope::Shared ||
+                        (command == RunCommand::Train ? f.scope == Scope::TrainOnly
+                                                      : f.scope == Scope::MemoryOnly);
+    if (wanted) flags.push_back(f.flag);
   }
   return flags;
 }
@@ -251,6 +266,8 @@ RunConfig run_config_from_args(const Args& a) {
   if (has("seed")) r.seed = static_cast<uint64_t>(a.integer("seed", 0, INT64_MAX));
   if (given("threads")) r.threads = static_cast<int>(a.integer("threads", 1, 1024));
   if (given("device")) r.device = a.str("device");
+  if (has("parallel")) r.parallel = parse_parallel_mode(a.str("parallel"));
+  if (has("world-size")) r.ranks = static_cast<int>(a.integer("world-size", 1, 1 << 20));
   if (given("log")) r.log_path = a.str("log");
   if (given("log-dir")) r.log_dir = a.str("log-dir");
   if (has("profile")) r.profile = a.on_off("profile");
@@ -296,6 +313,9 @@ void check_flags_apply(const Args& a, const RunConfig& r) {
              std::string("dynamic loss scaling is for fp16 parameters, and they are ") +
                  storage_dtype_name(r.dtype) + "; use --dtype fp16 or drop it");
     }
+  }
+  if (a.given("world-size") && r.parallel == ParallelMode::None) {
+    refuse("--world-size", "it plans one rank of a --parallel dp run (add --parallel dp)");
   }
   if (a.given("normalize") && !r.task) {
     refuse("--normalize", "it divides multiple-choice scores, which need --task");

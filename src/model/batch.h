@@ -18,6 +18,11 @@ struct Batch {
   std::vector<int32_t> targets;  // (B, T): the token position t must predict (t+1's id), or −1
   std::vector<int32_t> lengths;  // (B)
   int64_t loss_tokens = 0;       // number of targets ≥ 0
+  // What training divides the summed loss by: 0 means loss_tokens. A data-parallel rank's share
+  // of a batch sets the global batch's loss tokens, so that the ranks' losses and gradients sum
+  // to the global batch's mean (dist/batch_share.h).
+  int64_t loss_denominator = 0;
+  int64_t loss_divisor() const { return loss_denominator > 0 ? loss_denominator : loss_tokens; }
 };
 
 Batch make_batch(const std::vector<Sequence>& seqs);

@@ -442,7 +442,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
                                     float grad_scale) {
   const ModelConfig& c = config_;
   const int64_t N = batch.B * batch.T, d = c.d_model;
-  LOMO_ASSERT(batch.loss_tokens > 0, "batch has no loss tokens");
+  LOMO_ASSERT(batch.loss_divisor() > 0, "batch has no loss tokens");
   // The LM head and the loss, chunked. Its gradient lands in the sink's buffer, or, under the
   // zero-buffer update, never exists: each vocabulary block of W is updated inside the head's
   // gradient pass (ops/lm_head.h). A tied head's buffered gradient is held until the embedding
@@ -472,13 +472,13 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
     held = {held_rows_, static_cast<int64_t>(rows.size()), held_values_};
     io.held = held;
   }
-  io.grad_scale = grad_scale / static_cast<float>(batch.loss_tokens);
+  io.grad_scale = grad_scale / static_cast<float>(batch.loss_divisor());
   // The embedding, final norm and head stay in use until the embedding backward at the end.
   const UsingLayer using_outer(*residency_, kOutsideBlocks);
   double loss;
   {
     PhaseTimer t(profile_, Phase::LmHead);
-    loss = backend_.lm_head_loss(head.view(), io) / static_cast<double>(batch.loss_tokens);
+    loss = backend_.lm_head_loss(head.view(), io) / static_cast<double>(batch.loss_divisor());
   }
   // No parameter has changed yet: a non-finite loss stops here (design §2 rule 8; the head's
   // zero-buffer update returns before touching W when the loss is not finite).

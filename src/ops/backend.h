@@ -74,6 +74,10 @@ class Backend {
   // Blocks until every op queued so far has run (nothing to wait for on the CPU, whose ops run
   // when called). Used to time phases (--profile); ops never need it for correctness.
   virtual void synchronize() {}
+  // The device queue ops run on, for a library that queues its own work in order with them
+  // (NCCL's collectives, dist/nccl_communicator.h): the cudaStream_t of a GPU backend; null on
+  // the CPU, whose ops run when called.
+  virtual void* native_queue() const { return nullptr; }
 
   // ---- memory -----------------------------------------------------------------------------
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;

@@ -36,6 +36,7 @@ namespace {
 ZeroBufferRule zero_buffer_of(const MemoryPlanInput& in) {
   return zero_buffer_rule({.optimizer = in.optimizer,
                            .fused_gemm_update = in.fused_gemm_update,
+                           .data_parallel = in.data_parallel,
                            .clip_grad_value = in.clip_grad_value,
                            .clip_grad_norm = in.clip_grad_norm,
                            .dtype = in.dtype});
@@ -242,6 +243,10 @@ std::string describe_gradient_memory(const MemoryPlanInput& in) {
            "buffer of the largest norm or bias vector";
   }
   if (!in.fused_gemm_update) return largest + ": --fused-gemm-update off";
+  if (in.data_parallel) {
+    return largest + ": --parallel dp sums each gradient over the ranks before the update, so "
+                     "it must exist (the zero-buffer update has none to sum)";
+  }
   if (in.clip_grad_value) return largest + ": --clip-grad-value clamps the materialised gradient";
   return largest + ": " +
          (in.clip_grad_norm ? "--clip-grad-norm's norm pass" : "fp16's overflow check") +

@@ -45,6 +45,7 @@ struct MemoryPlanInput {
   bool fused_gemm_update = true;
   bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
   bool clip_grad_value = false;  // as does clamping
+  bool data_parallel = false;    // as does summing over ranks (batch: one rank's share)
   bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
   // The block inputs' storage (LlamaModel::set_activation_dtype): 16-bit halves them and adds
   // two fp32 blocks of (N, d_model) to compute in.

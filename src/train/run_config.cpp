@@ -25,6 +25,18 @@ const char* checkpointing_mode_name(CheckpointingMode m) {
   return "?";
 }
 
+ParallelMode parse_parallel_mode(const std::string& s) {
+  if (s == "none") return ParallelMode::None;
+  if (s == "dp") return ParallelMode::Dp;
+  if (s == "shard") {
+    throw Error("--parallel shard (parameters sharded over ranks) is not implemented yet; use "
+                "--parallel dp (every rank a full replica)");
+  }
+  throw Error("--parallel: \"" + s + "\" is not one of none, dp");
+}
+
+const char* parallel_mode_name(ParallelMode m) { return m == ParallelMode::Dp ? "dp" : "none"; }
+
 OutFormat parse_out_format(const std::string& s) {
   if (s == "hf") return OutFormat::Hf;
   if (s == "gguf") return OutFormat::Gguf;
@@ -94,6 +106,24 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
     throw Error("--device " + run.device + " with --lora-rank: LoRA runs on the CPU only so far; "
                 "use --device cpu");
   }
+  if (run.ranks < 1) throw Error("the number of ranks must be at least 1");
+  if (run.ranks > 1 && run.parallel == ParallelMode::None) {
+    throw Error("started as " + std::to_string(run.ranks) +
+                " ranks (mpirun -np " + std::to_string(run.ranks) +
+                "), but --parallel is none: every rank would train alone and write the same "
+                "output; give --parallel dp, or start one process");
+  }
+  if (run.parallel == ParallelMode::Dp) {
+    if (run.uses_lora()) {
+      throw Error("--parallel dp with LoRA is not implemented (the adapters' gradients are not "
+                  "summed over ranks); train LoRA in one process");
+    }
+    if (run.batch_size < run.ranks) {
+      throw Error("--batch-size " + std::to_string(run.batch_size) + " is the global batch and " +
+                  std::to_string(run.ranks) + " ranks need at least one sequence each: give "
+                  "--batch-size ≥ " + std::to_string(run.ranks) + ", or fewer ranks");
+    }
+  }
   if (run.bf16_gemm.value_or(false) && run.dtype != StorageDtype::BF16) {
     throw Error("--bf16-gemm on needs --dtype bf16 (the weights are multiplied as stored)");
   }
@@ -126,8 +156,9 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
   in.config = config;
   in.optimizer = run.optimizer;
   in.dtype = run.dtype;
-  in.batch = run.batch_size;
+  in.batch = run.rank_batch();
   in.seq = longest_seq;
+  in.data_parallel = run.parallel == ParallelMode::Dp;
   in.checkpointing =
       run.checkpointing == CheckpointingMode::Off ? Checkpointing::Off : Checkpointing::On;
   in.fused_gemm_update = run.fused_gemm_update;

@@ -34,6 +34,13 @@ enum class CheckpointingMode { Auto, On, Off };
 CheckpointingMode parse_checkpointing_mode(const std::string& s);  // "auto", "on", "off"
 const char* checkpointing_mode_name(CheckpointingMode m);
 
+// --parallel: how the ranks of a run launched by mpirun share the work (docs/distributed.md).
+// None: one process; Dp: data parallelism, every rank a full replica running its share of each
+// batch, each gradient summed over ranks before the update.
+enum class ParallelMode { None, Dp };
+ParallelMode parse_parallel_mode(const std::string& s);  // "none", "dp"
+const char* parallel_mode_name(ParallelMode m);
+
 enum class OutFormat { Hf, Gguf };  // a Hugging Face folder, or OUT/model.gguf
 OutFormat parse_out_format(const std::string& s);
 
@@ -89,6 +96,10 @@ struct RunConfig {
   uint64_t seed = 0;
   int threads = 0;       // 0: all cores
   std::string device = "cpu";  // cpu, cuda or cuda:N (ops/backend.h: make_backend)
+  ParallelMode parallel = ParallelMode::None;
+  // The number of ranks: the launch's for train (dist/world.h), --world-size for memory. With
+  // --parallel dp each rank runs batch_size / ranks sequences (rank_batch()).
+  int ranks = 1;
   std::string log_path;  // empty: no JSONL log
   std::string log_dir;   // empty: no TensorBoard event files (train/tensorboard_log.h)
   bool profile = false;  // time each step by phase
@@ -126,6 +137,10 @@ struct RunConfig {
 
   // The base model's peak learning rate: base_lr with LoRA.
   double peak_lr() const { return uses_lora() ? base_lr : lr.value_or(default_lr(optimizer)); }
+  // The sequences one rank runs per step: all of them alone, its largest share in data parallel.
+  int64_t rank_batch() const {
+    return parallel == ParallelMode::Dp ? (batch_size + ranks - 1) / ranks : batch_size;
+  }
   bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
   StorageDtype activations() const {
     return activation_dtype.value_or(dtype == StorageDtype::BF16 ? StorageDtype::BF16

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
+#include "dist/reducing_sink.h"
 #include "optim/lora_sink.h"
 
 namespace lomo {
@@ -32,8 +34,8 @@ const char* optimizer_name(OptimizerKind k) {
 
 ZeroBufferRule zero_buffer_rule(const ZeroBufferInputs& in) {
   ZeroBufferRule r;
-  r.fused_update =
-      in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update && !in.clip_grad_value;
+  r.fused_update = in.optimizer == OptimizerKind::Lomo && in.fused_gemm_update &&
+                   !in.clip_grad_value && !in.data_parallel;
   r.no_buffer = r.fused_update && !in.clip_grad_norm && in.dtype != StorageDtype::F16;
   return r;
 }
@@ -63,6 +65,7 @@ void check_optimizer_storage(OptimizerKind optimizer, StorageDtype dtype) {
 ZeroBufferRule Trainer::zero_buffer() const {
   return zero_buffer_rule({.optimizer = opts_.optimizer,
                            .fused_gemm_update = opts_.fused_gemm_update,
+                           .data_parallel = opts_.data_parallel != nullptr,
                            .clip_grad_value = opts_.clip_grad_value > 0,
                            .clip_grad_norm = opts_.clip_grad_norm > 0,
                            .dtype = fp16_ ? StorageDtype::F16 : StorageDtype::F32});
@@ -162,10 +165,13 @@ std::vector<TrainerStateTensor> Trainer::state_tensors() {
 }
 
 double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
-  if (opts_.lora == nullptr) return model_.forward_backward(batch, *base, checkpointing(),
-                                                            grad_scale);
-  LoraSink sink(base, *lora_grads_);
-  return model_.forward_backward(batch, sink, checkpointing(), grad_scale);
+  std::optional<LoraSink> lora;
+  std::optional<ReducingSink> reduce;
+  GradSink* sink = base;
+  if (opts_.lora != nullptr) sink = &lora.emplace(base, *lora_grads_);
+  if (opts_.data_parallel != nullptr) sink = &reduce.emplace(*sink, *opts_.data_parallel);
+  const double loss = model_.forward_backward(batch, *sink, checkpointing(), grad_scale);
+  return opts_.data_parallel != nullptr ? opts_.data_parallel->all_reduce_sum(loss) : loss;
 }
 
 double Trainer::adapter_sum_squares(int64_t step_index) {
@@ -261,7 +267,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   }
 
   StoreSink sink(*stored_);
-  r.loss = model_.forward_backward(batch, sink, opts_.checkpointing);
+  r.loss = pass(batch, &sink);
   check_loss(r.loss, step_index);
   if (opts_.clip_grad_norm > 0) {
     ModelParams& params = model_.params();
@@ -289,7 +295,7 @@ StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step
   if (u.clip_value > 0) u.clip_value *= Sf;  // the buffers hold S·g
   // Pass 1: scaled gradients into the norm sink; nothing is updated.
   NormSink norm_sink(*reusable_, u.clip_value, 65504.0f);  // the largest finite fp16
-  r.loss = model_.forward_backward(batch, norm_sink, opts_.checkpointing, Sf);
+  r.loss = pass(batch, &norm_sink, Sf);
   check_loss(r.loss, step_index);
   if (!norm_sink.first_nonfinite().empty()) {
     if (S <= 1.0) {
@@ -310,10 +316,10 @@ StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step
   if (opts_.optimizer == OptimizerKind::AdaLomo) {
     u.step = ++adalomo_t_;
     AdaLomoSink sink(*reusable_, *adalomo_, u);
-    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing, Sf);
+    r.loss = pass(batch, &sink, Sf);
   } else {
     LomoSink sink(*reusable_, u);
-    r.loss = model_.forward_backward(batch, sink, opts_.checkpointing, Sf);
+    r.loss = pass(batch, &sink, Sf);
   }
   if (++clean_steps_ >= opts_.loss_scale_window) {
     loss_scale_ = std::min(S * 2, 3.0e38);

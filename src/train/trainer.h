@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/memory.h"
+#include "dist/communicator.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "optim/adalomo.h"
@@ -50,13 +51,17 @@ struct TrainOptions {
   LoraAdapters* lora = nullptr;
   bool base_frozen = false;
   float lora_weight_decay = 0;
+  // Data parallelism (dist/reducing_sink.h; owned by the caller): each gradient is summed over
+  // the communicator's ranks before it is used, and the loss too. Each rank's batch is its share
+  // of the global batch, with Batch::loss_denominator the global batch's loss tokens.
+  Communicator* data_parallel = nullptr;
 };
 
 // Whether this run's block linear weights (takes_fused_linear_update) take LOMO's zero-buffer
 // update, and whether no gradient is materialised at all. The one statement of the rule, read by
 // the trainer and the memory planner:
 //  * the update is fused for LOMO with --fused-gemm-update, unless clip-by-value needs the
-//    materialised gradient;
+//    materialised gradient, or data parallelism sums it over ranks;
 //  * no buffer is needed unless a norm pass (--clip-grad-norm, or fp16's overflow check)
 //    materialises every gradient first. Then every matrix takes the update where its gradient
 //    is made (takes_fused_update): the LM head too, which therefore runs in two passes (its
@@ -69,6 +74,7 @@ struct ZeroBufferRule {
 struct ZeroBufferInputs {
   OptimizerKind optimizer = OptimizerKind::Lomo;
   bool fused_gemm_update = true;
+  bool data_parallel = false;    // --parallel dp: gradients are summed over ranks, so they exist
   bool clip_grad_value = false;  // --clip-grad-value > 0
   bool clip_grad_norm = false;   // --clip-grad-norm > 0
   StorageDtype dtype = StorageDtype::F32;
@@ -122,7 +128,8 @@ class Trainer {
  private:
   StepResult run_step(const Batch& batch, double lr, int64_t step_index);
   StepResult run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index);
-  // One forward and backward into `base` (null: a frozen base), wrapped for LoRA's adapters.
+  // One forward and backward into `base` (null: a frozen base), wrapped for LoRA's adapters and
+  // for data parallelism; returns the batch's loss (summed over ranks).
   double pass(const Batch& batch, GradSink* base, float grad_scale = 1.0f);
   // After backward: the adapters' AdamW step at adapter_lr, with the run's clipping.
   void step_adapters(double adapter_lr, double grad_coef, int64_t step_index);

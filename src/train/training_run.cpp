@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "dist/batch_share.h"
+#include "dist/replicas.h"
 #include "io/file.h"
 #include "model/export.h"
 #include "model/lora_files.h"
@@ -23,6 +26,14 @@ namespace lomo {
 TrainingRun::TrainingRun(RunConfig config, std::FILE* progress)
     : run_(std::move(config)), out_(progress), line_(progress, is_live_terminal(progress)) {
   LOMO_ASSERT(out_ != nullptr, "TrainingRun needs a progress stream");
+  own_world_ = World::alone();
+  world_ = own_world_.get();
+}
+
+void TrainingRun::set_world(World& world) {
+  expect(Stage::New, "set_world");
+  world_ = &world;
+  run_.ranks = world.size();
 }
 
 TrainingRun::~TrainingRun() {
@@ -39,7 +50,9 @@ void TrainingRun::prepare_checkpoints() {
   namespace fs = std::filesystem;
   checkpoint_dir_ = run_.checkpoints();
   std::error_code ec;
-  if (!fs::exists(checkpoint_dir_, ec)) {
+  if (!is_root()) {
+    // Rank 0 alone makes and writes the folder; every rank reads a checkpoint it resumes from.
+  } else if (!fs::exists(checkpoint_dir_, ec)) {
     fs::create_directories(checkpoint_dir_, ec);
     if (ec) {
       throw Error(checkpoint_dir_ + ": cannot create the checkpoint folder: " + ec.message() +
@@ -84,6 +97,7 @@ void TrainingRun::prepare_checkpoints() {
 }
 
 void TrainingRun::save_checkpoint(int64_t step) {
+  if (!is_root()) return;  // the ranks' parameters are identical: rank 0 writes them
   CheckpointMeta m;
   m.step = step;
   m.counters = trainer_->counters();
@@ -139,21 +153,36 @@ void TrainingRun::prepare() {
   if (run_.model_path.empty() || run_.data_path.empty() || run_.out_path.empty()) {
     throw Error("a training run needs a model, data and an output folder");
   }
-  backend_ = make_run_backend(run_.threads, run_.device, run_.uses_bf16_gemm());
-  out_dir_ = std::make_unique<OutputDir>(run_.out_path);
-  out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
-  if (!run_.log_path.empty()) {
-    log_.open(run_.log_path);
-    if (!log_) throw Error(run_.log_path + ": cannot open the log file for writing");
+  // Several ranks on one machine share its cores and memory: by default each takes its part, and
+  // GPU ranks take a GPU each (cuda: the rank's index among the machine's ranks).
+  const LaunchInfo& launch = world_->launch();
+  int threads = run_.threads;
+  if (threads == 0 && launch.local_size > 1) {
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / launch.local_size);
   }
-  if (!run_.log_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(run_.log_dir);
-  // The limit is what was free before this run read anything.
-  const size_t limit = run_memory_limit(run_, backend_.get());
+  std::string device = run_.device;
+  if (device == "cuda" && world_->size() > 1) device = "cuda:" + std::to_string(launch.local_rank);
+  backend_ = make_run_backend(threads, device, run_.uses_bf16_gemm());
+  if (is_root()) {
+    out_dir_ = std::make_unique<OutputDir>(run_.out_path);
+    out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
+    if (!run_.log_path.empty()) {
+      log_.open(run_.log_path);
+      if (!log_) throw Error(run_.log_path + ": cannot open the log file for writing");
+    }
+    if (!run_.log_dir.empty()) tensorboard_ = std::make_unique<TensorBoardLog>(run_.log_dir);
+  }
+  // The limit is what was free before this run read anything (host memory: this rank's part).
+  size_t limit = run_memory_limit(run_, backend_.get());
+  if (!run_.memory_limit && launch.local_size > 1 &&
+      backend_->allocator().device() == Device::host()) {
+    limit /= static_cast<size_t>(launch.local_size);
+  }
   model_config_ = load_model_config(run_.model_path);
   if (run_.uses_lora()) prepare_lora();
   // What save() will need, checked now rather than after the last step.
   if (run_.out_format == OutFormat::Gguf) check_gguf_exportable(model_config_);
-  out_dir_->require_space(output_bytes(model_config_, run_));
+  if (is_root()) out_dir_->require_space(output_bytes(model_config_, run_));
   seq_len_ = run_seq_len(run_, model_config_);
   tok_ = text::load_tokenizer(run_.model_path);
   data::DataOptions dopts{seq_len_, &model_config_, tok_.get(), run_.task};
@@ -222,6 +251,15 @@ void TrainingRun::prepare() {
                                        std::to_string(run_.base_lr)).c_str());
     if (!run_.lora_resume_path.empty())
       std::fprintf(out_, "lora    adapters from %s\n", run_.lora_resume_path.c_str());
+  }
+  if (run_.parallel == ParallelMode::Dp) {
+    const Share most = batch_share(b, 0, world_->size());
+    std::fprintf(out_,
+                 "ranks   %d (%s), data parallel: each runs %lld%s of the %lld sequences of a "
+                 "step on %s, gradients summed over the ranks (%s)\n",
+                 world_->size(), launcher_name(launch.launcher), static_cast<long long>(most.count),
+                 b % world_->size() != 0 ? " or fewer" : "", static_cast<long long>(b),
+                 backend_->name().c_str(), world_->size() > 1 ? "MPI" : "one rank: no messages");
   }
   if (!resume_from_.empty()) {
     std::fprintf(out_, "resume  %s: step %lld of %lld\n", resume_from_.c_str(),
@@ -329,6 +367,10 @@ void TrainingRun::load() {
     }
     options.lora = lora_.get();
   }
+  if (run_.parallel == ParallelMode::Dp) {
+    grad_comm_ = &world_->for_backend(*backend_);
+    options.data_parallel = grad_comm_;
+  }
   trainer_ = make_trainer(*net_, options, tracker_);
   if (!resume_from_.empty()) {
     load_checkpoint_state(resume_from_, model_->params, *trainer_);
@@ -343,9 +385,23 @@ void TrainingRun::load() {
     summary_.best_eval_step = j.value("best_eval_step", int64_t{-1});
     summary_.steps = start_step_;
   }
+  // The ranks start from the same weights (each read the same files), or data parallelism's
+  // sums mean nothing: checked, a pass over the parameters.
+  if (world_->size() > 1) check_replicas(model_->params, *backend_, world_->host(), "at the start");
   // Timed steps only: evaluation passes between them stay out of the profile.
   if (run_.profile) profile_ = std::make_unique<StepProfile>();
   stage_ = Stage::Loaded;
+}
+
+Batch TrainingRun::rank_batch(const std::vector<Sequence>& seqs) const {
+  if (run_.parallel != ParallelMode::Dp) return make_batch(seqs);
+  const Share share = batch_share(static_cast<int64_t>(seqs.size()), world_->rank(), world_->size());
+  LOMO_ASSERT(share.count > 0, "a rank without a sequence (check_run_config refuses it)");
+  const auto first = seqs.begin() + share.begin;
+  Batch b = make_batch(std::vector<Sequence>(first, first + share.count));
+  // Every rank divides by the global batch's loss tokens (the rule is make_batch's).
+  b.loss_denominator = make_batch(seqs).loss_tokens;
+  return b;
 }
 
 void TrainingRun::log_json(const std::string& line) {
@@ -354,7 +410,7 @@ void TrainingRun::log_json(const std::string& line) {
 
 // Higher accuracy or lower loss is better; the first, best and last are kept.
 void TrainingRun::evaluate(int64_t step) {
-  if (run_.eval_data_path.empty()) return;
+  if (run_.eval_data_path.empty() || !is_root()) return;  // rank 0 evaluates; the others wait
   nlohmann::ordered_json j;
   j["step"] = step;
   double v;
@@ -400,7 +456,7 @@ const TrainSummary& TrainingRun::train() {
   for (int64_t step = start_step_; step < total_steps_; ++step) {
     std::vector<Sequence> seqs;
     for (int64_t i : order_->indices(step)) seqs.push_back(data_.examples[i]);
-    const Batch batch = make_batch(seqs);
+    const Batch batch = rank_batch(seqs);
     const double step_lr = schedule_.at(step);
     const double adapter_lr = lora_schedule_.at(step);
     const auto t0 = clock::now();
@@ -409,8 +465,8 @@ const TrainSummary& TrainingRun::train() {
     net_->set_profile(nullptr);
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     if (profile_) profile_->end_step(secs);
-    int64_t tokens = 0;
-    for (int32_t L : batch.lengths) tokens += L;
+    int64_t tokens = 0;  // of the global batch
+    for (const Sequence& q : seqs) tokens += static_cast<int64_t>(q.ids.size());
     s.tokens += tokens;
     s.steps = step + 1;
     if (step == 0) s.first_loss = r.loss;
@@ -446,7 +502,9 @@ const TrainSummary& TrainingRun::train() {
     if ((step + 1) % eval_every_ == 0 || step + 1 == total_steps_) evaluate(step + 1);
     // Checkpoints: every save_every steps, every save_every_minutes, and when asked to stop.
     const int64_t done = step + 1;
-    const bool stop = stop_ != nullptr && stop_->load() && done < total_steps_;
+    bool stop = stop_ != nullptr && stop_->load() && done < total_steps_;
+    // Every rank stops at the same step: each asks the others whether one of them was asked.
+    if (world_->size() > 1) stop = world_->host().all_reduce_max(stop ? 1.0 : 0.0) > 0;
     const double minutes = std::chrono::duration<double>(clock::now() - last_save).count() / 60;
     if ((run_.save_every > 0 && done % run_.save_every == 0) ||
         (run_.save_every_minutes > 0 && minutes >= run_.save_every_minutes) || stop) {
@@ -466,6 +524,12 @@ const TrainSummary& TrainingRun::train() {
   }
   s.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   line_.end();
+  if (world_->size() > 1) {
+    const uint64_t hash =
+        check_replicas(model_->params, *backend_, world_->host(), "after training");
+    std::fprintf(out_, "ranks   %d replicas identical after training (parameter hash %016llx)\n",
+                 world_->size(), static_cast<unsigned long long>(hash));
+  }
   if (profile_) std::fprintf(out_, "%s", profile_->table().c_str());
   std::fprintf(out_, "done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", s.first_loss,
                s.last_loss, s.seconds, s.tokens / std::max(s.seconds, 1e-9));
@@ -485,6 +549,10 @@ const TrainSummary& TrainingRun::train() {
 void TrainingRun::save() {
   expect(Stage::Trained, "save");
   LOMO_ASSERT(!summary_.interrupted, "an interrupted run has nothing final to save");
+  if (!is_root()) {  // rank 0 saves the model every rank holds
+    stage_ = Stage::Saved;
+    return;
+  }
   out_dir_->create();
   line_.end();
   Progress progress(line_, "save", "tensors");

@@ -26,6 +26,7 @@
 #include "core/profile.h"
 #include "core/progress.h"
 #include "data/dataset.h"
+#include "dist/world.h"
 #include "io/output_dir.h"
 #include "model/llama.h"
 #include "model/loader.h"
@@ -69,8 +70,14 @@ class TrainingRun {
   const TrainSummary& train();
   void save();
 
-  // Set (from a signal handler too) to stop after the current step with a checkpoint.
+  // Set (from a signal handler too) to stop after the current step with a checkpoint. With
+  // several ranks the run stops when any rank's flag is set, all at the same step.
   void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+  // The ranks of this run (dist/world.h; outliving the run), before prepare(); without this call
+  // the run is alone. Several ranks need --parallel dp: each runs its share of every batch; rank
+  // 0 alone prints, logs, evaluates, writes checkpoints and saves (give the other ranks a null
+  // progress stream, e.g. /dev/null).
+  void set_world(World& world);
 
   const RunConfig& config() const { return run_; }
   const MemoryPlanInput& plan_input() const { return plan_in_; }  // after prepare()
@@ -87,6 +94,9 @@ class TrainingRun {
   void log_json(const std::string& line);
   void prepare_checkpoints();
   void save_checkpoint(int64_t step);
+  bool is_root() const { return world_->rank() == 0; }
+  // This rank's share of the global batch `seqs` (all of it alone).
+  Batch rank_batch(const std::vector<Sequence>& seqs) const;
 
   RunConfig run_;
   std::FILE* out_;
@@ -94,6 +104,9 @@ class TrainingRun {
   Stage stage_ = Stage::New;
 
   const std::atomic<bool>* stop_ = nullptr;
+  std::unique_ptr<World> own_world_;  // alone, when set_world() was not called
+  World* world_ = nullptr;
+  Communicator* grad_comm_ = nullptr;  // --parallel dp: sums gradients in the backend's memory
 
   // prepare()
   std::unique_ptr<Backend> backend_;

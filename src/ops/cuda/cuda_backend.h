@@ -40,6 +40,7 @@ class CudaBackend final : public Backend {
   Allocator& allocator() override { return allocator_; }
   size_t memory_available() const override;
   cudaStream_t stream() const { return stream_; }
+  void* native_queue() const override { return stream_; }
   // Blocks until every op queued so far has run; a fault in one of them is a lomo::Error naming
   // `what`.
   void synchronize(const char* what);

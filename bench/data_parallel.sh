@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Data parallelism's scaling on this machine's CPU: the same run (default model, 64 lines of
+# generated text of about 256 tokens, batch 8, checkpointing on, LOMO) as one process with all
+# the cores, and as
+# 2 ranks under mpirun (--parallel dp) with half the cores each, interleaved `pairs` times.
+# Reports tokens/s of each run, the median of each side, per-rank throughput and the scaling
+# efficiency (2-rank tokens/s / 1-process tokens/s: 1.0 means the ranks lose nothing to
+# messages; on 2 cores the ideal is the same tokens/s, each rank doing half the work on half
+# the cores). Writes bench/results/data_parallel_<date>.md and prints it.
+#   usage: bench/data_parallel.sh [pairs=3] [steps=6]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=${1:-3}
+steps=${2:-6}
+scripts/setup.sh > /dev/null
+scripts/build.sh > /dev/null
+model=$(scripts/fetch_model.sh)
+work=runs/bench_data_parallel
+rm -rf "$work"
+mkdir -p "$work" bench/results
+cores=$(nproc)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+python3 - "$work/data.jsonl" <<'PY'
+import json, random, sys
+random.seed(0)
+words = "the a glorp river stone light over under quickly seven blue market song old new".split()
+with open(sys.argv[1], "w") as f:
+    for _ in range(64):
+        f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(200))}) + "\n")
+PY
+common=(train --model "$model" --data "$work/data.jsonl" --steps "$steps" --batch-size 8
+  --seq-len 256 --checkpointing on --lr 0.01 --memory-limit 0)
+run() {  # name ranks
+  local out=$work/$1
+  if [[ $2 == 1 ]]; then
+    ./build/lomo "${common[@]}" --threads "$cores" --out "$out" --log "$out.jsonl" > "$out.log" 2>&1
+  else
+    mpirun -np "$2" --bind-to none ./build/lomo "${common[@]}" --threads $((cores / $2)) \
+      --parallel dp --out "$out" --log "$out.jsonl" > "$out.log" 2>&1
+  fi
+}
+for i in $(seq "$pairs"); do
+  run "one_$i" 1
+  run "dp2_$i" 2
+done
+out="bench/results/data_parallel_$(date +%F).md"
+python3 - "$work" "$pairs" "$cores" > "$out" <<'PY'
+import json, statistics, sys
+work, pairs, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def tps(name):
+    rows = [json.loads(l) for l in open(f"{work}/{name}.jsonl") if '"loss"' in l]
+    rows = rows[1:]  # the first step warms up
+    return sum(r["tokens"] for r in rows) / sum(r["tokens"] / r["tokens_per_s"] for r in rows)
+one = [tps(f"one_{i}") for i in range(1, pairs + 1)]
+dp = [tps(f"dp2_{i}") for i in range(1, pairs + 1)]
+print("# Data parallelism on the CPU (bench/data_parallel.sh)\n")
+print(f"{cores} cores; default model, batch 8 x 256 tokens, checkpointing on, LOMO; steps after the first.\n")
+print("| pair | 1 process, tokens/s | 2 ranks, tokens/s | per rank | 2 ranks / 1 process |")
+print("|---|---|---|---|---|")
+for i, (a, b) in enumerate(zip(one, dp), 1):
+    print(f"| {i} | {a:.0f} | {b:.0f} | {b / 2:.0f} | {b / a:.2f} |")
+m1, m2 = statistics.median(one), statistics.median(dp)
+print(f"| median | {m1:.0f} | {m2:.0f} | {m2 / 2:.0f} | {m2 / m1:.2f} |")
+print(f"\nLeast favourable pair: {min(b / a for a, b in zip(one, dp)):.2f}.")
+PY
+cat "$out"

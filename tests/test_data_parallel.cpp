@@ -1,0 +1,341 @@
+// Data parallelism (docs/distributed.md): the rank shares of a batch, the launch environment, the
+// flag rules, and — with MPI — real runs under mpirun against one process with the same global
+// batch, the replica check, and a rank killed mid-run.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "dist/batch_share.h"
+#include "dist/launch.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "train/run_config.h"
+#include "train/training_run.h"
+
+namespace lomo {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(BatchShare, EveryRankSomeAndTheBatchExactlyOnce) {
+  for (int64_t batch = 1; batch <= 11; ++batch) {
+    for (int ranks = 1; ranks <= std::min<int64_t>(batch, 5); ++ranks) {
+      int64_t next = 0, most = 0, least = batch;
+      for (int r = 0; r < ranks; ++r) {
+        const Share s = batch_share(batch, r, ranks);
+        EXPECT_EQ(s.begin, next) << "batch " << batch << ", rank " << r << " of " << ranks;
+        next = s.begin + s.count;
+        most = std::max(most, s.count);
+        least = std::min(least, s.count);
+      }
+      EXPECT_EQ(next, batch) << "batch " << batch << ", " << ranks << " ranks";
+      EXPECT_GE(least, 1);
+      EXPECT_LE(most - least, 1);
+    }
+  }
+  EXPECT_EQ(batch_share(5, 0, 2).count, 3);  // the first B mod N ranks take one more
+  EXPECT_EQ(batch_share(5, 1, 2).count, 2);
+}
+
+LaunchInfo launch_of(const std::map<std::string, std::string>& vars) {
+  return read_launch([&](const char* name) -> const char* {
+    const auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(Launch, ReadsMpirunsAndTorchrunsVariables) {
+  EXPECT_EQ(launch_of({}).launcher, Launcher::Alone);
+  const LaunchInfo o = launch_of({{"OMPI_COMM_WORLD_RANK", "2"}, {"OMPI_COMM_WORLD_SIZE", "4"},
+                                  {"OMPI_COMM_WORLD_LOCAL_RANK", "0"},
+                                  {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
+  EXPECT_EQ(o.launcher, Launcher::Mpi);
+  EXPECT_EQ(o.rank, 2);
+  EXPECT_EQ(o.size, 4);
+  EXPECT_EQ(o.local_rank, 0);
+  EXPECT_EQ(o.local_size, 2);
+  const LaunchInfo h = launch_of({{"PMI_RANK", "1"}, {"PMI_SIZE", "3"}});
+  EXPECT_EQ(h.launcher, Launcher::Mpi);
+  EXPECT_EQ(h.rank, 1);
+  EXPECT_EQ(h.local_size, 3);  // unknown: as if every rank shared this machine
+  const LaunchInfo t = launch_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "0"},
+                                  {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29500"}});
+  EXPECT_EQ(t.launcher, Launcher::TorchStyle);
+  EXPECT_EQ(t.size, 2);
+}
+
+TEST(Launch, BadValuesNameTheVariable) {
+  auto message = [](const std::map<std::string, std::string>& vars) {
+    try {
+      launch_of(vars);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_RANK", "2"}})
+                .find("OMPI_COMM_WORLD_RANK=\"2\""),
+            std::string::npos);
+  EXPECT_NE(message({{"WORLD_SIZE", "two"}, {"RANK", "0"}}).find("WORLD_SIZE=\"two\""),
+            std::string::npos);
+  EXPECT_NE(message({{"WORLD_SIZE", "2"}}).find("RANK is not"), std::string::npos);
+}
+
+std::string config_error(const RunConfig& r) {
+  try {
+    check_run_config(r);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(DataParallelConfig, RefusesWhatCannotRun) {
+  RunConfig r;
+  r.ranks = 2;
+  EXPECT_NE(config_error(r).find("give --parallel dp"), std::string::npos);
+  r.parallel = ParallelMode::Dp;
+  EXPECT_EQ(config_error(r), "no error");
+  r.batch_size = 1;
+  EXPECT_NE(config_error(r).find("--batch-size ≥ 2"), std::string::npos);
+  r.batch_size = 4;
+  r.lora_rank = 8;
+  EXPECT_NE(config_error(r).find("LoRA"), std::string::npos);
+  try {
+    parse_parallel_mode("shard");
+    ADD_FAILURE() << "--parallel shard was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not implemented"), std::string::npos);
+  }
+  RunConfig s;
+  s.parallel = ParallelMode::Dp;
+  s.ranks = 3;
+  s.batch_size = 8;
+  EXPECT_EQ(s.rank_batch(), 3);  // the largest share plans a rank's memory
+}
+
+// A small JSONL of token ids below every fixture's vocabulary, of varied lengths.
+std::string write_data(const fs::path& dir, int lines) {
+  const std::string path = (dir / "data.jsonl").string();
+  std::ofstream d(path);
+  for (int line = 0; line < lines; ++line) {
+    d << "{\"input_ids\": [";
+    for (int t = 0; t < 4 + (line * 7) % 15; ++t) d << (t ? ", " : "") << (line * 31 + t * 17) % 90;
+    d << "]}\n";
+  }
+  return path;
+}
+
+TEST(DataParallelOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
+  // Alone, --parallel dp sums over one rank (a no-op) and materialises every gradient: the run
+  // --fused-gemm-update off makes. Any other difference (the loss divisor, the batch, the sink
+  // order) would change bits.
+  const fs::path dir = test::temp_dir("dp_one_rank");
+  RunConfig r;
+  r.model_path = test::fixture_dir("llama_gqa") + "/model";
+  r.data_path = write_data(dir, 12);
+  r.batch_size = 3;
+  r.steps = 3;
+  r.threads = 1;
+  r.memory_limit = 0;
+  auto train = [&](RunConfig c, const std::string& name) {
+    c.out_path = (dir / name).string();
+    std::FILE* sink = std::fopen("/dev/null", "w");
+    {
+      TrainingRun t(c, sink);
+      t.prepare();
+      t.load();
+      t.train();
+      t.save();
+    }
+    std::fclose(sink);
+    return test::read_file((dir / name / "model.safetensors").string());
+  };
+  RunConfig off = r;
+  off.fused_gemm_update = false;
+  RunConfig dp = r;
+  dp.parallel = ParallelMode::Dp;
+  const std::string a = train(off, "off"), b = train(dp, "dp"), fused = train(r, "fused");
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, fused) << "the zero-buffer update rounds differently; if not, this test proves "
+                         "less than it says";
+  fs::remove_all(dir);
+}
+
+#ifdef LOMO_MPIEXEC
+
+// mpirun as CI runs it: as root, more ranks than cores.
+std::string mpirun(int ranks) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " +
+         std::string(LOMO_MPIEXEC) + " -np " + std::to_string(ranks) + " --bind-to none ";
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    data_ = write_data(dir_, 24);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  struct Run {
+    test::CommandResult result;
+    std::vector<double> losses;       // by step, from the JSONL log
+    std::map<std::string, std::vector<float>> tensors;  // the saved model
+  };
+
+  // `lomo train` on `fixture` for 3 steps of batch 4, alone (ranks 0) or under mpirun.
+  Run train(const std::string& fixture, const std::string& flags, int ranks,
+            const std::string& name) {
+    const std::string out = (dir_ / name).string();
+    const std::string cmd = (ranks > 0 ? mpirun(ranks) : std::string()) + LOMO_BINARY +
+                            " train --model " + test::fixture_dir(fixture) + "/model --data " +
+                            data_ + " --out " + out + " --log " + out + ".jsonl" +
+                            " --batch-size 4 --steps 3 --threads 1 --lr-schedule constant "
+                            "--warmup-ratio 0 --memory-limit 0 " + flags +
+                            (ranks > 0 ? " --parallel dp" : "") + " 2>&1";
+    Run r;
+    r.result = test::run_command(cmd);
+    if (r.result.status != 0) return r;
+    std::ifstream log(out + ".jsonl");
+    std::string line;
+    while (std::getline(log, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) r.losses.push_back(j["loss"].get<double>());
+    }
+    SafetensorsFile f(out + "/model.safetensors");
+    for (const TensorInfo& t : f.tensors()) r.tensors[t.name] = test::read_tensor(f, t.name);
+    return r;
+  }
+
+  // Every tensor's change from the initial model agrees between the two runs to `tol`, relative
+  // to the change's own size; the losses to `tol` too. Returns the worst relative error.
+  double expect_same_training(const Run& one, const Run& dp, const std::string& fixture,
+                              double tol) {
+    SafetensorsFile init(test::fixture_dir(fixture) + "/model/model.safetensors");
+    double worst = 0;
+    for (const auto& [name, a] : one.tensors) {
+      const auto it = dp.tensors.find(name);
+      if (it == dp.tensors.end()) {
+        ADD_FAILURE() << "the data-parallel model lacks " << name;
+        continue;
+      }
+      const std::vector<float> w0 = test::read_tensor(init, name);
+      std::vector<float> da(a.size()), db(a.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        da[i] = a[i] - w0[i];
+        db[i] = it->second[i] - w0[i];
+      }
+      const double e = test::rel_inf_error(db.data(), da.data(), da.size());
+      worst = std::max(worst, e);
+      EXPECT_LE(e, tol) << name;
+    }
+    EXPECT_EQ(one.losses.size(), dp.losses.size());
+    for (size_t s = 0; s < std::min(one.losses.size(), dp.losses.size()); ++s) {
+      EXPECT_NEAR(dp.losses[s], one.losses[s], tol * std::abs(one.losses[s])) << "step " << s + 1;
+    }
+    return worst;
+  }
+
+  fs::path dir_;
+  std::string data_;
+};
+
+TEST_F(DataParallel, TwoAndFourRanksEqualOneProcessWithAndWithoutClipping) {
+  for (const std::string clip : {"", "--clip-grad-norm 0.05"}) {
+    const Run one = train("llama_gqa", clip, 0, "one" + std::to_string(clip.size()));
+    ASSERT_EQ(one.result.status, 0) << one.result.output;
+    if (!clip.empty()) {  // the clipping acts: the norm is above the threshold
+      ASSERT_NE(one.result.output.find("norm"), std::string::npos) << one.result.output;
+    }
+    for (int ranks : {2, 4}) {
+      SCOPED_TRACE(std::to_string(ranks) + " ranks " + clip);
+      const Run dp = train("llama_gqa", clip, ranks,
+                           "dp" + std::to_string(ranks) + "_" + std::to_string(clip.size()));
+      ASSERT_EQ(dp.result.status, 0) << dp.result.output;
+      EXPECT_NE(dp.result.output.find("replicas identical"), std::string::npos) << dp.result.output;
+      const double worst = expect_same_training(one, dp, "llama_gqa", 2e-5);
+      std::printf("  %d ranks%s: worst relative error of a tensor's change %.2e\n", ranks,
+                  clip.empty() ? "" : " (clipped)", worst);
+    }
+  }
+}
+
+TEST_F(DataParallel, OtherOptimizersAndModels) {
+  // AdamW's stored gradients on the tied model; AdaLomo with biases on 3 ranks (shares 2, 1, 1).
+  struct Case {
+    std::string fixture, flags;
+    int ranks;
+  };
+  for (const Case& c : {Case{"smollm_tied", "--optimizer adamw --lr 1e-3", 2},
+                        Case{"qwen2_bias", "--optimizer adalomo", 3}}) {
+    SCOPED_TRACE(c.fixture + " " + c.flags);
+    const Run one = train(c.fixture, c.flags, 0, c.fixture + "_one");
+    ASSERT_EQ(one.result.status, 0) << one.result.output;
+    const Run dp = train(c.fixture, c.flags, c.ranks, c.fixture + "_dp");
+    ASSERT_EQ(dp.result.status, 0) << dp.result.output;
+    const double worst = expect_same_training(one, dp, c.fixture, 2e-5);
+    std::printf("  %s, %d ranks: worst relative error of a tensor's change %.2e\n",
+                c.flags.c_str(), c.ranks, worst);
+  }
+}
+
+TEST_F(DataParallel, Bf16StochasticRoundingLeavesIdenticalReplicas) {
+  // Each rank rounds its own copy of every update: the same summed gradient and the same
+  // (seed, step, tensor, element) key give the same bits, which the run checks by hash at the end.
+  const Run dp = train("llama_gqa", "--dtype bf16", 2, "bf16");
+  ASSERT_EQ(dp.result.status, 0) << dp.result.output;
+  EXPECT_NE(dp.result.output.find("ranks   2 replicas identical after training"),
+            std::string::npos)
+      << dp.result.output;
+}
+
+TEST_F(DataParallel, SeveralRanksWithoutParallelAreRefusedBeforeAnyWork) {
+  const test::CommandResult r = test::run_command(
+      mpirun(2) + LOMO_BINARY + " train --model " + test::fixture_dir("llama_gqa") +
+      "/model --data " + data_ + " --out " + (dir_ / "x").string() + " 2>&1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_NE(r.output.find("give --parallel dp"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
+TEST_F(DataParallel, ARankKilledMidRunEndsEveryRankWithTheCause) {
+  // Rank 1 is killed (SIGKILL: no chance to say anything) while the ranks are training; mpirun
+  // must end rank 0, which would otherwise wait in the next sum forever, and say what happened.
+  const std::string out = (dir_ / "run").string();
+  const std::string cmd =
+      "cd " + dir_.string() + " && (" + mpirun(2) + LOMO_BINARY + " train --model " +
+      test::fixture_dir("llama_gqa") + "/model --data " + data_ + " --out " + out +
+      " --batch-size 4 --steps 1000000 --threads 1 --parallel dp > train.out 2>&1 & pid=$!; "
+      "while ! grep -q '^step 3/' train.out 2>/dev/null; do sleep 0.05; done; "
+      "for p in $(pgrep -f -- '--out " + out + " '); do "
+      "  if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then "
+      "    kill -9 $p; fi; done; "
+      "t0=$(date +%s%N); wait $pid; rc=$?; t1=$(date +%s%N); "
+      "echo \"exit=$rc ms=$(( (t1 - t0) / 1000000 ))\"); cat " + dir_.string() + "/train.out";
+  const test::CommandResult r = test::run_command(cmd + " 2>&1");
+  const size_t at = r.output.find("exit=");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("exit=0 "), std::string::npos) << r.output;
+  const double seconds = std::stod(r.output.substr(r.output.find("ms=") + 3)) / 1000;
+  EXPECT_LT(seconds, 20.0) << r.output;
+  EXPECT_NE(r.output.find("rank 1"), std::string::npos) << r.output;
+  EXPECT_EQ(test::run_command("pgrep -f -- '--out " + out + " '").output, "")
+      << "a rank is still running";
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors")) << "a failed run saved a model";
+  std::printf("  rank 1 killed: every rank ended %.1f s later\n", seconds);
+}
+
+#endif  // LOMO_MPIEXEC
+
+}  // namespace
+}  // namespace lomo
