@@ -13,6 +13,7 @@
 #include "model/decoder.h"
 #include "model/sampler.h"
 #include "test_run.h"
+#include "ops/cpu/gemm_bf16.h"
 #include "test_util.h"
 #include "text/text_stream.h"
 #include "text/unicode.h"
@@ -78,7 +79,11 @@ TEST_P(CachedLogits, EqualFullForwardAtEveryPosition) {
   // inside the 1e-5. With bf16 products both paths round the same activations to bf16;
   // a sum that differs in its last fp32 bit could round one of them the other way (2^-8
   // relative), but measured 1.6e-7 here (2026-11-30): look at the products before loosening.
-  const double tol = 1e-5;
+  // That happens where oneDNN has no bf16 matmul (an AVX2 CPU: gemm_bf16 widens to fp32 and sums
+  // through the fp32 GEMM, in another order than the row's gemv): 1.46e-3 at one position of
+  // llama_gqa's 21, every other position below 1e-6 (AMD EPYC, 2026-12-01). There one bf16 ulp
+  // of an activation, 2^-8, is the bound.
+  const double tol = p.bf16_gemm && !bf16_matmul_available() ? 0x1p-8 : 1e-5;
   double worst = 0;
   for (size_t s = 0; s < cached.size(); ++s) {
     const int64_t row = prompt_len - 1 + static_cast<int64_t>(s);

@@ -1,8 +1,10 @@
 #include "ops/cpu/gemm_bf16.h"
 
+#include <algorithm>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -60,7 +62,57 @@ Product& product_for(const Shape& s) {
   return cache.emplace(s, std::move(p)).first->second;
 }
 
+// Without a bf16 kernel: the bf16 operands widened to fp32 (exactly: a bf16 is an fp32 with the
+// low 16 bits zero) a panel of K at a time, each panel through the fp32 GEMM. The products are the
+// bf16 kernel's (a product of two bf16 values is exact in fp32); only the order of the sums
+// differs. Scratch: (M + N) · Kb floats, at most about 16 MiB unless M + N is very large.
+void gemm_bf16_widened(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+                       float* C, int64_t ldc) {
+  constexpr int64_t kScratchFloats = int64_t{1} << 22;
+  const int64_t Kb = std::min(K, std::max<int64_t>(64, kScratchFloats / (M + N)));
+  thread_local std::vector<float> a_scratch, b_scratch;
+  a_scratch.resize(static_cast<size_t>(M * Kb));
+  b_scratch.resize(static_cast<size_t>(Kb * N));
+  // Plain pointers: inside the parallel loops a thread_local would name each thread's own copy.
+  float* a = a_scratch.data();  // (M, kb) row-major
+  float* b = b_scratch.data();  // (kb, N) row-major
+  for (int64_t k0 = 0; k0 < K; k0 += Kb) {
+    const int64_t kb = std::min(Kb, K - k0);
+    // op(A)(i, k) = A[i·lda + k] (No) or A[k·lda + i] (Yes); op(B)(k, j) likewise.
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t k = 0; k < kb; ++k) {
+        const uint16_t h = ta == Trans::No ? A[i * lda + k0 + k] : A[(k0 + k) * lda + i];
+        a[i * kb + k] = bf16_to_f32(h);
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < kb; ++k) {
+      for (int64_t j = 0; j < N; ++j) {
+        const uint16_t h = tb == Trans::No ? B[(k0 + k) * ldb + j] : B[j * ldb + k0 + k];
+        b[k * N + j] = bf16_to_f32(h);
+      }
+    }
+    gemm(Trans::No, Trans::No, M, N, kb, alpha, a, kb, b, N, k0 == 0 ? beta : 1.0f,
+         C, ldc);
+  }
+}
+
 }  // namespace
+
+// Probed once: creating the primitive fails where oneDNN has no kernel for it.
+bool bf16_matmul_available() {
+  static const bool ok = [] {
+    try {
+      product_for({Trans::No, Trans::No, 1, 1, 1, 1, 1, 1, 1.0f, 0.0f});
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
 
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -69,6 +121,10 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
     for (int64_t i = 0; i < M; ++i) {
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     }
+    return;
+  }
+  if (!bf16_matmul_available()) {
+    gemm_bf16_widened(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   try {
