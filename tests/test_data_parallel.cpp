@@ -189,6 +189,7 @@ class DataParallel : public ::testing::Test {
   struct Run {
     test::CommandResult result;
     std::vector<double> losses;       // by step, from the JSONL log
+    std::vector<double> grad_norms;   // by step, with --clip-grad-norm
     std::map<std::string, std::vector<float>> tensors;  // the saved model
   };
 
@@ -210,14 +211,18 @@ class DataParallel : public ::testing::Test {
     while (std::getline(log, line)) {
       const auto j = nlohmann::json::parse(line);
       if (j.contains("loss")) r.losses.push_back(j["loss"].get<double>());
+      if (j.contains("grad_norm")) r.grad_norms.push_back(j["grad_norm"].get<double>());
     }
     SafetensorsFile f(out + "/model.safetensors");
     for (const TensorInfo& t : f.tensors()) r.tensors[t.name] = test::read_tensor(f, t.name);
     return r;
   }
 
-  // Every tensor's change from the initial model agrees between the two runs to `tol`, relative
-  // to the change's own size; the losses to `tol` too. Returns the worst relative error.
+  // Every tensor agrees between the two runs to `tol` relative to the tensor's own scale (the
+  // PyTorch reference tests' measure and tolerance), and so do the losses. The runs sum their
+  // gradients in different orders, and the fp32 parameters round where they differ. So that a
+  // wrong sum (a rank's half of the gradient, or twice it) cannot pass, each tensor must also have
+  // moved by more than 20 × tol: half its move missing would be 10 × tol. Returns the worst error.
   double expect_same_training(const Run& one, const Run& dp, const std::string& fixture,
                               double tol) {
     SafetensorsFile init(test::fixture_dir(fixture) + "/model/model.safetensors");
@@ -228,15 +233,12 @@ class DataParallel : public ::testing::Test {
         ADD_FAILURE() << "the data-parallel model lacks " << name;
         continue;
       }
+      const double e = test::rel_inf_error(it->second.data(), a.data(), a.size());
       const std::vector<float> w0 = test::read_tensor(init, name);
-      std::vector<float> da(a.size()), db(a.size());
-      for (size_t i = 0; i < a.size(); ++i) {
-        da[i] = a[i] - w0[i];
-        db[i] = it->second[i] - w0[i];
-      }
-      const double e = test::rel_inf_error(db.data(), da.data(), da.size());
+      const double moved = test::rel_inf_error(a.data(), w0.data(), a.size());
       worst = std::max(worst, e);
       EXPECT_LE(e, tol) << name;
+      EXPECT_GT(moved, 20 * tol) << name << " hardly moved: the comparison would prove little";
     }
     EXPECT_EQ(one.losses.size(), dp.losses.size());
     for (size_t s = 0; s < std::min(one.losses.size(), dp.losses.size()); ++s) {
@@ -250,20 +252,22 @@ class DataParallel : public ::testing::Test {
 };
 
 TEST_F(DataParallel, TwoAndFourRanksEqualOneProcessWithAndWithoutClipping) {
-  for (const std::string clip : {"", "--clip-grad-norm 0.05"}) {
-    const Run one = train("llama_gqa", clip, 0, "one" + std::to_string(clip.size()));
+  for (const std::string clip : {"", "--clip-grad-norm 0.5"}) {
+    const std::string flags = "--lr 0.3 " + clip;
+    const Run one = train("llama_gqa", flags, 0, "one" + std::to_string(clip.size()));
     ASSERT_EQ(one.result.status, 0) << one.result.output;
-    if (!clip.empty()) {  // the clipping acts: the norm is above the threshold
-      ASSERT_NE(one.result.output.find("norm"), std::string::npos) << one.result.output;
+    if (!clip.empty()) {  // the clipping acts: every step's norm is above the threshold
+      ASSERT_EQ(one.grad_norms.size(), 3u);
+      for (double n : one.grad_norms) EXPECT_GT(n, 0.5);
     }
     for (int ranks : {2, 4}) {
       SCOPED_TRACE(std::to_string(ranks) + " ranks " + clip);
-      const Run dp = train("llama_gqa", clip, ranks,
+      const Run dp = train("llama_gqa", flags, ranks,
                            "dp" + std::to_string(ranks) + "_" + std::to_string(clip.size()));
       ASSERT_EQ(dp.result.status, 0) << dp.result.output;
       EXPECT_NE(dp.result.output.find("replicas identical"), std::string::npos) << dp.result.output;
-      const double worst = expect_same_training(one, dp, "llama_gqa", 2e-5);
-      std::printf("  %d ranks%s: worst relative error of a tensor's change %.2e\n", ranks,
+      const double worst = expect_same_training(one, dp, "llama_gqa", 1e-5);
+      std::printf("  %d ranks%s: worst parameter error %.2e\n", ranks,
                   clip.empty() ? "" : " (clipped)", worst);
     }
   }
@@ -275,15 +279,15 @@ TEST_F(DataParallel, OtherOptimizersAndModels) {
     std::string fixture, flags;
     int ranks;
   };
-  for (const Case& c : {Case{"smollm_tied", "--optimizer adamw --lr 1e-3", 2},
-                        Case{"qwen2_bias", "--optimizer adalomo", 3}}) {
+  for (const Case& c : {Case{"smollm_tied", "--optimizer adamw --lr 3e-3", 2},
+                        Case{"qwen2_bias", "--optimizer adalomo --lr 3e-3", 3}}) {
     SCOPED_TRACE(c.fixture + " " + c.flags);
     const Run one = train(c.fixture, c.flags, 0, c.fixture + "_one");
     ASSERT_EQ(one.result.status, 0) << one.result.output;
     const Run dp = train(c.fixture, c.flags, c.ranks, c.fixture + "_dp");
     ASSERT_EQ(dp.result.status, 0) << dp.result.output;
-    const double worst = expect_same_training(one, dp, c.fixture, 2e-5);
-    std::printf("  %s, %d ranks: worst relative error of a tensor's change %.2e\n",
+    const double worst = expect_same_training(one, dp, c.fixture, 1e-5);
+    std::printf("  %s, %d ranks: worst parameter error %.2e\n",
                 c.flags.c_str(), c.ranks, worst);
   }
 }
@@ -316,8 +320,8 @@ TEST_F(DataParallel, ARankKilledMidRunEndsEveryRankWithTheCause) {
       "cd " + dir_.string() + " && (" + mpirun(2) + LOMO_BINARY + " train --model " +
       test::fixture_dir("llama_gqa") + "/model --data " + data_ + " --out " + out +
       " --batch-size 4 --steps 1000000 --threads 1 --parallel dp > train.out 2>&1 & pid=$!; "
-      "while ! grep -q '^step 3/' train.out 2>/dev/null; do sleep 0.05; done; "
-      "for p in $(pgrep -f -- '--out " + out + " '); do "
+      "for i in $(seq 1200); do grep -q 'step 3/' train.out 2>/dev/null && break; sleep 0.05; done; "
+      "for p in $(pgrep -f -- '[-]-out " + out + " '); do "
       "  if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then "
       "    kill -9 $p; fi; done; "
       "t0=$(date +%s%N); wait $pid; rc=$?; t1=$(date +%s%N); "
@@ -329,7 +333,7 @@ TEST_F(DataParallel, ARankKilledMidRunEndsEveryRankWithTheCause) {
   const double seconds = std::stod(r.output.substr(r.output.find("ms=") + 3)) / 1000;
   EXPECT_LT(seconds, 20.0) << r.output;
   EXPECT_NE(r.output.find("rank 1"), std::string::npos) << r.output;
-  EXPECT_EQ(test::run_command("pgrep -f -- '--out " + out + " '").output, "")
+  EXPECT_EQ(test::run_command("pgrep -f -- '[-]-out " + out + " '").output, "")
       << "a rank is still running";
   EXPECT_FALSE(fs::exists(out + "/model.safetensors")) << "a failed run saved a model";
   std::printf("  rank 1 killed: every rank ended %.1f s later\n", seconds);

@@ -84,12 +84,14 @@ TEST(RunFlags, TrainAndMemoryShowTheSameDefaultForEverySharedFlag) {
         "clip-grad-value", "memory-limit", "fused-gemm-update", "bf16-gemm", "threads"}) {
     EXPECT_TRUE(shared.count(f)) << "--" << f << " is not shared by train and memory";
   }
-  // Memory declares no run flag of its own: anything it has that train lacks is memory's.
+  // Memory's own flags: the ones that are not run flags, and --world-size, which train takes from
+  // the launch (mpirun) instead.
   std::set<std::string> own;
   for (const auto& [name, def] : memory) {
     if (!train.count(name)) own.insert(name);
   }
-  EXPECT_EQ(own, (std::set<std::string>{"config", "convention", "json", "measure"}));
+  EXPECT_EQ(own, (std::set<std::string>{"config", "convention", "json", "measure", "world-size"}));
+  EXPECT_TRUE(shared.count("parallel")) << "--parallel is not shared by train and memory";
   EXPECT_EQ(train.at("batch-size"), "4");
   EXPECT_EQ(train.at("checkpointing"), "auto");
   EXPECT_EQ(train.at("seq-len"), "min(1024, context)");
