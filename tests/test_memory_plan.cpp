@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "dist/communicator.h"
 #include "ops/backend.h"
 #include "test_run.h"
 #include "test_util.h"
@@ -141,6 +142,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
     bool bf16_gemm = false;
     bool fused = true;
     StorageDtype activations = StorageDtype::F32;
+    bool data_parallel = false;  // --parallel dp (one rank: the sums are no-ops, the memory is not)
   };
   const Variant variants[] = {
       {OptimizerKind::Lomo, StorageDtype::F32},
@@ -157,7 +159,10 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
       {OptimizerKind::AdaLomo, StorageDtype::F16},
       {OptimizerKind::Sgd, StorageDtype::F32},
       {OptimizerKind::AdamW, StorageDtype::F32},
+      {OptimizerKind::Lomo, StorageDtype::F32, false, true, StorageDtype::F32, true},
+      {OptimizerKind::Lomo, StorageDtype::BF16, true, true, StorageDtype::BF16, true},
   };
+  LocalCommunicator one_rank;
   enum class Clip { None, Norm, Value };
   int cases = 0;
   for (const ModelConfig& c : {tied, biased}) {
@@ -177,6 +182,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
             o.activation_dtype = v.activations;
             o.clip_grad_norm = clip == Clip::Norm ? 1.0 : 0.0;
             o.clip_grad_value = clip == Clip::Value ? 0.5 : 0.0;
+            if (v.data_parallel) o.data_parallel = &one_rank;
             Trainer trainer = run.trainer(o);
             trainer.step(batch, 0.0, 1);
             MemoryPlanInput in;
@@ -192,6 +198,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
             in.activation_dtype = v.activations;
             in.clip_grad_norm = clip == Clip::Norm;
             in.clip_grad_value = clip == Clip::Value;
+            in.data_parallel = v.data_parallel;
             const MemoryPlan p = plan_memory(in);
             const std::string what =
                 std::string(arch_name(c.arch)) + " " + std::to_string(B) + "x" +
@@ -200,7 +207,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksForEveryConfiguration) {
                 (v.activations != StorageDtype::F32
                      ? std::string(", ") + storage_dtype_name(v.activations) + " activations"
                      : "") +
-                (v.fused ? "" : ", unfused") +
+                (v.fused ? "" : ", unfused") + (v.data_parallel ? ", data parallel" : "") +
                 (clip == Clip::Norm ? ", clip norm" : clip == Clip::Value ? ", clip value" : "") +
                 ", ckpt " + describe_checkpointing(ck, c.n_layer);
             EXPECT_EQ(p.total(), run.tracker.peak_total()) << what;

@@ -5,6 +5,7 @@
 
 #include "core/memory.h"
 #include "core/rng.h"
+#include "dist/communicator.h"
 #include "model/init.h"
 #include "model/loader.h"
 #include "train/engine.h"
@@ -35,6 +36,9 @@ MeasuredMemory measure_step_memory(const MemoryPlanInput& in, const TrainOptions
     o.lora = &*lora;
     o.base_frozen = in.base_frozen;
   }
+  // --parallel dp: one rank's step, its sums over itself (the memory is the rank's either way).
+  LocalCommunicator one_rank;
+  if (in.data_parallel) o.data_parallel = &one_rank;
   const auto trainer = make_trainer(*net, o, tracker);
   trainer->step(make_batch(seqs), 0.0, 1);
   MeasuredMemory m;
