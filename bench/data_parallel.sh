@@ -8,12 +8,14 @@
 # messages; on 2 cores the ideal is the same tokens/s, each rank doing half the work on half
 # the cores). Writes bench/results/data_parallel_<date>.md and prints it.
 #   usage: bench/data_parallel.sh [pairs=3] [steps=6]
+#   LOMO_BIN=build-x/lomo bench/data_parallel.sh   uses that binary instead of building build/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-3}
 steps=${2:-6}
 scripts/setup.sh > /dev/null
-scripts/build.sh > /dev/null
+bin=${LOMO_BIN:-build/lomo}
+[[ -n ${LOMO_BIN:-} ]] || scripts/build.sh > /dev/null
 model=$(scripts/fetch_model.sh)
 work=runs/bench_data_parallel
 rm -rf "$work"
@@ -33,9 +35,9 @@ common=(train --model "$model" --data "$work/data.jsonl" --steps "$steps" --batc
 run() {  # name ranks
   local out=$work/$1
   if [[ $2 == 1 ]]; then
-    ./build/lomo "${common[@]}" --threads "$cores" --out "$out" --log "$out.jsonl" > "$out.log" 2>&1
+    "$bin" "${common[@]}" --threads "$cores" --out "$out" --log "$out.jsonl" > "$out.log" 2>&1
   else
-    mpirun -np "$2" --bind-to none ./build/lomo "${common[@]}" --threads $((cores / $2)) \
+    mpirun -np "$2" --bind-to none "$bin" "${common[@]}" --threads $((cores / $2)) \
       --parallel dp --out "$out" --log "$out.jsonl" > "$out.log" 2>&1
   fi
 }
@@ -51,16 +53,20 @@ def tps(name):
     rows = [json.loads(l) for l in open(f"{work}/{name}.jsonl") if '"loss"' in l]
     rows = rows[1:]  # the first step warms up
     return sum(r["tokens"] for r in rows) / sum(r["tokens"] / r["tokens_per_s"] for r in rows)
+def comm(name):  # rank 0's seconds per step in the gradient sums (steps after the first)
+    rows = [json.loads(l) for l in open(f"{work}/{name}.jsonl") if '"loss"' in l][1:]
+    return sum(r.get("comm_s", 0) for r in rows) / len(rows), sum(r["tokens"] / r["tokens_per_s"] for r in rows) / len(rows)
 one = [tps(f"one_{i}") for i in range(1, pairs + 1)]
 dp = [tps(f"dp2_{i}") for i in range(1, pairs + 1)]
 print("# Data parallelism on the CPU (bench/data_parallel.sh)\n")
 print(f"{cores} cores; default model, batch 8 x 256 tokens, checkpointing on, LOMO; steps after the first.\n")
-print("| pair | 1 process, tokens/s | 2 ranks, tokens/s | per rank | 2 ranks / 1 process |")
-print("|---|---|---|---|---|")
+print("| pair | 1 process, tokens/s | 2 ranks, tokens/s | per rank | 2 ranks / 1 process | sums, s of the step |")
+print("|---|---|---|---|---|---|")
 for i, (a, b) in enumerate(zip(one, dp), 1):
-    print(f"| {i} | {a:.0f} | {b:.0f} | {b / 2:.0f} | {b / a:.2f} |")
+    c, step = comm(f"dp2_{i}")
+    print(f"| {i} | {a:.0f} | {b:.0f} | {b / 2:.0f} | {b / a:.2f} | {c:.2f} of {step:.2f} |")
 m1, m2 = statistics.median(one), statistics.median(dp)
-print(f"| median | {m1:.0f} | {m2:.0f} | {m2 / 2:.0f} | {m2 / m1:.2f} |")
+print(f"| median | {m1:.0f} | {m2:.0f} | {m2 / 2:.0f} | {m2 / m1:.2f} | |")
 print(f"\nLeast favourable pair: {min(b / a for a, b in zip(one, dp)):.2f}.")
 PY
 cat "$out"

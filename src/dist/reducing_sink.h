@@ -17,7 +17,10 @@ namespace lomo {
 class ReducingSink : public GradSink {
  public:
   // `comm` reaches buffers in the backend's memory (World::for_backend).
-  ReducingSink(GradSink& inner, Communicator& comm) : inner_(inner), comm_(comm) {}
+  // seconds (optional): the time spent in the sums is added to it (for NCCL, the time to queue
+  // them: the GPU runs them later, in order).
+  ReducingSink(GradSink& inner, Communicator& comm, double* seconds = nullptr)
+      : inner_(inner), comm_(comm), seconds_(seconds) {}
   bool trains(const Param& p) const override { return inner_.trains(p); }
   float* gradient_buffer(const Param& p) override { return inner_.gradient_buffer(p); }
   void consume(Param& p, float* grad) override;
@@ -26,6 +29,7 @@ class ReducingSink : public GradSink {
  private:
   GradSink& inner_;
   Communicator& comm_;
+  double* seconds_;
 };
 
 }  // namespace lomo

@@ -169,7 +169,9 @@ double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
   std::optional<ReducingSink> reduce;
   GradSink* sink = base;
   if (opts_.lora != nullptr) sink = &lora.emplace(base, *lora_grads_);
-  if (opts_.data_parallel != nullptr) sink = &reduce.emplace(*sink, *opts_.data_parallel);
+  if (opts_.data_parallel != nullptr) {
+    sink = &reduce.emplace(*sink, *opts_.data_parallel, &comm_seconds_);
+  }
   const double loss = model_.forward_backward(batch, *sink, checkpointing(), grad_scale);
   return opts_.data_parallel != nullptr ? opts_.data_parallel->all_reduce_sum(loss) : loss;
 }
@@ -199,8 +201,13 @@ void Trainer::step_adapters(double adapter_lr, double grad_coef, int64_t step_in
 }
 
 StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index, double adapter_lr) {
+  comm_seconds_ = 0;
   try {
-    if (opts_.lora == nullptr) return run_step(batch, lr, step_index);
+    if (opts_.lora == nullptr) {
+      StepResult r = run_step(batch, lr, step_index);
+      r.comm_seconds = comm_seconds_;
+      return r;
+    }
     model_.set_lora_step(step_index);
     StepResult r = run_step(batch, lr, step_index);
     step_adapters(adapter_lr, r.clip_coef, step_index);

@@ -95,6 +95,7 @@ struct StepResult {
   double clip_coef = 1;
   bool skipped = false;   // fp16: the step overflowed and changed nothing
   double loss_scale = 0;  // fp16: the scale after this step
+  double comm_seconds = 0;  // data parallel: time in the gradient sums over ranks
 };
 
 // Everything a Trainer carries from one step to the next besides the parameters: what a
@@ -152,6 +153,7 @@ class Trainer {
   bool fp16_ = false;
   double loss_scale_ = 1;
   int64_t clean_steps_ = 0;
+  double comm_seconds_ = 0;  // this step's, data parallel
 
  public:
   double loss_scale() const { return loss_scale_; }

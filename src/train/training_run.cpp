@@ -468,6 +468,7 @@ const TrainSummary& TrainingRun::train() {
     int64_t tokens = 0;  // of the global batch
     for (const Sequence& q : seqs) tokens += static_cast<int64_t>(q.ids.size());
     s.tokens += tokens;
+    s.comm_seconds += r.comm_seconds;
     s.steps = step + 1;
     if (step == 0) s.first_loss = r.loss;
     s.last_loss = r.loss;
@@ -495,6 +496,7 @@ const TrainSummary& TrainingRun::train() {
     if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
     if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
     if (r.skipped) j["skipped"] = true;
+    if (run_.parallel == ParallelMode::Dp) j["comm_s"] = r.comm_seconds;
     j["memory_peak_bytes"] = tracker_.peak_total();
     j["rss_bytes"] = process_rss_bytes();
     log_json(j.dump());
@@ -527,8 +529,10 @@ const TrainSummary& TrainingRun::train() {
   if (world_->size() > 1) {
     const uint64_t hash =
         check_replicas(model_->params, *backend_, world_->host(), "after training");
-    std::fprintf(out_, "ranks   %d replicas identical after training (parameter hash %016llx)\n",
-                 world_->size(), static_cast<unsigned long long>(hash));
+    std::fprintf(out_,
+                 "ranks   %d replicas identical after training (parameter hash %016llx); rank 0 "
+                 "spent %.1f s of %.1f s summing gradients\n",
+                 world_->size(), static_cast<unsigned long long>(hash), s.comm_seconds, s.seconds);
   }
   if (profile_) std::fprintf(out_, "%s", profile_->table().c_str());
   std::fprintf(out_, "done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", s.first_loss,

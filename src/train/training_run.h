@@ -55,6 +55,7 @@ struct TrainSummary {
   // a checkpoint; save() must not be called then.
   bool interrupted = false;
   std::string last_checkpoint;  // the newest checkpoint written, or ""
+  double comm_seconds = 0;      // data parallel: in the gradient sums over ranks
 };
 
 class TrainingRun {
