@@ -65,12 +65,12 @@ void MpiCommunicator::all_reduce_sum(float* data, int64_t n) {
 }
 
 void MpiCommunicator::reduce_scatter_sum(const float* in, float* out, int64_t n) {
+  if (size_ == 1) {  // the one share is the whole buffer
+    std::copy_n(in, n, out);
+    return;
+  }
   for (int64_t off = 0; off < n; off += kChunk) {
     const int64_t len = std::min(kChunk, n - off);
-    if (size_ == 1) {
-      std::copy_n(in + off, len, out + off);
-      continue;
-    }
     // Rank r's piece of this chunk sits at in[r·n + off, … + len): gather the pieces contiguous.
     std::vector<float> send(static_cast<size_t>(len * size_));
     for (int r = 0; r < size_; ++r) {
@@ -83,12 +83,12 @@ void MpiCommunicator::reduce_scatter_sum(const float* in, float* out, int64_t n)
 }
 
 void MpiCommunicator::all_gather(const float* in, float* out, int64_t n) {
+  if (size_ == 1) {
+    std::copy_n(in, n, out);
+    return;
+  }
   for (int64_t off = 0; off < n; off += kChunk) {
     const int64_t len = std::min(kChunk, n - off);
-    if (size_ == 1) {
-      std::copy_n(in + off, len, out + off);
-      continue;
-    }
     std::vector<float> recv(static_cast<size_t>(len * size_));
     check(MPI_Allgather(in + off, static_cast<int>(len), MPI_FLOAT, recv.data(),
                         static_cast<int>(len), MPI_FLOAT, MPI_COMM_WORLD),
