@@ -31,7 +31,12 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 # compiles it; this also keeps a CPU-only configuration (-DLOMO_CUDA=OFF) building and passing.
 # Without MPI too: OpenMPI's own allocations at MPI_Init are leaks to LeakSanitizer, and the
 # normal build runs the mpirun tests; this keeps a build without MPI (one process) passing.
+# A unity build (CMake joins up to 8 sources per translation unit): the headers (GoogleTest,
+# nlohmann/json, the standard library) are parsed once per group instead of once per file; on
+# 2026-12-01 the build took about 3 min instead of 9 on CI's two cores. Sources must therefore not
+# define the same name in their anonymous namespaces (tests name their own where they would).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOMO_CUDA=OFF -DLOMO_MPI=OFF \
+  -DCMAKE_UNITY_BUILD=ON \
   -DCMAKE_CXX_FLAGS="$san" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -march=native" \
   -DCMAKE_EXE_LINKER_FLAGS="$san" -DCMAKE_SHARED_LINKER_FLAGS="$san" > /dev/null
 cmake --build build-asan -j "$(nproc)" --target lomo lomo_tests

@@ -20,7 +20,7 @@
 #include "text/tokenizer.h"
 
 namespace lomo {
-namespace {
+namespace chat_data_test {  // named: a unity build joins test files
 
 namespace fs = std::filesystem;
 
@@ -265,5 +265,5 @@ TEST(ChatData, TrainRefusesAModelWithoutTemplateBeforeReadingWeights) {
   EXPECT_EQ(out.find("safetensors"), std::string::npos) << out;
 }
 
-}  // namespace
+}  // namespace chat_data_test
 }  // namespace lomo

@@ -16,7 +16,7 @@
 #include "ops/cpu/update.h"
 
 namespace lomo {
-namespace {
+namespace embedding_update_test {  // named: a unity build joins test files
 
 constexpr int64_t V = 23, d = 70, N = 19;  // d crosses the 64-element chunks
 
@@ -101,5 +101,5 @@ TEST(EmbeddingUpdate, HeldRowsStartFromTheirFp32Values) {
   }
 }
 
-}  // namespace
+}  // namespace embedding_update_test
 }  // namespace lomo

@@ -19,7 +19,7 @@
 #include "text/tokenizer.h"
 
 namespace lomo {
-namespace {
+namespace gguf_test {  // named: a unity build joins test files
 
 nlohmann::json read_json(const std::string& p) {
   return nlohmann::json::parse(std::ifstream(p));
@@ -143,5 +143,5 @@ TEST_F(DefaultModel, TokenizerIdsMatchTransformers) {
   EXPECT_EQ(equal, n);
 }
 
-}  // namespace
+}  // namespace gguf_test
 }  // namespace lomo
