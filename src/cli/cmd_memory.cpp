@@ -73,6 +73,11 @@ int cmd_memory(int argc, char** argv) {
   const bool measure = args.given("measure");
   if (measure && conv == MemoryConvention::Paper)
     throw Error("--measure runs the engine: it needs --convention engine");
+  if (measure && run.parallel == ParallelMode::Shard) {
+    throw Error("--measure runs one process, and --parallel shard needs its ranks: run `mpirun -np "
+                "N lomo train ... --parallel shard`, whose memory.json and report hold each "
+                "category's tracked peak (rank 0's)");
+  }
   check_run_config(run, conv);
   const std::string model_path =
       model_preamble(args, args.given("config") ? ModelNeed::Optional : ModelNeed::Required);
@@ -124,6 +129,21 @@ int cmd_memory(int argc, char** argv) {
                 "sequences of each batch; MPI's or NCCL's own buffers are not counted\n",
                 run.ranks, static_cast<long long>(in.batch),
                 static_cast<long long>(run.batch_size));
+  }
+  if (run.parallel == ParallelMode::Shard) {
+    std::printf("  per rank of %d (--parallel shard): 1/%d of every tensor, the embedding, final "
+                "norm and LM head gathered whole through a training pass, one block gathered at a "
+                "time; %lld of the %lld sequences of each batch; loading still reads the whole "
+                "model first; MPI's or NCCL's own buffers are not counted\n",
+                run.ranks, run.ranks, static_cast<long long>(in.batch),
+                static_cast<long long>(run.batch_size));
+    // The paper's one sharded figure (Lv et al. 2023: LLaMA-65B on eight RTX 3090; design.md).
+    if (run.ranks == 8 && config.d_model == 8192 && config.n_layer == 80) {
+      std::printf("  the paper (LOMO, LLaMA-65B on 8 RTX 3090, fp16, ZeRO-3 sharding): 19.18 GB "
+                  "per GPU = %.2f GiB; this plan: %.2f GB = %s\n",
+                  19.18e9 / (1024.0 * 1024 * 1024), static_cast<double>(plan.total()) / 1e9,
+                  gib(plan.total()).c_str());
+    }
   }
   if (in.lora.enabled()) {
     const auto n = static_cast<size_t>(lora_param_count(in.lora, config));

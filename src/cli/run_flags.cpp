@@ -152,15 +152,19 @@ std::vector<RunFlag> table() {
         "parameters, activations and updates live in its memory",
         "cpu"},
        T},
-      {{"parallel", "none|dp",
+      {{"parallel", "none|dp|shard",
         "with several ranks (mpirun -np N lomo train ...): dp = data parallelism, every rank a "
         "full replica running its share of each --batch-size batch (the global batch), each "
         "gradient summed over the ranks before the update, so the result does not depend on N; "
-        "rank 0 prints, logs and saves. --threads is per rank (default: the cores / the ranks on "
-        "this machine), as is --memory-limit",
+        "shard = the same, with every tensor cut into N shards, one per rank, each layer gathered "
+        "whole only while it is used, and each gradient reduce-scattered so that every rank "
+        "updates its shard (about 1/N of the parameter memory; --optimizer lomo). Rank 0 prints, "
+        "logs and saves. --threads is per rank (default: the cores / the ranks on this "
+        "machine), as is --memory-limit",
         "none"},
        S},
-      {{"world-size", "N", "the number of ranks to plan one rank's memory for (--parallel dp)",
+      {{"world-size", "N",
+        "the number of ranks to plan one rank's memory for (--parallel dp or shard)",
         "1"},
        M},
       {{"log", "FILE", "also write one JSON object per step to FILE (JSONL)", ""}, T},
@@ -315,7 +319,8 @@ void check_flags_apply(const Args& a, const RunConfig& r) {
     }
   }
   if (a.given("world-size") && r.parallel == ParallelMode::None) {
-    refuse("--world-size", "it plans one rank of a --parallel dp run (add --parallel dp)");
+    refuse("--world-size",
+           "it plans one rank of a --parallel dp or shard run (add --parallel dp or shard)");
   }
   if (a.given("normalize") && !r.task) {
     refuse("--normalize", "it divides multiple-choice scores, which need --task");

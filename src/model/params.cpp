@@ -124,6 +124,7 @@ ParamView Param::view() {
   v.rows = shape.size() == 2 ? shape[0] : 1;
   v.cols = shape.size() == 2 ? shape[1] : numel();
   v.id = id;
+  v.first = first;
   return v;
 }
 

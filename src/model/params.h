@@ -78,6 +78,9 @@ struct Param {
   // The optimizer group: 0 for the model's own tensors, 1 for LoRA's adapters (model/lora.h),
   // which have their own optimizer (AdamW) and learning rate.
   int group = 0;
+  // A shard of a tensor sharded over ranks (dist/param_shards.h): the index of its first element
+  // in the whole tensor; 0 for a whole tensor.
+  int64_t first = 0;
   StorageDtype dtype = StorageDtype::F32;
   Buffer data;  // numel elements of dtype, category Parameters
 

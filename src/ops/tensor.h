@@ -18,6 +18,9 @@ struct ParamView {
   StorageDtype dtype = StorageDtype::F32;
   int64_t rows = 1, cols = 1;
   int id = 0;
+  // The index of data[0] in its whole tensor: a shard's offset (dist/param_shards.h), 0 for a
+  // whole tensor. Stochastic rounding keys each element by its index in the whole tensor.
+  int64_t first = 0;
   int64_t numel() const { return rows * cols; }
   float* f32() const { return static_cast<float*>(data); }
   uint16_t* u16() const { return static_cast<uint16_t*>(data); }

@@ -7,11 +7,12 @@
 
 namespace lomo {
 
-ReusableGradients::ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
-                                     Backend& backend, bool no_buffer_for_fused)
+ReusableGradients::ReusableGradients(const std::vector<Param>& params, int held_id,
+                                     MemoryTracker& tracker, Backend& backend,
+                                     bool no_buffer_for_fused)
     : backend_(backend), held_id_(held_id) {
   int64_t largest_other = 0;
-  for (const auto& p : params.all()) {
+  for (const auto& p : params) {
     if (no_buffer_for_fused && takes_fused_update(p.role)) {
       if (p.id == held_id) held_id_ = -1;  // the tied embedding is updated where it arises
     } else if (p.id == held_id) {

@@ -35,6 +35,10 @@ class ReusableGradients {
   // zero-buffer update (takes_fused_update: every matrix, the tied embedding included) never ask
   // for a buffer, so the shared buffer is sized for the others only and nothing is held.
   ReusableGradients(const ModelParams& params, int held_id, MemoryTracker& tracker,
+                    Backend& backend, bool no_buffer_for_fused = false)
+      : ReusableGradients(params.all(), held_id, tracker, backend, no_buffer_for_fused) {}
+  // For tensors outside a ModelParams: a rank's shards (dist/param_shards.h).
+  ReusableGradients(const std::vector<Param>& params, int held_id, MemoryTracker& tracker,
                     Backend& backend, bool no_buffer_for_fused = false);
   float* buffer_for(const Param& p);
   Backend& backend() const { return backend_; }

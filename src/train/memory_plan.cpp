@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 
 #include "core/error.h"
+#include "dist/param_shards.h"
 #include "model/params.h"
 #include "ops/lm_head.h"
 #include "ops/rope.h"
@@ -127,6 +129,39 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   return w;
 }
 
+// Parameters and gradients of one rank of --parallel shard over N = in.shard_ranks (the layout
+// is dist/param_shards.h's, s = ParamShards::shard_elems): every tensor's shard, s·e bytes;
+// gathered N·s·e each, the embedding, final norm and head (held through the training pass) and
+// the largest block. Gradients, fp32: the tied embedding's whole gradient held (N·s), one buffer
+// of the largest other padded tensor (N·s), and one shard's (the largest s) that the update reads.
+void plan_sharded(const MemoryPlanInput& in, const std::vector<ParamSpec>& specs, size_t e,
+                  MemoryPlan& m) {
+  const int N = in.shard_ranks;
+  size_t shards = 0, outer = 0, held = 0, shared = 0, one_shard = 0;
+  std::map<int64_t, size_t> block;  // layer → its gathered bytes
+  for (const auto& s : specs) {
+    const int64_t n = spec_numel(s), sh = ParamShards::shard_elems(n, N);
+    const size_t es = s.shape.size() == 2 ? e : 4;  // norms and biases stay fp32
+    const auto whole = static_cast<size_t>(sh * N);
+    shards += static_cast<size_t>(sh) * es;
+    if (s.layer == kOutsideBlocks) {
+      outer += whole * es;
+    } else {
+      block[s.layer] += whole * es;
+    }
+    if (in.config.tied_embeddings && s.role == ParamRole::Embedding) {
+      held = whole;
+    } else {
+      shared = std::max(shared, whole);
+    }
+    one_shard = std::max(one_shard, static_cast<size_t>(sh));
+  }
+  size_t largest_block = 0;
+  for (const auto& [layer, bytes] : block) largest_block = std::max(largest_block, bytes);
+  m.parameters = shards + outer + largest_block;
+  m.gradients = (held + shared + one_shard) * 4;
+}
+
 }  // namespace
 
 MemoryPlan plan_memory(const MemoryPlanInput& in) {
@@ -149,13 +184,19 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   MemoryPlan m;
   m.parameters = P2 * e + (P - P2) * 4;
+  if (in.shard_ranks > 0) {
+    if (in.optimizer != OptimizerKind::Lomo || in.lora.enabled()) {
+      throw Error("--parallel shard trains with --optimizer lomo, without LoRA");
+    }
+    plan_sharded(in, specs, e, m);
+  }
   // Gradient buffers are fp32 in the engine (GEMM output, read by the fp32 update); the paper
   // counts them in the storage dtype.
   const size_t ge = paper ? e : 4;
   const bool fused_buffers = zero_buffer_of(in).no_buffer;
   // A frozen base (plain LoRA) is never differentiated: no gradient, no state of its own.
   const auto base_optimizer = in.base_frozen ? std::nullopt : std::optional(in.optimizer);
-  if (base_optimizer) switch (*base_optimizer) {
+  if (base_optimizer && in.shard_ranks == 0) switch (*base_optimizer) {
     case OptimizerKind::Lomo:
     case OptimizerKind::AdaLomo: {
       size_t held = 0, shared = 0;
@@ -241,6 +282,13 @@ std::string describe_gradient_memory(const MemoryPlanInput& in) {
     return "no matrix has a gradient (zero-buffer update: linear weights inside their GEMM, the "
            "LM head per vocabulary block in its second pass, the embedding row by row); one "
            "buffer of the largest norm or bias vector";
+  }
+  if (in.shard_ranks > 0) {
+    return "one buffer of the largest tensor whole" +
+           std::string(tied ? ", and the tied embedding's held from the LM head to the lookup," : "") +
+           " padded for the reduce-scatter, and one buffer of a shard: --parallel shard reduces "
+           "each gradient over the ranks and each updates its shard (the zero-buffer update has "
+           "no gradient to reduce)";
   }
   if (!in.fused_gemm_update) return largest + ": --fused-gemm-update off";
   if (in.data_parallel) {

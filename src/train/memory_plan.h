@@ -46,6 +46,10 @@ struct MemoryPlanInput {
   bool clip_grad_norm = false;   // the norm pass needs every gradient materialised
   bool clip_grad_value = false;  // as does clamping
   bool data_parallel = false;    // as does summing over ranks (batch: one rank's share)
+  // --parallel shard over this many ranks (0: not sharded; data_parallel is then set too): every
+  // tensor's shard, the gathered embedding, final norm and head, one gathered block; the whole
+  // gradients padded for the reduce-scatter, and one shard's gradient (dist/param_shards.h).
+  int shard_ranks = 0;
   bool bf16_gemm = false;        // two bf16 activation copies per linear product (weights.h)
   // The block inputs' storage (LlamaModel::set_activation_dtype): 16-bit halves them and adds
   // two fp32 blocks of (N, d_model) to compute in.

@@ -28,14 +28,21 @@ const char* checkpointing_mode_name(CheckpointingMode m) {
 ParallelMode parse_parallel_mode(const std::string& s) {
   if (s == "none") return ParallelMode::None;
   if (s == "dp") return ParallelMode::Dp;
-  if (s == "shard") {
-    throw Error("--parallel shard (parameters sharded over ranks) is not implemented yet; use "
-                "--parallel dp (every rank a full replica)");
-  }
-  throw Error("--parallel: \"" + s + "\" is not one of none, dp");
+  if (s == "shard") return ParallelMode::Shard;
+  throw Error("--parallel: \"" + s + "\" is not one of none, dp, shard");
 }
 
-const char* parallel_mode_name(ParallelMode m) { return m == ParallelMode::Dp ? "dp" : "none"; }
+const char* parallel_mode_name(ParallelMode m) {
+  switch (m) {
+    case ParallelMode::Dp:
+      return "dp";
+    case ParallelMode::Shard:
+      return "shard";
+    case ParallelMode::None:
+      break;
+  }
+  return "none";
+}
 
 OutFormat parse_out_format(const std::string& s) {
   if (s == "hf") return OutFormat::Hf;
@@ -111,12 +118,18 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
     throw Error("started as " + std::to_string(run.ranks) +
                 " ranks (mpirun -np " + std::to_string(run.ranks) +
                 "), but --parallel is none: every rank would train alone and write the same "
-                "output; give --parallel dp, or start one process");
+                "output; give --parallel dp or shard, or start one process");
   }
-  if (run.parallel == ParallelMode::Dp) {
+  if (run.parallel != ParallelMode::None) {
+    const std::string flag = std::string("--parallel ") + parallel_mode_name(run.parallel);
     if (run.uses_lora()) {
-      throw Error("--parallel dp with LoRA is not implemented (the adapters' gradients are not "
+      throw Error(flag + " with LoRA is not implemented (the adapters' gradients are not "
                   "summed over ranks); train LoRA in one process");
+    }
+    if (run.parallel == ParallelMode::Shard && run.optimizer != OptimizerKind::Lomo) {
+      throw Error(flag + " trains with --optimizer lomo only so far (sharded AdaLomo states and "
+                  "sharded SGD/AdamW are not implemented); use --optimizer lomo, or --parallel "
+                  "dp");
     }
     if (run.batch_size < run.ranks) {
       throw Error("--batch-size " + std::to_string(run.batch_size) + " is the global batch and " +
@@ -158,7 +171,8 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
   in.dtype = run.dtype;
   in.batch = run.rank_batch();
   in.seq = longest_seq;
-  in.data_parallel = run.parallel == ParallelMode::Dp;
+  in.data_parallel = run.parallel != ParallelMode::None;
+  if (run.parallel == ParallelMode::Shard) in.shard_ranks = run.ranks;
   in.checkpointing =
       run.checkpointing == CheckpointingMode::Off ? Checkpointing::Off : Checkpointing::On;
   in.fused_gemm_update = run.fused_gemm_update;

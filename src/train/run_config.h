@@ -36,9 +36,10 @@ const char* checkpointing_mode_name(CheckpointingMode m);
 
 // --parallel: how the ranks of a run launched by mpirun share the work (docs/distributed.md).
 // None: one process; Dp: data parallelism, every rank a full replica running its share of each
-// batch, each gradient summed over ranks before the update.
-enum class ParallelMode { None, Dp };
-ParallelMode parse_parallel_mode(const std::string& s);  // "none", "dp"
+// batch, each gradient summed over ranks before the update; Shard: the same batches, with every
+// tensor cut into one shard per rank (dist/param_shards.h), each gradient reduce-scattered.
+enum class ParallelMode { None, Dp, Shard };
+ParallelMode parse_parallel_mode(const std::string& s);  // "none", "dp", "shard"
 const char* parallel_mode_name(ParallelMode m);
 
 enum class OutFormat { Hf, Gguf };  // a Hugging Face folder, or OUT/model.gguf
@@ -139,7 +140,7 @@ struct RunConfig {
   double peak_lr() const { return uses_lora() ? base_lr : lr.value_or(default_lr(optimizer)); }
   // The sequences one rank runs per step: all of them alone, its largest share in data parallel.
   int64_t rank_batch() const {
-    return parallel == ParallelMode::Dp ? (batch_size + ranks - 1) / ranks : batch_size;
+    return parallel != ParallelMode::None ? (batch_size + ranks - 1) / ranks : batch_size;
   }
   bool uses_bf16_gemm() const { return bf16_gemm.value_or(true) && dtype == StorageDtype::BF16; }
   StorageDtype activations() const {

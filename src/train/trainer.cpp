@@ -99,6 +99,19 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     lora_adamw_ = std::make_unique<AdamW>(opts.lora->all(), AdamWConfig{}, tracker, backend);
     if (opts.base_frozen) return;  // no gradient of the base is ever computed
   }
+  if (opts.shards != nullptr) {
+    // Sharded (check_run_config refuses the rest first): the update sink's buffer is one shard's
+    // gradient, the whole gradients are ShardGradients'.
+    if (opts.optimizer != OptimizerKind::Lomo || opts.lora != nullptr ||
+        opts.data_parallel == nullptr) {
+      throw Error("--parallel shard trains with --optimizer lomo, without LoRA");
+    }
+    const int held = params.lm_head == nullptr ? params.embed->id : -1;
+    reusable_ = std::make_unique<ReusableGradients>(opts.shards->shards(), -1, tracker, backend);
+    shard_grads_ = std::make_unique<ShardGradients>(params, held, opts.shards->ranks(), tracker,
+                                                    backend);
+    return;
+  }
   if (opts.optimizer == OptimizerKind::Lomo || opts.optimizer == OptimizerKind::AdaLomo) {
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, backend,
@@ -164,12 +177,18 @@ std::vector<TrainerStateTensor> Trainer::state_tensors() {
   return out;
 }
 
-double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale) {
+double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale, bool norm_pass) {
   std::optional<LoraSink> lora;
   std::optional<ReducingSink> reduce;
+  std::optional<ShardSink> shard;
   GradSink* sink = base;
   if (opts_.lora != nullptr) sink = &lora.emplace(base, *lora_grads_);
-  if (opts_.data_parallel != nullptr) {
+  if (opts_.shards != nullptr) {
+    sink = &shard.emplace(*sink, *opts_.shards, *shard_grads_, *opts_.data_parallel,
+                          model_.backend(),
+                          norm_pass ? ShardSink::Reduce::All : ShardSink::Reduce::Scatter,
+                          &comm_seconds_);
+  } else if (opts_.data_parallel != nullptr) {
     sink = &reduce.emplace(*sink, *opts_.data_parallel, &comm_seconds_);
   }
   const double loss = model_.forward_backward(batch, *sink, checkpointing(), grad_scale);
@@ -246,7 +265,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {
       NormSink norm_sink(*reusable_, opts_.clip_grad_value);
-      r.loss = pass(batch, &norm_sink);
+      r.loss = pass(batch, &norm_sink, 1.0f, true);
       check_loss(r.loss, step_index);
       if (!norm_sink.first_nonfinite().empty()) {
         throw Error("step " + std::to_string(step_index) + ": the gradient of " +
@@ -302,7 +321,7 @@ StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step
   if (u.clip_value > 0) u.clip_value *= Sf;  // the buffers hold S·g
   // Pass 1: scaled gradients into the norm sink; nothing is updated.
   NormSink norm_sink(*reusable_, u.clip_value, 65504.0f);  // the largest finite fp16
-  r.loss = pass(batch, &norm_sink, Sf);
+  r.loss = pass(batch, &norm_sink, Sf, true);
   check_loss(r.loss, step_index);
   if (!norm_sink.first_nonfinite().empty()) {
     if (S <= 1.0) {

@@ -9,6 +9,8 @@
 
 #include "core/memory.h"
 #include "dist/communicator.h"
+#include "dist/param_shards.h"
+#include "dist/shard_sink.h"
 #include "model/llama.h"
 #include "model/lora.h"
 #include "optim/adalomo.h"
@@ -55,6 +57,10 @@ struct TrainOptions {
   // the communicator's ranks before it is used, and the loss too. Each rank's batch is its share
   // of the global batch, with Batch::loss_denominator the global batch's loss tokens.
   Communicator* data_parallel = nullptr;
+  // Sharded parameters (dist/param_shards.h; owned by the caller, set as the model's residency,
+  // with data_parallel its communicator): each gradient is reduce-scattered and each rank updates
+  // its shard. LOMO only (without LoRA); the norm pass all-reduces whole gradients.
+  ParamShards* shards = nullptr;
 };
 
 // Whether this run's block linear weights (takes_fused_linear_update) take LOMO's zero-buffer
@@ -131,7 +137,8 @@ class Trainer {
   StepResult run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step_index);
   // One forward and backward into `base` (null: a frozen base), wrapped for LoRA's adapters and
   // for data parallelism; returns the batch's loss (summed over ranks).
-  double pass(const Batch& batch, GradSink* base, float grad_scale = 1.0f);
+  // norm_pass: `base` measures whole gradients (NormSink), which sharding then all-reduces.
+  double pass(const Batch& batch, GradSink* base, float grad_scale = 1.0f, bool norm_pass = false);
   // After backward: the adapters' AdamW step at adapter_lr, with the run's clipping.
   void step_adapters(double adapter_lr, double grad_coef, int64_t step_index);
   // Σ clamp(g)² over the adapters' gradients (clamped in place): their share of the global norm.
@@ -147,6 +154,7 @@ class Trainer {
   std::unique_ptr<StoredGradients> stored_;
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<AdaLomoStates> adalomo_;
+  std::unique_ptr<ShardGradients> shard_grads_;  // sharded: the whole gradients backward writes
   std::unique_ptr<StoredGradients> lora_grads_;
   std::unique_ptr<AdamW> lora_adamw_;
   int64_t adalomo_t_ = 0;

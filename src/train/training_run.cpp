@@ -97,7 +97,18 @@ void TrainingRun::prepare_checkpoints() {
 }
 
 void TrainingRun::save_checkpoint(int64_t step) {
-  if (!is_root()) return;  // the ranks' parameters are identical: rank 0 writes them
+  if (shards_) {
+    // Every rank gathers the whole model (a collective), rank 0 writes it: a checkpoint of a
+    // sharded run is an ordinary one, and resumes at any number of ranks.
+    shards_->gather_all();
+    if (is_root()) write_checkpoint_now(step);
+    shards_->release_all();
+    return;
+  }
+  if (is_root()) write_checkpoint_now(step);  // the replicas are identical: rank 0 writes them
+}
+
+void TrainingRun::write_checkpoint_now(int64_t step) {
   CheckpointMeta m;
   m.step = step;
   m.counters = trainer_->counters();
@@ -252,14 +263,20 @@ void TrainingRun::prepare() {
     if (!run_.lora_resume_path.empty())
       std::fprintf(out_, "lora    adapters from %s\n", run_.lora_resume_path.c_str());
   }
-  if (run_.parallel == ParallelMode::Dp) {
+  if (run_.parallel != ParallelMode::None) {
     const Share most = batch_share(b, 0, world_->size());
+    const bool shard = run_.parallel == ParallelMode::Shard;
     std::fprintf(out_,
-                 "ranks   %d (%s), data parallel: each runs %lld%s of the %lld sequences of a "
-                 "step on %s, gradients summed over the ranks (%s)\n",
-                 world_->size(), launcher_name(launch.launcher), static_cast<long long>(most.count),
+                 "ranks   %d (%s), %s: each runs %lld%s of the %lld sequences of a step on %s, "
+                 "%s (%s)\n",
+                 world_->size(), launcher_name(launch.launcher),
+                 shard ? "parameters sharded" : "data parallel", static_cast<long long>(most.count),
                  b % world_->size() != 0 ? " or fewer" : "", static_cast<long long>(b),
-                 backend_->name().c_str(), world_->size() > 1 ? "MPI" : "one rank: no messages");
+                 backend_->name().c_str(),
+                 shard ? "keeps 1/N of every tensor, gathers each layer to use it, and updates its "
+                         "shard of each gradient reduce-scattered over the ranks"
+                       : "gradients summed over the ranks",
+                 world_->size() > 1 ? "MPI" : "one rank: no messages");
   }
   if (!resume_from_.empty()) {
     std::fprintf(out_, "resume  %s: step %lld of %lld\n", resume_from_.c_str(),
@@ -367,9 +384,13 @@ void TrainingRun::load() {
     }
     options.lora = lora_.get();
   }
-  if (run_.parallel == ParallelMode::Dp) {
+  if (run_.parallel != ParallelMode::None) {
     grad_comm_ = &world_->for_backend(*backend_);
     options.data_parallel = grad_comm_;
+  }
+  if (run_.parallel == ParallelMode::Shard) {
+    shards_ = std::make_unique<ParamShards>(model_->params, *grad_comm_, tracker_, *backend_);
+    options.shards = shards_.get();
   }
   trainer_ = make_trainer(*net_, options, tracker_);
   if (!resume_from_.empty()) {
@@ -388,13 +409,20 @@ void TrainingRun::load() {
   // The ranks start from the same weights (each read the same files), or data parallelism's
   // sums mean nothing: checked, a pass over the parameters.
   if (world_->size() > 1) check_replicas(model_->params, *backend_, world_->host(), "at the start");
+  if (shards_) {
+    // Each rank keeps its shards and frees the whole tensors; the peaks restart, so that the
+    // report shows training's (loading held the whole model).
+    shards_->cut();
+    net_->set_residency(shards_.get());
+    tracker_.reset_peaks();
+  }
   // Timed steps only: evaluation passes between them stay out of the profile.
   if (run_.profile) profile_ = std::make_unique<StepProfile>();
   stage_ = Stage::Loaded;
 }
 
 Batch TrainingRun::rank_batch(const std::vector<Sequence>& seqs) const {
-  if (run_.parallel != ParallelMode::Dp) return make_batch(seqs);
+  if (run_.parallel == ParallelMode::None) return make_batch(seqs);
   const Share share = batch_share(static_cast<int64_t>(seqs.size()), world_->rank(), world_->size());
   LOMO_ASSERT(share.count > 0, "a rank without a sequence (check_run_config refuses it)");
   const auto first = seqs.begin() + share.begin;
@@ -410,7 +438,9 @@ void TrainingRun::log_json(const std::string& line) {
 
 // Higher accuracy or lower loss is better; the first, best and last are kept.
 void TrainingRun::evaluate(int64_t step) {
-  if (run_.eval_data_path.empty() || !is_root()) return;  // rank 0 evaluates; the others wait
+  // Rank 0 evaluates and the others wait; with sharded parameters every rank runs the forward
+  // passes (their gathers are collectives), and only rank 0's output goes anywhere.
+  if (run_.eval_data_path.empty() || (!is_root() && !shards_)) return;
   nlohmann::ordered_json j;
   j["step"] = step;
   double v;
@@ -496,7 +526,7 @@ const TrainSummary& TrainingRun::train() {
     if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
     if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
     if (r.skipped) j["skipped"] = true;
-    if (run_.parallel == ParallelMode::Dp) j["comm_s"] = r.comm_seconds;
+    if (run_.parallel != ParallelMode::None) j["comm_s"] = r.comm_seconds;
     j["memory_peak_bytes"] = tracker_.peak_total();
     j["rss_bytes"] = process_rss_bytes();
     log_json(j.dump());
@@ -526,13 +556,19 @@ const TrainSummary& TrainingRun::train() {
   }
   s.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   line_.end();
+  // memory.json reports training's peaks, before saving gathers or moves anything.
+  trained_memory_ = memory_json(tracker_);
+  // Sharded: every tensor gathered whole for save() (and for the check); kept until the end.
+  if (shards_) shards_->gather_all();
   if (world_->size() > 1) {
     const uint64_t hash =
         check_replicas(model_->params, *backend_, world_->host(), "after training");
     std::fprintf(out_,
-                 "ranks   %d replicas identical after training (parameter hash %016llx); rank 0 "
-                 "spent %.1f s of %.1f s summing gradients\n",
-                 world_->size(), static_cast<unsigned long long>(hash), s.comm_seconds, s.seconds);
+                 "ranks   %d %s identical after training (parameter hash %016llx); rank 0 "
+                 "spent %.1f s of %.1f s %s gradients\n",
+                 world_->size(), shards_ ? "gathered models" : "replicas",
+                 static_cast<unsigned long long>(hash), s.comm_seconds, s.seconds,
+                 shards_ ? "reducing" : "summing");
   }
   if (profile_) std::fprintf(out_, "%s", profile_->table().c_str());
   std::fprintf(out_, "done    loss %.4f -> %.4f in %.1f s (%.0f tokens/s)\n", s.first_loss,
@@ -553,6 +589,7 @@ const TrainSummary& TrainingRun::train() {
 void TrainingRun::save() {
   expect(Stage::Trained, "save");
   LOMO_ASSERT(!summary_.interrupted, "an interrupted run has nothing final to save");
+  if (shards_) shards_->gather_all();  // (train() has, on every rank; a no-op then)
   if (!is_root()) {  // rank 0 saves the model every rank holds
     stage_ = Stage::Saved;
     return;
@@ -584,7 +621,7 @@ void TrainingRun::save() {
     export_hf(out_dir_->staging(), *model_, tok_.get(), run_.model_path, progress.fn());
   }
   progress.finish();
-  write_file_atomic(out_dir_->staging() + "/memory.json", memory_json(tracker_).dump(2) + "\n");
+  write_file_atomic(out_dir_->staging() + "/memory.json", trained_memory_.dump(2) + "\n");
   out_dir_->commit();
   std::fprintf(out_, "saved   %s\n", run_.out_path.c_str());
   std::fflush(out_);

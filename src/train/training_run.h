@@ -26,6 +26,7 @@
 #include "core/profile.h"
 #include "core/progress.h"
 #include "data/dataset.h"
+#include "dist/param_shards.h"
 #include "dist/world.h"
 #include "io/output_dir.h"
 #include "model/llama.h"
@@ -94,7 +95,9 @@ class TrainingRun {
   void evaluate(int64_t step);
   void log_json(const std::string& line);
   void prepare_checkpoints();
+  // Every rank calls it (sharded, the gather is a collective); rank 0 writes.
   void save_checkpoint(int64_t step);
+  void write_checkpoint_now(int64_t step);  // rank 0, the whole model in place
   bool is_root() const { return world_->rank() == 0; }
   // This rank's share of the global batch `seqs` (all of it alone).
   Batch rank_batch(const std::vector<Sequence>& seqs) const;
@@ -107,7 +110,8 @@ class TrainingRun {
   const std::atomic<bool>* stop_ = nullptr;
   std::unique_ptr<World> own_world_;  // alone, when set_world() was not called
   World* world_ = nullptr;
-  Communicator* grad_comm_ = nullptr;  // --parallel dp: sums gradients in the backend's memory
+  Communicator* grad_comm_ = nullptr;  // --parallel dp/shard: reduces gradients in the backend's
+                                       // memory
 
   // prepare()
   std::unique_ptr<Backend> backend_;
@@ -137,6 +141,8 @@ class TrainingRun {
   MemoryTracker tracker_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<LoraAdapters> lora_;  // with LoRA
+  std::unique_ptr<ParamShards> shards_;  // --parallel shard: the model's residency
+  nlohmann::json trained_memory_;  // memory.json: the tracked peaks when training ended
   std::unique_ptr<LlamaModel> net_;
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<StepProfile> profile_;

@@ -50,9 +50,10 @@ void sgd_update(ParamView p, const float* g, const SgdStep& s) {
   const StorageDtype t = p.dtype;
   const RoundingMode r = s.rounding;
   const int id = p.id;
+  const int64_t first = p.first;
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
-    w[i] = store16(t, element::sgd(load16(t, w, i), g[i], keep, step), r, id, i);
+    w[i] = store16(t, element::sgd(load16(t, w, i), g[i], keep, step), r, id, first + i);
   }
 }
 

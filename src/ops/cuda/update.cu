@@ -300,7 +300,7 @@ void CudaBackend::sgd_update(ParamView p, const float* g, const SgdStep& s) {
     return;
   }
   sgd_16_kernel<<<grid_for(n), kBlock, 0, stream_>>>(
-      p.u16(), g, n, s.keep, s.step, element::Store16::of(p.dtype, s.rounding, p.id));
+      p.u16(), g, n, s.keep, s.step, element::Store16::of(p.dtype, s.rounding, p.id, p.first));
   check_launch("sgd_16_kernel");
 }
 

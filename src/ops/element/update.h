@@ -59,14 +59,15 @@ struct Store16 {
   StorageDtype dtype = StorageDtype::BF16;
   Rounding rounding = Rounding::Nearest;
   uint64_t key = 0;
+  int64_t first = 0;  // element i is element first + i of the whole tensor (ParamView::first)
 
-  static Store16 of(StorageDtype t, const RoundingMode& r, int id) {
-    return {t, r.rounding, rounding_key(r, id)};
+  static Store16 of(StorageDtype t, const RoundingMode& r, int id, int64_t first = 0) {
+    return {t, r.rounding, rounding_key(r, id), first};
   }
   LOMO_HD uint16_t operator()(float x, int64_t i) const {
     if (dtype == StorageDtype::F16) return f32_to_f16(x);
     if (rounding == Rounding::Nearest) return f32_to_bf16(x);
-    return bf16_stochastic(x, key, i);
+    return bf16_stochastic(x, key, first + i);
   }
 };
 
