@@ -65,6 +65,11 @@ void FarBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
   return CpuBackend::copy_to_host(host_dst, src, bytes);
 }
 
+void FarBackend::copy(void* dst, const void* src, size_t bytes) {
+  Reach reach(*this);
+  return CpuBackend::copy(dst, src, bytes);
+}
+
 void FarBackend::fill(float* x, float value, int64_t n) {
   Reach reach(*this);
   return CpuBackend::fill(x, value, n);

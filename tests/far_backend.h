@@ -41,6 +41,7 @@ class FarBackend final : public CpuBackend {
 
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override;
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
   void fill(float* x, float value, int64_t n) override;
   void matmul(const Matmul& m) override;
   void embedding_forward(float* out, const int32_t* ids, ParamView table, int64_t N) override;

@@ -112,7 +112,9 @@ TEST(DataParallelConfig, RefusesWhatCannotRun) {
   r.parallel = parse_parallel_mode("shard");
   EXPECT_EQ(config_error(r), "no error");
   r.optimizer = OptimizerKind::AdaLomo;
-  EXPECT_NE(config_error(r).find("--optimizer lomo only"), std::string::npos);
+  EXPECT_EQ(config_error(r), "no error");
+  r.optimizer = OptimizerKind::AdamW;
+  EXPECT_NE(config_error(r).find("--optimizer lomo or adalomo"), std::string::npos);
   r.optimizer = OptimizerKind::Lomo;
   r.lora_rank = 8;
   EXPECT_NE(config_error(r).find("--parallel shard with LoRA"), std::string::npos);
@@ -149,7 +151,8 @@ TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
   const fs::path dir = test::temp_dir("shard_one_rank");
   for (const std::string fixture : {"llama_gqa", "smollm_tied"}) {
     for (const StorageDtype dtype : {StorageDtype::F32, StorageDtype::BF16}) {
-      SCOPED_TRACE(fixture + " " + storage_dtype_name(dtype));
+    for (const OptimizerKind optimizer : {OptimizerKind::Lomo, OptimizerKind::AdaLomo}) {
+      SCOPED_TRACE(fixture + " " + storage_dtype_name(dtype) + " " + optimizer_name(optimizer));
       RunConfig r;
       r.model_path = test::fixture_dir(fixture) + "/model";
       r.data_path = write_data(dir, 12);
@@ -158,6 +161,7 @@ TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
       r.threads = 1;
       r.memory_limit = 0;
       r.dtype = dtype;
+      r.optimizer = optimizer;
       r.clip_grad_norm = 1.0f;
       auto train = [&](RunConfig c, const std::string& name) {
         c.out_path = (dir / name).string();
@@ -181,6 +185,7 @@ TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
       const std::string a = train(off, "off"), b = train(shard, "shard");
       ASSERT_FALSE(a.empty());
       EXPECT_TRUE(a == b) << "the sharded run's model differs";
+    }
     }
   }
   fs::remove_all(dir);
@@ -451,6 +456,27 @@ TEST_F(DataParallel, ShardedTiedAndBf16) {
   EXPECT_GT(moved, 1000u) << "bf16 training hardly changed the weights: the comparison is weak";
 }
 
+TEST_F(DataParallel, ShardedAdaLomoEqualsDataParallelBitForBit) {
+  // AdaLomo's statistics need the whole gradient: the sharded ranks all-reduce it as data
+  // parallelism does and update their gathered copies, so the bits are the same on any number of
+  // ranks. Biases and 3 ranks (shares 2, 1, 1); the tied model on 2, clipped by norm.
+  struct Case {
+    std::string fixture, flags;
+    int ranks;
+  };
+  for (const Case& c : {Case{"qwen2_bias", "--optimizer adalomo --lr 3e-3", 3},
+                        Case{"smollm_tied", "--optimizer adalomo --lr 3e-3 --clip-grad-norm 0.5 "
+                                            "--dtype bf16", 2}}) {
+    SCOPED_TRACE(c.fixture + " " + c.flags);
+    const Run dp = train(c.fixture, c.flags, c.ranks, c.fixture + "_dp");
+    ASSERT_EQ(dp.result.status, 0) << dp.result.output;
+    const Run shard = train(c.fixture, c.flags, c.ranks, c.fixture + "_shard", "shard");
+    ASSERT_EQ(shard.result.status, 0) << shard.result.output;
+    const double worst = expect_same_training(dp, shard, c.fixture, 1e-5);
+    EXPECT_TRUE(dp.bytes == shard.bytes) << "worst parameter error " << worst;
+  }
+}
+
 TEST_F(DataParallel, ShardedCheckpointResumesInOneProcess) {
   // A sharded run's checkpoint holds the whole model (gathered to save), so it resumes at any
   // number of ranks: two sharded ranks save at step 2; one process resumes for step 3 and ends
@@ -477,12 +503,17 @@ TEST_F(DataParallel, ShardedRankHoldsItsShardsOneGatheredLayerAndTheRest) {
   //              + max_l Σ_{t in block l} N·s_t·e_t  one gathered block
   //   gradients  = 4·max_t N·s_t + 4·max_t s_t      one whole gradient (padded), one shard's
   // and the memory planner predicts the same, with every other category, to the byte.
+  // AdaLomo updates the gathered whole tensor: no shard's gradient buffer, and its statistics
+  // (rows + cols per matrix, replicated) as optimizer states.
+  for (const std::string optimizer : {"lomo", "adalomo"}) {
   for (const std::string dtype : {"fp32", "bf16"}) {
-    SCOPED_TRACE(dtype);
+    SCOPED_TRACE(dtype + " " + optimizer);
     const int N = 2;
-    const Run shard = train("llama_gqa", "--dtype " + dtype, N, "mem_" + dtype, "shard");
+    const std::string flags = "--dtype " + dtype + " --optimizer " + optimizer;
+    const std::string tag = dtype + "_" + optimizer;
+    const Run shard = train("llama_gqa", flags, N, "mem_" + tag, "shard");
     ASSERT_EQ(shard.result.status, 0) << shard.result.output;
-    const Run dp = train("llama_gqa", "--dtype " + dtype, N, "memdp_" + dtype);
+    const Run dp = train("llama_gqa", flags, N, "memdp_" + tag);
     ASSERT_EQ(dp.result.status, 0) << dp.result.output;
     size_t shards = 0, outer = 0, whole = 0, largest = 0, one = 0;
     std::map<int, size_t> block;
@@ -506,14 +537,15 @@ TEST_F(DataParallel, ShardedRankHoldsItsShardsOneGatheredLayerAndTheRest) {
     for (const auto& [l, b] : block) max_block = std::max(max_block, b);
     const size_t params = shards + outer + max_block;
     EXPECT_EQ(shard.memory["parameters"].get<size_t>(), params);
-    EXPECT_EQ(shard.memory["gradients"].get<size_t>(), 4 * (largest + one));
+    EXPECT_EQ(shard.memory["gradients"].get<size_t>(),
+              4 * (largest + (optimizer == "lomo" ? one : 0)));
     // Against data parallelism's replica: the whole model's parameters.
     EXPECT_EQ(dp.memory["parameters"].get<size_t>(), whole);
     EXPECT_LT(shards, whole / N + 16 * 4 * shard.shapes.size());
     // The planner, from the config alone.
     const test::CommandResult plan = test::run_command(
         std::string(LOMO_BINARY) + " memory --model " + test::fixture_dir("llama_gqa") +
-        "/model --batch-size 4 --seq-len 18 --memory-limit 0 --dtype " + dtype +
+        "/model --batch-size 4 --seq-len 18 --memory-limit 0 " + flags +
         " --parallel shard --world-size 2 --json 2>&1");
     ASSERT_EQ(plan.status, 0) << plan.output;
     const auto p = nlohmann::json::parse(plan.output);
@@ -522,9 +554,10 @@ TEST_F(DataParallel, ShardedRankHoldsItsShardsOneGatheredLayerAndTheRest) {
     for (const char* c : {"parameters", "gradients", "optimizer_states"}) {
       EXPECT_EQ(p[c].get<size_t>(), shard.memory[c].get<size_t>()) << c;
     }
-    std::printf("  %s, 2 ranks: parameters %zu B sharded (shards %zu + gathered outer %zu + one "
-                "block %zu) against %zu B replicated\n",
-                dtype.c_str(), params, shards, outer, max_block, whole);
+    std::printf("  %s, %s, 2 ranks: parameters %zu B sharded (shards %zu + gathered outer %zu + "
+                "one block %zu) against %zu B replicated\n",
+                dtype.c_str(), optimizer.c_str(), params, shards, outer, max_block, whole);
+  }
   }
 }
 

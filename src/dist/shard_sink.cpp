@@ -41,7 +41,7 @@ float* ShardGradients::buffer_for(const Param& p) {
 void ShardSink::consume(Param& p, float* grad) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t n = p.numel();
-  if (reduce_ == Reduce::All) {
+  if (reduce_ != Reduce::Scatter) {
     comm_.all_reduce_sum(grad, n);  // (n), in place
   } else {
     Param& shard = shards_.shard(p.id);
@@ -61,6 +61,14 @@ void ShardSink::consume(Param& p, float* grad) {
     *seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   inner_.consume(p, grad);
+  if (reduce_ == Reduce::UpdateWhole) {
+    // Elements [first, first + s) of the updated whole tensor (N·s elements) are the shard.
+    Param& shard = shards_.shard(p.id);
+    const size_t e = dtype_bytes(p.dtype);
+    backend_.copy(shard.data.as<void>(),
+                  p.data.as<unsigned char>() + static_cast<size_t>(shard.first) * e,
+                  static_cast<size_t>(shard.numel()) * e);
+  }
 }
 
 }  // namespace lomo

@@ -4,7 +4,10 @@
 // ShardGradients buffer; the update pass reduce-scatters it, so that rank r receives the sum over
 // ranks of elements [r·s, r·s + s) and hands that to the wrapped sink as the gradient of its
 // shard (ParamShards::shard), which it updates. The norm pass all-reduces instead: every rank then
-// measures the whole gradient and finds the same norm and the same first non-finite tensor.
+// measures the whole gradient and finds the same norm and the same first non-finite tensor. So
+// does AdaLomo, whose factored statistics and RMS need the whole gradient: every rank applies the
+// whole update to its gathered copy (the same bits on every rank, data parallelism's), and keeps
+// its shard's slice of it; its row and column statistics (rows + cols per matrix) are replicated.
 //
 // Each rank's gradient is of its share's loss over the global batch's loss tokens
 // (Batch::loss_denominator), so the sum is the global batch's gradient, as in data parallelism.
@@ -39,10 +42,10 @@ class ShardGradients {
 
 class ShardSink : public GradSink {
  public:
-  enum class Reduce { Scatter, All };
-  // `inner` updates shards (Reduce::Scatter: its gradient_buffer gives a shard's buffer) or
-  // measures whole gradients (Reduce::All). seconds (optional): the time in the collectives is
-  // added to it.
+  // Scatter: `inner` updates shards (its gradient_buffer gives a shard's buffer). Measure: it
+  // measures whole gradients. UpdateWhole: it updates the gathered whole tensor, whose slice
+  // then becomes this rank's shard. seconds (optional): the time in the collectives is added.
+  enum class Reduce { Scatter, Measure, UpdateWhole };
   ShardSink(GradSink& inner, ParamShards& shards, ShardGradients& grads, Communicator& comm,
             Backend& backend, Reduce reduce, double* seconds = nullptr)
       : inner_(inner), shards_(shards), grads_(grads), comm_(comm), backend_(backend),

@@ -82,6 +82,8 @@ class Backend {
   // ---- memory -----------------------------------------------------------------------------
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  // dst ← src, both in the backend's memory (in order with the other ops).
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   // x(n) ← value. OVERWRITES.
   virtual void fill(float* x, float value, int64_t n) = 0;
 

@@ -129,11 +129,22 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   return w;
 }
 
+// AdaLomo's fp32 statistics: rows + cols per matrix, n per vector.
+size_t adalomo_state_bytes(const std::vector<ParamSpec>& specs) {
+  size_t b = 0;
+  for (const auto& s : specs) {
+    b += 4 * static_cast<size_t>(s.shape.size() == 2 ? s.shape[0] + s.shape[1] : s.shape[0]);
+  }
+  return b;
+}
+
 // Parameters and gradients of one rank of --parallel shard over N = in.shard_ranks (the layout
 // is dist/param_shards.h's, s = ParamShards::shard_elems): every tensor's shard, s·e bytes;
 // gathered N·s·e each, the embedding, final norm and head (held through the training pass) and
 // the largest block. Gradients, fp32: the tied embedding's whole gradient held (N·s), one buffer
-// of the largest other padded tensor (N·s), and one shard's (the largest s) that the update reads.
+// of the largest other padded tensor (N·s), and, for LOMO, one shard's (the largest s) that the
+// update reads (AdaLomo updates the gathered whole tensor: no shard buffer). AdaLomo's states
+// are replicated, as without sharding (plan_memory adds them).
 void plan_sharded(const MemoryPlanInput& in, const std::vector<ParamSpec>& specs, size_t e,
                   MemoryPlan& m) {
   const int N = in.shard_ranks;
@@ -159,7 +170,7 @@ void plan_sharded(const MemoryPlanInput& in, const std::vector<ParamSpec>& specs
   size_t largest_block = 0;
   for (const auto& [layer, bytes] : block) largest_block = std::max(largest_block, bytes);
   m.parameters = shards + outer + largest_block;
-  m.gradients = (held + shared + one_shard) * 4;
+  m.gradients = (held + shared + (in.optimizer == OptimizerKind::Lomo ? one_shard : 0)) * 4;
 }
 
 }  // namespace
@@ -185,10 +196,12 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   MemoryPlan m;
   m.parameters = P2 * e + (P - P2) * 4;
   if (in.shard_ranks > 0) {
-    if (in.optimizer != OptimizerKind::Lomo || in.lora.enabled()) {
-      throw Error("--parallel shard trains with --optimizer lomo, without LoRA");
+    if ((in.optimizer != OptimizerKind::Lomo && in.optimizer != OptimizerKind::AdaLomo) ||
+        in.lora.enabled()) {
+      throw Error("--parallel shard trains with --optimizer lomo or adalomo, without LoRA");
     }
     plan_sharded(in, specs, e, m);
+    if (in.optimizer == OptimizerKind::AdaLomo) m.optimizer_states = adalomo_state_bytes(specs);
   }
   // Gradient buffers are fp32 in the engine (GEMM output, read by the fp32 update); the paper
   // counts them in the storage dtype.
@@ -212,12 +225,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
         }
       }
       m.gradients = (held + shared) * ge;
-      if (in.optimizer == OptimizerKind::AdaLomo) {
-        for (const auto& s : specs) {
-          m.optimizer_states +=
-              4 * static_cast<size_t>(s.shape.size() == 2 ? s.shape[0] + s.shape[1] : s.shape[0]);
-        }
-      }
+      if (in.optimizer == OptimizerKind::AdaLomo) m.optimizer_states = adalomo_state_bytes(specs);
       break;
     }
     case OptimizerKind::AdamW:

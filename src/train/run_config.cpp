@@ -126,10 +126,10 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
       throw Error(flag + " with LoRA is not implemented (the adapters' gradients are not "
                   "summed over ranks); train LoRA in one process");
     }
-    if (run.parallel == ParallelMode::Shard && run.optimizer != OptimizerKind::Lomo) {
-      throw Error(flag + " trains with --optimizer lomo only so far (sharded AdaLomo states and "
-                  "sharded SGD/AdamW are not implemented); use --optimizer lomo, or --parallel "
-                  "dp");
+    if (run.parallel == ParallelMode::Shard && run.optimizer != OptimizerKind::Lomo &&
+        run.optimizer != OptimizerKind::AdaLomo) {
+      throw Error(flag + " trains with --optimizer lomo or adalomo (sharded SGD/AdamW states are "
+                  "not implemented); use one of them, or --parallel dp");
     }
     if (run.batch_size < run.ranks) {
       throw Error("--batch-size " + std::to_string(run.batch_size) + " is the global batch and " +

@@ -102,12 +102,17 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
   if (opts.shards != nullptr) {
     // Sharded (check_run_config refuses the rest first): the update sink's buffer is one shard's
     // gradient, the whole gradients are ShardGradients'.
-    if (opts.optimizer != OptimizerKind::Lomo || opts.lora != nullptr ||
+    const bool adalomo = opts.optimizer == OptimizerKind::AdaLomo;
+    if ((opts.optimizer != OptimizerKind::Lomo && !adalomo) || opts.lora != nullptr ||
         opts.data_parallel == nullptr) {
-      throw Error("--parallel shard trains with --optimizer lomo, without LoRA");
+      throw Error("--parallel shard trains with --optimizer lomo or adalomo, without LoRA");
     }
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
-    reusable_ = std::make_unique<ReusableGradients>(opts.shards->shards(), -1, tracker, backend);
+    // LOMO's update reads one shard's gradient; AdaLomo's the whole one, in ShardGradients.
+    const std::vector<Param> none;
+    reusable_ = std::make_unique<ReusableGradients>(adalomo ? none : opts.shards->shards(), -1,
+                                                    tracker, backend);
+    if (adalomo) adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
     shard_grads_ = std::make_unique<ShardGradients>(params, held, opts.shards->ranks(), tracker,
                                                     backend);
     return;
@@ -184,10 +189,12 @@ double Trainer::pass(const Batch& batch, GradSink* base, float grad_scale, bool 
   GradSink* sink = base;
   if (opts_.lora != nullptr) sink = &lora.emplace(base, *lora_grads_);
   if (opts_.shards != nullptr) {
+    const ShardSink::Reduce reduce = norm_pass                    ? ShardSink::Reduce::Measure
+                                     : opts_.optimizer == OptimizerKind::AdaLomo
+                                         ? ShardSink::Reduce::UpdateWhole
+                                         : ShardSink::Reduce::Scatter;
     sink = &shard.emplace(*sink, *opts_.shards, *shard_grads_, *opts_.data_parallel,
-                          model_.backend(),
-                          norm_pass ? ShardSink::Reduce::All : ShardSink::Reduce::Scatter,
-                          &comm_seconds_);
+                          model_.backend(), reduce, &comm_seconds_);
   } else if (opts_.data_parallel != nullptr) {
     sink = &reduce.emplace(*sink, *opts_.data_parallel, &comm_seconds_);
   }

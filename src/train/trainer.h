@@ -59,7 +59,8 @@ struct TrainOptions {
   Communicator* data_parallel = nullptr;
   // Sharded parameters (dist/param_shards.h; owned by the caller, set as the model's residency,
   // with data_parallel its communicator): each gradient is reduce-scattered and each rank updates
-  // its shard. LOMO only (without LoRA); the norm pass all-reduces whole gradients.
+  // its shard (LOMO), or all-reduced and applied to the gathered copy, of which each rank keeps
+  // its shard (AdaLomo, dist/shard_sink.h). Without LoRA; the norm pass all-reduces.
   ParamShards* shards = nullptr;
 };
 

@@ -41,6 +41,10 @@ void CpuBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(host_dst, src, bytes);
 }
 
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
 void CpuBackend::fill(float* x, float value, int64_t n) {
   lomo::fill(x, value, n);
 }

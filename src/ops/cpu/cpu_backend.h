@@ -21,6 +21,7 @@ class CpuBackend : public Backend {
 
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override;
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
   void fill(float* x, float value, int64_t n) override;
 
   void matmul(const Matmul& m) override;

@@ -104,6 +104,12 @@ void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
   synchronize("copying from the GPU");
 }
 
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_),
+        "copying within the GPU");
+}
+
 void CudaBackend::matmul(const Matmul& m) { gemm_->run(m); }
 
 }  // namespace lomo::cuda
