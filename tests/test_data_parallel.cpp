@@ -13,7 +13,9 @@
 
 #include "core/error.h"
 #include "dist/batch_share.h"
+#include "dist/communicator.h"
 #include "dist/launch.h"
+#include "far_backend.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 #include "train/run_config.h"
@@ -150,7 +152,7 @@ TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
   // the whole tensor, which a shard's offset must keep.
   const fs::path dir = test::temp_dir("shard_one_rank");
   for (const std::string fixture : {"llama_gqa", "smollm_tied"}) {
-    for (const StorageDtype dtype : {StorageDtype::F32, StorageDtype::BF16}) {
+    for (const StorageDtype dtype : {StorageDtype::F32, StorageDtype::BF16, StorageDtype::F16}) {
     for (const OptimizerKind optimizer : {OptimizerKind::Lomo, OptimizerKind::AdaLomo}) {
       SCOPED_TRACE(fixture + " " + storage_dtype_name(dtype) + " " + optimizer_name(optimizer));
       RunConfig r;
@@ -226,6 +228,25 @@ TEST(DataParallelOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
   EXPECT_NE(a, fused) << "the zero-buffer update rounds differently; if not, this test proves "
                          "less than it says";
   fs::remove_all(dir);
+}
+
+TEST(LocalCommunicator, CopiesThroughTheBackendItIsGiven) {
+  // A run alone on a GPU (without NCCL) gathers and scatters shards in the GPU's memory: the
+  // copies must go through the backend. The far backend's memory faults on any host touch.
+  test::FarBackend far;
+  MemoryTracker tracker;
+  Buffer a(far.allocator(), tracker, MemCategory::Parameters, 64 * sizeof(float));
+  Buffer b(far.allocator(), tracker, MemCategory::Parameters, 64 * sizeof(float));
+  Buffer c(far.allocator(), tracker, MemCategory::Parameters, 64 * sizeof(float));
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.5f * static_cast<float>(i);
+  far.copy_to_device(a.f32(), x.data(), 64 * sizeof(float));
+  LocalCommunicator comm(&far);
+  comm.all_gather(a.f32(), b.f32(), 64);
+  comm.reduce_scatter_sum(b.f32(), c.f32(), 64);
+  std::vector<float> y(64);
+  far.copy_to_host(y.data(), c.f32(), 64 * sizeof(float));
+  EXPECT_EQ(y, x);
 }
 
 TEST(ShardedMemory, PaperSixtyFiveBOnEightRanksFitsTwentyFourGigabytes) {
@@ -473,10 +494,10 @@ TEST_F(DataParallel, ShardedEqualsDataParallelWithAndWithoutClipping) {
   }
 }
 
-TEST_F(DataParallel, ShardedTiedAndBf16) {
+TEST_F(DataParallel, ShardedTiedBf16AndFp16) {
   // The tied embedding's gradient is held whole from the LM head to the lookup, then
   // reduce-scattered; bf16 shards round each element by its index in the whole tensor, so the
-  // sharded run's bits are data parallelism's.
+  // sharded run's bits are data parallelism's; so are fp16's with its loss scaling.
   const Run dp = train("smollm_tied", "--lr 3e-3", 2, "tied_dp");
   ASSERT_EQ(dp.result.status, 0) << dp.result.output;
   const Run shard = train("smollm_tied", "--lr 3e-3", 2, "tied_shard", "shard");
@@ -495,6 +516,12 @@ TEST_F(DataParallel, ShardedTiedAndBf16) {
     for (size_t i = 0; i < w.size(); ++i) moved += w[i] != w0[i];
   }
   EXPECT_GT(moved, 1000u) << "bf16 training hardly changed the weights: the comparison is weak";
+  // fp16: the overflow check's pass all-reduces whole gradients, the update reduce-scatters.
+  const Run dp_f16 = train("llama_gqa", "--dtype fp16 --lr 0.1", 2, "f16_dp");
+  ASSERT_EQ(dp_f16.result.status, 0) << dp_f16.result.output;
+  const Run shard_f16 = train("llama_gqa", "--dtype fp16 --lr 0.1", 2, "f16_shard", "shard");
+  ASSERT_EQ(shard_f16.result.status, 0) << shard_f16.result.output;
+  EXPECT_TRUE(dp_f16.bytes == shard_f16.bytes) << "fp16: not bit-identical";
 }
 
 TEST_F(DataParallel, ShardedAdaLomoEqualsDataParallelBitForBit) {

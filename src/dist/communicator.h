@@ -16,6 +16,8 @@
 
 namespace lomo {
 
+class Backend;  // ops/backend.h
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -40,9 +42,11 @@ class Communicator {
 };
 
 // One rank: every collective is a copy (or nothing). The data-parallel path of a run launched
-// alone, so that `--parallel dp` on one process runs the code it runs on many.
+// alone, so that `--parallel dp` on one process runs the code it runs on many. Copies are host
+// memmoves, or, given a backend, its copy within its memory (a GPU's buffers).
 class LocalCommunicator : public Communicator {
  public:
+  explicit LocalCommunicator(Backend* backend = nullptr) : backend_(backend) {}
   int rank() const override { return 0; }
   int size() const override { return 1; }
   const char* name() const override { return "local"; }
@@ -54,6 +58,10 @@ class LocalCommunicator : public Communicator {
   double all_reduce_max(double v) override { return v; }
   std::vector<uint64_t> all_gather(uint64_t v) override { return {v}; }
   void barrier() override {}
+
+ private:
+  void copy(float* out, const float* in, int64_t n);
+  Backend* backend_;
 };
 
 }  // namespace lomo

@@ -104,7 +104,7 @@ Communicator& World::for_backend(Backend& backend) {
     throw Error("data parallelism between GPU ranks needs NCCL, which this build lacks (CUDA "
                 "with libnccl found: LOMO_NCCL=ON)");
   }
-  device_ = std::make_unique<LocalCommunicator>();
+  device_ = std::make_unique<LocalCommunicator>(&backend);
 #endif
   return *device_;
 }
