@@ -48,9 +48,14 @@ void ParamShards::cut() {
     const int64_t valid = std::clamp<int64_t>(n - q.first, 0, s);
     host.assign(static_cast<size_t>(s) * e, 0);
     if (valid > 0) {
-      backend_.copy_to_host(host.data(),
-                            p.data.as<unsigned char>() + static_cast<size_t>(q.first) * e,
-                            static_cast<size_t>(valid) * e);
+      // The whole tensor is in host memory as loaded (a GPU run cuts before moving anything to
+      // the GPU), or in the backend's.
+      const unsigned char* from = p.data.as<unsigned char>() + static_cast<size_t>(q.first) * e;
+      if (p.on_host()) {
+        std::memcpy(host.data(), from, static_cast<size_t>(valid) * e);
+      } else {
+        backend_.copy_to_host(host.data(), from, static_cast<size_t>(valid) * e);
+      }
     }
     backend_.copy_to_device(q.data.as<void>(), host.data(), host.size());
     free_whole(p);

@@ -32,8 +32,9 @@ class ParamShards : public Residency {
   // The shards' layout (shard() is valid, without data); `comm` reaches buffers in the backend's
   // memory (World::for_backend).
   ParamShards(ModelParams& params, Communicator& comm, MemoryTracker& tracker, Backend& backend);
-  // Cuts every tensor of the params (whole, as loaded or resumed, identical on every rank):
-  // keeps this rank's shard and frees the whole tensor, one tensor at a time. Once.
+  // Cuts every tensor of the params (whole, as loaded or resumed, identical on every rank; in host
+  // memory or the backend's): keeps this rank's shard in the backend's memory and frees the whole
+  // tensor, one tensor at a time. Once.
   void cut();
 
   // Elements per shard of a tensor of `numel` elements over `ranks`.

@@ -369,8 +369,8 @@ void TrainingRun::load() {
     progress.finish();
   }
   // Loading reads into host memory; a GPU run moves the parameters into the GPU's now, before
-  // the model takes its views of them.
-  if (!(backend_->allocator().device() == Device::host())) {
+  // the model takes its views of them. Sharded, only the shards ever go there (cut below).
+  if (!(backend_->allocator().device() == Device::host()) && run_.parallel != ParallelMode::Shard) {
     model_->params.move_to(backend_->allocator(), *backend_, tracker_);
   }
   net_ = make_model(model_config_, model_->params, tracker_, *backend_);
