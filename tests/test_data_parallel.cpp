@@ -145,6 +145,21 @@ std::string write_data(const fs::path& dir, int lines) {
   return path;
 }
 
+// One in-process `lomo train` of `c` into dir/name (output to /dev/null); the saved model's bytes.
+std::string train_in_process(RunConfig c, const fs::path& dir, const std::string& name) {
+  c.out_path = (dir / name).string();
+  std::FILE* sink = std::fopen("/dev/null", "w");
+  {
+    TrainingRun t(c, sink);
+    t.prepare();
+    t.load();
+    t.train();
+    t.save();
+  }
+  std::fclose(sink);
+  return test::read_file((dir / name / "model.safetensors").string());
+}
+
 TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
   // Alone, --parallel shard cuts every tensor into one shard (padded to 16 elements), gathers
   // each layer from it and "reduce-scatters" over one rank: the arithmetic of the buffered LOMO
@@ -165,18 +180,8 @@ TEST(ShardedOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
       r.dtype = dtype;
       r.optimizer = optimizer;
       r.clip_grad_norm = 1.0f;
-      auto train = [&](RunConfig c, const std::string& name) {
-        c.out_path = (dir / name).string();
-        std::FILE* sink = std::fopen("/dev/null", "w");
-        {
-          TrainingRun t(c, sink);
-          t.prepare();
-          t.load();
-          t.train();
-          t.save();
-        }
-        std::fclose(sink);
-        const std::string bytes = test::read_file((dir / name / "model.safetensors").string());
+      auto train = [&](const RunConfig& c, const std::string& name) {
+        const std::string bytes = train_in_process(c, dir, name);
         fs::remove_all(dir / name);
         return bytes;
       };
@@ -205,18 +210,8 @@ TEST(DataParallelOneRank, EqualsTheRunWithoutTheZeroBufferUpdateBitForBit) {
   r.steps = 3;
   r.threads = 1;
   r.memory_limit = 0;
-  auto train = [&](RunConfig c, const std::string& name) {
-    c.out_path = (dir / name).string();
-    std::FILE* sink = std::fopen("/dev/null", "w");
-    {
-      TrainingRun t(c, sink);
-      t.prepare();
-      t.load();
-      t.train();
-      t.save();
-    }
-    std::fclose(sink);
-    return test::read_file((dir / name / "model.safetensors").string());
+  auto train = [&](const RunConfig& c, const std::string& name) {
+    return train_in_process(c, dir, name);
   };
   RunConfig off = r;
   off.fused_gemm_update = false;

@@ -40,10 +40,13 @@ float* ShardGradients::buffer_for(const Param& p) {
 
 void ShardSink::consume(Param& p, float* grad) {
   const auto t0 = std::chrono::steady_clock::now();
+  auto count_time = [&] {
+    if (seconds_ != nullptr) {
+      *seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  };
   const int64_t n = p.numel();
-  if (reduce_ != Reduce::Scatter) {
-    comm_.all_reduce_sum(grad, n);  // (n), in place
-  } else {
+  if (reduce_ == Reduce::Scatter) {
     Param& shard = shards_.shard(p.id);
     const int64_t s = shard.numel();
     // The padding after the tensor's n elements holds whatever an earlier tensor left in the
@@ -51,15 +54,12 @@ void ShardSink::consume(Param& p, float* grad) {
     if (s * comm_.size() > n) backend_.fill(grad + n, 0.0f, s * comm_.size() - n);
     float* out = inner_.gradient_buffer(shard);  // (s)
     comm_.reduce_scatter_sum(grad, out, s);
-    if (seconds_ != nullptr) {
-      *seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
+    count_time();
     inner_.consume(shard, out);
     return;
   }
-  if (seconds_ != nullptr) {
-    *seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
+  comm_.all_reduce_sum(grad, n);  // (n), in place
+  count_time();
   inner_.consume(p, grad);
   if (reduce_ == Reduce::UpdateWhole) {
     // Elements [first, first + s) of the updated whole tensor (N·s elements) are the shard.
