@@ -12,6 +12,7 @@
 #   ours    lomo train --device cuda, LOMO, bf16 + stochastic rounding, checkpointing on, for
 #           seq 1024 × batch 1, seq 2048 × 1 and 512 × 8 (Table 1's shape): tokens/s, peak GPU
 #           memory tracked (memory.json) and polled (nvidia-smi), and the planner's prediction
+#           (lomo memory --device cuda, also for LLaMA-65B at seq 512: issue 12's stretch target)
 #   peer    the same shapes with transformers + lomo-optim (Lomo.fused_backward, gradient
 #           checkpointing, bf16), torch.cuda.max_memory_reserved as the paper measured
 #   summary one table of it all: OUTDIR/summary.md (printed last)
@@ -113,12 +114,18 @@ with_gpu_poll() {
 }
 
 if have ours; then
+  # Issue 12's stretch target predicted first, with no GPU involved: LLaMA-65B on this one GPU.
+  "$lomo" memory --device cuda --config "$root/configs/llama-65b.json" --dtype bf16 \
+    --batch-size 1 --seq-len 512 --checkpointing on > "$out/plan_65b.txt" 2>&1
   for s in $shapes; do
     seq=${s%x*} b=${s#*x}
     say "ours seq $seq batch $b"
     rm -rf "$work/out_$s"
-    "$lomo" memory --model "$work/l7b" --optimizer lomo --dtype bf16 --batch-size "$b" \
-      --seq-len "$seq" --checkpointing on > "$out/ours_${s}_plan.txt" 2>&1
+    for fmt in txt json; do
+      "$lomo" memory --device "$device" --model "$work/l7b" --optimizer lomo --dtype bf16 \
+        --batch-size "$b" --seq-len "$seq" --checkpointing on $([[ $fmt == json ]] && echo --json) \
+        > "$out/ours_${s}_plan.$fmt" 2>&1
+    done
     with_gpu_poll "$out/ours_${s}_smi.txt" timeout 240 "$lomo" train --device "$device" \
       --model "$work/l7b" --data "$work/data.jsonl" --out "$work/out_$s" --optimizer lomo \
       --lr 1e-5 --lr-schedule constant --steps "$steps" --batch-size "$b" --seq-len "$seq" \
@@ -160,10 +167,14 @@ def mib(x):
 def poll(path):
     try: return max(int(l) for l in open(path) if l.strip().isdigit()) * 2**20
     except Exception: return 0
-print("| shape | ours tok/s | peer tok/s | ratio | ours MFU (989 TF) | ours tracked | ours polled | peer reserved | peer polled |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| shape | ours tok/s | peer tok/s | ratio | ours MFU (989 TF) | ours predicted (+libraries) | ours tracked | ours polled | peer reserved | peer polled |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for s in shapes:
-    ours_tps = peer_tps = tracked = reserved = 0
+    ours_tps = peer_tps = tracked = reserved = predicted = device_total = 0
+    try:
+        plan = json.load(open(f"{out}/ours_{s}_plan.json"))
+        predicted, device_total = plan["total"], plan.get("device_total", 0)
+    except Exception: pass
     try:
         steps = [json.loads(l) for l in open(f"{out}/ours_{s}.jsonl") if '"loss"' in l]
         ours_tps = statistics.median(x["tokens_per_s"] for x in steps[1:]) if len(steps) > 1 else 0
@@ -176,8 +187,12 @@ for s in shapes:
     except Exception: pass
     ratio = f"{ours_tps / peer_tps:.2f}" if ours_tps and peer_tps else "-"
     mfu = f"{8 * P * ours_tps / 989e12:.1%}" if ours_tps else "-"
-    print(f"| {s} | {ours_tps:.0f} | {peer_tps:.0f} | {ratio} | {mfu} | {mib(tracked)} | "
+    print(f"| {s} | {ours_tps:.0f} | {peer_tps:.0f} | {ratio} | {mfu} | {mib(predicted)} ({mib(device_total)}) | {mib(tracked)} | "
           f"{mib(poll(f'{out}/ours_{s}_smi.txt'))} | {mib(reserved)} | {mib(poll(f'{out}/peer_{s}_smi.txt'))} |")
+try:
+    print("\nLLaMA-65B bf16, seq 512, batch 1 on one GPU, predicted (lomo memory --device cuda):")
+    print("".join("    " + l for l in open(f"{out}/plan_65b.txt") if l.strip().startswith(("total", "+", "="))))
+except Exception: print("\n65B plan: not made")
 try:
     log = open(f"{out}/cuda_tests.log").read().splitlines()
     print("\ncuda tests: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "rc=" in l))

@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "model/loader.h"
 #include "model/params.h"
+#include "ops/backend.h"
+#include "train/engine.h"
 #include "train/memory_measure.h"
 #include "train/memory_plan.h"
 #include "train/run_config.h"
@@ -83,11 +85,35 @@ int cmd_memory(int argc, char** argv) {
       model_preamble(args, args.given("config") ? ModelNeed::Optional : ModelNeed::Required);
   const ModelConfig config =
       args.given("config") ? load_config(args.str("config")) : load_model_config(model_path);
-  const std::unique_ptr<Backend> backend = backend_from_args(args);
-  MemoryPlanInput in = plan_input(run, config, run_seq_len(run, config), *backend);
+  // A GPU run is planned from the CUDA backend's declarations, with no GPU needed; one is opened
+  // only to run --measure's step or to read its free memory (the default --memory-limit).
+  const bool gpu = parse_device(run.device).kind == Device::Kind::Cuda;
+  std::unique_ptr<Backend> backend;
+  if (!gpu) {
+    backend = backend_from_args(args);
+  } else {
+    try {
+      backend = make_run_backend(1, run.device, run.uses_bf16_gemm());
+    } catch (const Error& e) {
+      if (measure) {
+        throw Error(std::string(e.what()) + "; --measure runs a step on the GPU: without one, "
+                    "leave out --measure for the plan alone");
+      }
+    }
+  }
+  // Attention through cuDNN: a run with bf16 products, in a build with cuDNN (planned as one
+  // where this build has no CUDA backend at all).
+  const bool cudnn_attention = gpu && cuda_attention_through_cudnn(run.uses_bf16_gemm());
+  MemoryPlanInput in =
+      backend ? plan_input(run, config, run_seq_len(run, config), *backend)
+              : plan_input_for_cuda(run, config, run_seq_len(run, config), cudnn_attention);
   if (in.lora.enabled()) check_lora_config(in.lora, config);  // as train refuses
   in.convention = conv;
-  in.checkpointing = fit_checkpointing(run.checkpointing, in, run_memory_limit(run));
+  // Without the GPU there is no free memory to read: --checkpointing auto plans with no limit
+  // unless --memory-limit gives the GPU's.
+  const size_t limit = backend || !gpu ? run_memory_limit(run, backend.get())
+                                       : run.memory_limit.value_or(0);
+  in.checkpointing = fit_checkpointing(run.checkpointing, in, limit);
   const MemoryPlan plan = plan_memory(in);
   const MeasuredMemory measured =
       measure ? measure_step_memory(in, train_options(run, in.checkpointing), model_path, *backend)
@@ -95,6 +121,11 @@ int cmd_memory(int argc, char** argv) {
 
   if (args.given("json")) {
     nlohmann::ordered_json j = as_json(plan);
+    if (gpu) {
+      j["device"] = run.device;
+      j["untracked"] = plan.untracked;
+      j["device_total"] = plan.total() + plan.untracked;
+    }
     if (measure) {
       j["measured"] = as_json(measured.peaks);
       j["measured"]["peak_rss"] = measured.peak_rss;
@@ -123,6 +154,22 @@ int cmd_memory(int argc, char** argv) {
   }
   std::printf("  %-18s %12s%s\n", "total", gib(plan.total()).c_str(),
               measure ? ("  " + gib(measured.peaks.total())).c_str() : "");
+  if (gpu) {
+    std::printf("  %-18s %12s   cuBLASLt's workspace and the reduction scratch, held by the "
+                "backend outside the tracker\n", "+ libraries", gib(plan.untracked).c_str());
+    std::printf("  %-18s %12s   on %s (an Ampere or newer GPU), %s%s; plus what the driver "
+                "holds (the CUDA context, cuDNN's handle), which no plan knows\n",
+                "= device", gib(plan.total() + plan.untracked).c_str(), run.device.c_str(),
+                cudnn_attention ? "attention through cuDNN (its workspace at the planned cap)"
+                                : "attention in the fp32 kernels",
+                cuda_backend_built() ? "" : " (this build has no CUDA backend: planned as "
+                                                  "one built with cuDNN)");
+    if (!backend && run.checkpointing == CheckpointingMode::Auto && !run.memory_limit) {
+      std::printf("  no GPU here: --checkpointing auto planned without a limit (every block keeps "
+                  "its activations); give --memory-limit (the GPU's free memory) to plan what "
+                  "lomo train would choose on it\n");
+    }
+  }
   std::printf("  gradients: %s\n", describe_gradient_memory(in).c_str());
   if (run.parallel == ParallelMode::Dp) {
     std::printf("  per rank of %d (--parallel dp): a full replica running %lld of the %lld "

@@ -149,9 +149,10 @@ std::vector<RunFlag> table() {
       {threads_flag(), S},
       {{"device", "cpu|cuda|cuda:N",
         "where the run computes: the CPU, or an NVIDIA GPU (a build with CUDA); on a GPU the "
-        "parameters, activations and updates live in its memory",
+        "parameters, activations and updates live in its memory. lomo memory plans a GPU run "
+        "without one (for an Ampere or newer GPU)",
         "cpu"},
-       T},
+       S},
       {{"parallel", "none|dp|shard",
         "with several ranks (mpirun -np N lomo train ...): dp = data parallelism, every rank a "
         "full replica running its share of each --batch-size batch (the global batch), each "

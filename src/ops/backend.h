@@ -70,6 +70,9 @@ class Backend {
   // Bytes the allocator can still give now (the host's available memory for the CPU, the GPU's
   // free memory for CUDA): a run's default --memory-limit.
   virtual size_t memory_available() const = 0;
+  // Bytes the backend itself holds on its device for its whole life, outside the tracker
+  // (library workspaces; 0 for the CPU): the planner's MemoryPlan::untracked.
+  virtual size_t untracked_bytes() const { return 0; }
 
   // Blocks until every op queued so far has run (nothing to wait for on the CPU, whose ops run
   // when called). Used to time phases (--profile); ops never need it for correctness.
@@ -209,5 +212,20 @@ struct BackendOptions {
 
 // The backend for `opts`; an unknown or unavailable device is a lomo::Error naming it.
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts = {});
+
+// A GPU run planned without its backend (`lomo memory --device cuda`, on any machine, in any
+// build): what the CUDA backend declares, from the host formulas of ops/cuda/device_plan.h.
+// Its attention scratch (fp32 elements) for `d`, with cuDNN's fused attention or without; the
+// bytes it holds outside the tracker; whether a run with bf16 products takes attention through
+// cuDNN (in a build with cuDNN, or planned as one where this build has no CUDA backend); and
+// whether this build has the CUDA backend.
+int64_t cuda_attention_workspace_elems(const AttnDims& d, bool cudnn);
+size_t cuda_untracked_bytes();
+bool cuda_attention_through_cudnn(bool bf16_products);
+bool cuda_backend_built();
+
+// --device's value read without opening anything: "cpu" → the host, "cuda" → GPU 0, "cuda:N" →
+// GPU N; anything else is a lomo::Error naming it.
+Device parse_device(const std::string& device);
 
 }  // namespace lomo

@@ -94,8 +94,10 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
   // attention's scratch are never live together: one buffer, the larger of the two.
   const int64_t head_scratch =
       (head.tile_elems(V) + 15) / 16 * 16 + (sixteen ? head.cols * d : 0);
-  const int64_t attention_scratch =
-      in.backend->attention_workspace_elems({B, T, c.n_head, c.n_kv, c.head_dim});
+  const AttnDims dims{B, T, c.n_head, c.n_kv, c.head_dim};
+  const int64_t attention_scratch = in.backend != nullptr
+                                        ? in.backend->attention_workspace_elems(dims)
+                                        : cuda_attention_workspace_elems(dims, in.cuda->cudnn);
   size_t w = f32s(N)                                        // per-token NLL
              + f32s(std::max(head_scratch, attention_scratch))
              + f32s(4 * N)                                  // running max and Σexp (fp64)
@@ -179,7 +181,8 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const ModelConfig& c = in.config;
   const bool paper = in.convention == MemoryConvention::Paper;
   if (!paper) check_optimizer_storage(in.optimizer, in.dtype);
-  LOMO_ASSERT(in.backend != nullptr, "the memory planner needs the run's backend");
+  LOMO_ASSERT(in.backend != nullptr || in.cuda.has_value(),
+              "the memory planner needs the run's backend or a device to plan for");
   const size_t e = in.dtype == StorageDtype::F32 ? 4 : 2;
   const auto specs = expected_params(c);
   const auto P = static_cast<size_t>(count_params(c));
@@ -245,6 +248,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing, in.activation_dtype);
   m.workspace = workspace_bytes(c, in, largest_viewed);
+  m.untracked = in.backend != nullptr ? in.backend->untracked_bytes() : cuda_untracked_bytes();
   return m;
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "model/config.h"
@@ -36,8 +37,16 @@ enum class MemoryConvention { Engine, Paper };
 
 struct MemoryPlanInput {
   ModelConfig config;
-  // The backend the run will use: its scratch (attention) is part of the workspace. Required.
+  // The backend the run will use: its scratch (attention) is part of the workspace, and what it
+  // holds outside the tracker is MemoryPlan::untracked. Required unless `cuda` is set.
   const Backend* backend = nullptr;
+  // A GPU run planned without its backend (`lomo memory --device cuda`, no GPU needed): the CUDA
+  // backend's declarations (ops/backend.h's cuda_* formulas) for an sm >= 80 GPU; cudnn: attention
+  // through cuDNN's fused kernels (a run with bf16 products, in a build with cuDNN).
+  struct CudaPlan {
+    bool cudnn = false;
+  };
+  std::optional<CudaPlan> cuda;
   OptimizerKind optimizer = OptimizerKind::Lomo;
   StorageDtype dtype = StorageDtype::F32;
   int64_t batch = 1, seq = 1;
@@ -64,9 +73,14 @@ struct MemoryPlanInput {
 
 struct MemoryPlan {
   size_t parameters = 0, gradients = 0, optimizer_states = 0, activations = 0, workspace = 0;
+  // What the five categories and the tracker count.
   size_t total() const {
     return parameters + gradients + optimizer_states + activations + workspace;
   }
+  // Device memory the backend holds outside the tracker (a GPU's library workspaces: cuBLASLt's,
+  // the reduction scratch; 0 on the CPU). Not in total(); the device's own (CUDA context, cuDNN
+  // handle) is in neither.
+  size_t untracked = 0;
 };
 
 // Throws lomo::Error for a configuration the engine refuses (Engine convention).

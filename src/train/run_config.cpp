@@ -162,10 +162,12 @@ size_t run_memory_limit(const RunConfig& run, const Backend* backend) {
   return backend != nullptr ? backend->memory_available() : available_memory_bytes();
 }
 
-MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,
-                           const Backend& backend) {
+namespace {
+
+// plan_input's fields from the run, for either kind of device.
+MemoryPlanInput plan_input_of_run(const RunConfig& run, const ModelConfig& config,
+                                  int64_t longest_seq) {
   MemoryPlanInput in;
-  in.backend = &backend;
   in.config = config;
   in.optimizer = run.optimizer;
   in.dtype = run.dtype;
@@ -184,6 +186,22 @@ MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int6
     in.lora = run.lora_config();
     in.base_frozen = run.base_frozen();
   }
+  return in;
+}
+
+}  // namespace
+
+MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,
+                           const Backend& backend) {
+  MemoryPlanInput in = plan_input_of_run(run, config, longest_seq);
+  in.backend = &backend;
+  return in;
+}
+
+MemoryPlanInput plan_input_for_cuda(const RunConfig& run, const ModelConfig& config,
+                                    int64_t longest_seq, bool cudnn_attention) {
+  MemoryPlanInput in = plan_input_of_run(run, config, longest_seq);
+  in.cuda = MemoryPlanInput::CudaPlan{.cudnn = cudnn_attention};
   return in;
 }
 

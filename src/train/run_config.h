@@ -172,6 +172,10 @@ size_t run_memory_limit(const RunConfig& run, const Backend* backend = nullptr);
 // the mode names before any fitting (auto: all recomputed); fit_checkpointing() chooses.
 MemoryPlanInput plan_input(const RunConfig& run, const ModelConfig& config, int64_t longest_seq,
                            const Backend& backend);
+// The same for a GPU run (run.device cuda) planned without its backend: the CUDA backend's
+// declarations (ops/cuda/device_plan.h), attention through cuDNN when `cudnn_attention`.
+MemoryPlanInput plan_input_for_cuda(const RunConfig& run, const ModelConfig& config,
+                                    int64_t longest_seq, bool cudnn_attention);
 
 // The checkpointing the run uses: auto → choose_checkpointing (the most blocks kept that fit);
 // on/off → those blocks, with the one-pass LM head if it fits (fit_head).

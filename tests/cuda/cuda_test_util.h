@@ -20,9 +20,10 @@
 namespace lomo::test {
 
 // The CUDA backend, or nullptr with `reason` saying why there is none (no GPU, no driver).
-inline std::unique_ptr<Backend> try_cuda_backend(std::string& reason) {
+// bf16_products: attention through cuDNN where it takes the shape (BackendOptions).
+inline std::unique_ptr<Backend> try_cuda_backend(std::string& reason, bool bf16_products = false) {
   try {
-    return make_backend({.device = "cuda"});
+    return make_backend({.device = "cuda", .bf16_products = bf16_products});
   } catch (const Error& e) {
     reason = e.what();
     return nullptr;

@@ -87,6 +87,26 @@ TEST(CudnnAttention, TakesNothingWithoutAGpu) {
 
 // ---- on a GPU --------------------------------------------------------------------------------
 
+// The shapes the device check trains (LLaMA-7B at seq 1024 and 2048, batch 8 × 512; LLaMA-65B at
+// seq 512; GQA 32:8) build both graphs within the planned workspace cap, and the backend
+// declares for them exactly what `lomo memory --device cuda` plans (ops/cuda/device_plan.h).
+TEST(CudnnAttention, PlannedShapesBuildWithinTheCap) {
+  std::string reason;
+  const std::unique_ptr<Backend> gpu = try_cuda_backend(reason, /*bf16_products=*/true);
+  if (!gpu) GTEST_SKIP() << "no CUDA GPU: " << reason;
+  cuda::CudnnAttention path(cuda::CudnnAttention::Use::Bf16);
+  const AttnDims shapes[] = {{1, 1024, 32, 32, 128}, {1, 2048, 32, 32, 128},
+                             {8, 512, 32, 32, 128},  {1, 512, 64, 64, 128},
+                             {8, 2048, 32, 8, 128}};
+  for (const AttnDims& d : shapes) {
+    SCOPED_TRACE("B " + std::to_string(d.B) + " T " + std::to_string(d.T) + " heads " +
+                 std::to_string(d.n_head) + ":" + std::to_string(d.n_kv));
+    EXPECT_TRUE(path.takes(d)) << path.last_rejection();
+    EXPECT_EQ(path.workspace_elems(d), cuda::attention_workspace_elems(d, true));
+    EXPECT_EQ(gpu->attention_workspace_elems(d), cuda::attention_workspace_elems(d, true));
+  }
+}
+
 std::vector<float> randn_bf16(int64_t n, uint32_t seed) {
   std::mt19937 g(seed);
   std::normal_distribution<double> nd(0.0, 1.0);

@@ -30,6 +30,7 @@
 #include "ops/cuda/attention_tiles.cuh"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_util.h"
+#include "ops/cuda/device_plan.h"
 #if defined(LOMO_HAVE_CUDNN_FRONTEND)
 #include "ops/cuda/attention_cudnn.h"
 #endif
@@ -501,11 +502,16 @@ unsigned tiles_of(int64_t rows) {
 // kernels' (max, 1/Σexp); every other shape runs on the fp32 kernels below. Asking for the
 // workspace builds the graphs, outside the timed steps.
 int64_t CudaBackend::attention_workspace_elems(const AttnDims& d) const {
-  int64_t elems = d.B * d.n_head * d.T;  // D of every query row, between the backward kernels
+  // The planner's formula (device_plan.h): declared whether or not cuDNN builds this shape, so
+  // that `lomo memory --device cuda` predicts it without a GPU.
+  bool cudnn = false;
 #if defined(LOMO_HAVE_CUDNN_FRONTEND)
-  if (cudnn_attn_) elems = std::max(elems, cudnn_attn_->workspace_elems(d));
+  if (cudnn_attn_) {
+    (void)cudnn_attn_->takes(d);  // builds the shape's graphs now, while planning, not in a step
+    cudnn = cudnn_attn_->enabled() && cudnn_attn_->sm() >= 80;
+  }
 #endif
-  return elems;
+  return cuda::attention_workspace_elems(d, cudnn);
 }
 
 void CudaBackend::attention_forward(float* out, float* stats, float* work, const float* q,

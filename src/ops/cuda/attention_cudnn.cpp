@@ -30,13 +30,6 @@ namespace fe = cudnn_frontend;
 using Graph = fe::graph::Graph;
 using TensorRef = std::shared_ptr<fe::graph::Tensor_attributes>;
 
-bool cudnn_sdpa_supported(const AttnDims& d, int sm) {
-  if (sm < 80) return false;
-  if (d.B < 1 || d.T < 2 || d.n_head < 1 || d.n_kv < 1 || d.head_dim < 1) return false;
-  if (d.n_head % d.n_kv != 0) return false;
-  return d.head_dim % 16 == 0 && d.head_dim <= 128;
-}
-
 namespace {
 
 // The tensors' ids in a graph's variant pack (the uid → device pointer map of an execution).
@@ -144,35 +137,6 @@ std::shared_ptr<Graph> graph_for(const AttnDims& d, int sm, SdpaDirection dir) {
   return dir == SdpaDirection::Forward ? forward_graph(d, sm) : backward_graph(d, sm);
 }
 
-// Byte offsets of the workspace's parts, each 256-byte aligned. Both directions share the first
-// parts, so that the backward's recomputed forward uses the forward's layout.
-struct Layout {
-  size_t q, k, v, o, seq, dout, dq, dk, dv, stats, cudnn, cudnn_bytes, total;
-  explicit Layout(const AttnDims& d, size_t cudnn_workspace) {
-    const auto bf16 = [](int64_t n) { return sizeof(uint16_t) * static_cast<size_t>(n); };
-    const int64_t qn = d.B * d.T * d.n_head * d.head_dim, kn = d.B * d.T * d.n_kv * d.head_dim;
-    size_t at = 0;
-    const auto take = [&](size_t bytes) {
-      const size_t start = at;
-      at += (bytes + 255) / 256 * 256;
-      return start;
-    };
-    q = take(bf16(qn));
-    k = take(bf16(kn));
-    v = take(bf16(kn));
-    o = take(bf16(qn));
-    seq = take(sizeof(int32_t) * static_cast<size_t>(d.B));
-    dout = take(bf16(qn));
-    dq = take(bf16(qn));
-    dk = take(bf16(kn));
-    dv = take(bf16(kn));
-    stats = take(sizeof(float) * static_cast<size_t>(d.B * d.n_head * d.T));
-    cudnn_bytes = cudnn_workspace;
-    cudnn = take(cudnn_workspace);
-    total = at;
-  }
-};
-
 using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
 ShapeKey key_of(const AttnDims& d) {
   return {d.B, d.T, d.n_head, d.n_kv, d.head_dim};
@@ -190,7 +154,6 @@ struct CudnnAttention::Impl {
   struct Plans {
     bool ok = false;  // false: cuDNN rejected the shape; the fp32 kernels run it
     std::shared_ptr<Graph> fwd, bwd;
-    size_t workspace_bytes = 0;  // our buffers and cuDNN's, as Layout
   };
   cudnnHandle_t handle = nullptr;
   std::map<ShapeKey, Plans> plans;
@@ -237,7 +200,16 @@ bool CudnnAttention::takes(const AttnDims& d) {
   impl_->ensure_handle();
   const auto build = [&](SdpaDirection dir) -> std::shared_ptr<Graph> {
     auto g = graph_for(d, sm_, dir);
-    auto s = g->build(impl_->handle, {fe::HeurMode_t::A});
+    // Graph::build's steps, with the engine configurations that need more workspace than the
+    // planned cap (device_plan.h) deselected before the supported one is chosen.
+    auto s = g->validate();
+    if (s.is_good()) s = g->build_operation_graph(impl_->handle);
+    if (s.is_good()) s = g->create_execution_plans({fe::HeurMode_t::A});
+    if (s.is_good()) {
+      g->deselect_workspace_greater_than(static_cast<int64_t>(cudnn_sdpa_workspace_cap(d)));
+      s = g->check_support();
+    }
+    if (s.is_good()) s = g->build_plans();
     if (s.is_bad()) {
       last_rejection_ = std::string(dir == SdpaDirection::Forward ? "forward" : "backward") +
                         " (B " + std::to_string(d.B) + ", T " + std::to_string(d.T) + ", n_head " +
@@ -256,16 +228,20 @@ bool CudnnAttention::takes(const AttnDims& d) {
     last_rejection_ = "cuDNN attention: no workspace size for a built graph";
     return false;
   }
-  p.workspace_bytes = Layout(d, static_cast<size_t>(std::max(fwd_bytes, bwd_bytes))).total;
+  const size_t need = static_cast<size_t>(std::max(fwd_bytes, bwd_bytes));
+  if (need > cudnn_sdpa_workspace_cap(d)) {  // deselection should have made this impossible
+    last_rejection_ = "cuDNN attention: the built graphs want " + std::to_string(need) +
+                      " bytes of workspace, over the planned cap of " +
+                      std::to_string(cudnn_sdpa_workspace_cap(d));
+    return false;
+  }
   p.ok = true;
   return true;
 }
 
 int64_t CudnnAttention::workspace_elems(const AttnDims& d) {
   if (!takes(d)) return 0;
-  // + 256 bytes: the parts are aligned from the first 256-byte boundary in `work` (cuDNN's TMA
-  // loads want aligned tensors; the caller's workspace may start anywhere).
-  return static_cast<int64_t>((impl_->plans.at(key_of(d)).workspace_bytes + 256 + 3) / 4);
+  return attention_workspace_elems(d, true);
 }
 
 namespace {
@@ -289,7 +265,7 @@ bool CudnnAttention::forward(cudaStream_t stream, float* out, float* stats, floa
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
   char* base = aligned(work);
-  const Layout at(d, 0);
+  const SdpaLayout at(d);
   const auto bf16 = [&](size_t offset) { return reinterpret_cast<uint16_t*>(base + offset); };
   const int64_t q_row = d.n_head * d.head_dim, kv_row = d.n_kv * d.head_dim;
   rows_to_bf16(bf16(at.q), q, lengths, d.B, d.T, q_row, stream);   // (B, T, n_head, hd)
@@ -312,7 +288,7 @@ bool CudnnAttention::backward(cudaStream_t stream, float* dq, float* dk, float* 
   if (!takes(d)) return false;
   const Impl::Plans& p = impl_->plans.at(key_of(d));
   char* base = aligned(work);
-  const Layout at(d, 0);
+  const SdpaLayout at(d);
   const auto bf16 = [&](size_t offset) { return reinterpret_cast<uint16_t*>(base + offset); };
   const int64_t q_row = d.n_head * d.head_dim, kv_row = d.n_kv * d.head_dim;
   rows_to_bf16(bf16(at.q), q, lengths, d.B, d.T, q_row, stream);

@@ -39,18 +39,12 @@
 #include <string>
 
 #include "ops/attention.h"
+#include "ops/cuda/device_plan.h"
 
 namespace lomo::cuda {
 
-// The rule for which shapes this path takes, on a GPU of compute capability `sm` (80 for
-// sm_80, 90 for sm_90, …): stated once, read by CudnnAttention and the tests.
-//   * sm ≥ 80: cuDNN's bf16 flash attention needs Ampere or newer.
-//   * head_dim a multiple of 16 and at most 128: cuDNN's own checks take multiples of 8 up to
-//     128 (backward) on sm_8x/sm_90 but multiples of 16 only on sm_100; one rule for all GPUs,
-//     and it leaves the head_dim-8 test fixtures to the fp32 kernels.
-//   * T ≥ 2: cuDNN's backward rejects s_q = s_kv = 1.
-//   * n_head a multiple of n_kv (GQA groups), every size positive.
-bool cudnn_sdpa_supported(const AttnDims& d, int sm);
+// Which shapes this path takes: cudnn_sdpa_supported (device_plan.h), and cuDNN building both
+// graphs within the planned workspace cap (cudnn_sdpa_workspace_cap).
 
 enum class SdpaDirection { Forward, Backward };
 
@@ -75,8 +69,9 @@ class CudnnAttention {
   // cuDNN built both graphs (a shape cuDNN rejects is remembered and left to the fp32 kernels;
   // the reason is kept in last_rejection()). Builds and caches the graphs on first call.
   bool takes(const AttnDims& d);
-  // fp32 elements of workspace forward and backward need for `d` (0 when !takes(d)); the
-  // caller's Backend::attention_workspace_elems returns the max of this and its own.
+  // fp32 elements of workspace forward and backward need for `d` (0 when !takes(d)):
+  // attention_workspace_elems(d, true) of device_plan.h, its SdpaLayout with cuDNN's part at
+  // the cap.
   int64_t workspace_elems(const AttnDims& d);
   // ops/backend.h's attention_forward and attention_backward, on `stream`; each returns false,
   // doing nothing, when !takes(d). `work` holds workspace_elems(d) floats (any alignment);
@@ -89,6 +84,7 @@ class CudnnAttention {
                 const float* v, const int32_t* lengths, const AttnDims& d);
 
   int sm() const { return sm_; }
+  bool enabled() const { return use_ != Use::Off; }
   const std::string& last_rejection() const { return last_rejection_; }
 
  private:

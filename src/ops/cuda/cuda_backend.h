@@ -18,6 +18,7 @@
 
 #include "ops/backend.h"
 #include "ops/cuda/device_memory.h"
+#include "ops/cuda/device_plan.h"
 
 namespace lomo::cuda {
 
@@ -39,6 +40,7 @@ class CudaBackend final : public Backend {
   int threads() const override { return 1; }
   Allocator& allocator() override { return allocator_; }
   size_t memory_available() const override;
+  size_t untracked_bytes() const override { return untracked_device_bytes(); }
   cudaStream_t stream() const { return stream_; }
   void* native_queue() const override { return stream_; }
   // Blocks until every op queued so far has run; a fault in one of them is a lomo::Error naming
@@ -116,7 +118,7 @@ class CudaBackend final : public Backend {
   mutable std::unique_ptr<CudnnAttention> cudnn_attn_;
   // Small fixed scratch for reductions (update.cu): kReduceBytes of device memory for partial
   // results and as much pinned host memory to read the final value back.
-  static constexpr size_t kReduceBytes = size_t{1} << 16;
+  static constexpr size_t kReduceBytes = kReduceScratchBytes;  // device_plan.h
   void* reduce_dev_ = nullptr;
   void* reduce_host_ = nullptr;
 };

@@ -17,6 +17,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "ops/cuda/device_plan.h"
 #include "ops/cuda/gemm_mapping.h"
 #include "ops/tensor.h"
 
@@ -29,7 +30,7 @@ void check_lt(cublasStatus_t s, const char* what, const ColMajorGemm& shape);
 class LtGemm {
  public:
   // Device memory the wrapper holds besides its descriptors: the cuBLASLt workspace.
-  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+  static constexpr size_t kWorkspaceBytes = kCublasLtWorkspaceBytes;  // device_plan.h
 
   // A cuBLASLt handle and the workspace on the current device; every call runs on `stream`.
   explicit LtGemm(cudaStream_t stream);
