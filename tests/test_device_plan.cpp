@@ -45,12 +45,15 @@ TEST(DevicePlan, CudnnWorkspaceOfGqaByHand) {
   EXPECT_EQ(cuda::SdpaLayout(d).total, ours + cap);
 }
 
-// The deterministic path's (B, H, T, T) scores count at most 256 MiB (cuDNN's frontend takes that
-// path only below it): LLaMA-7B at 8192 tokens would want 4 GiB.
-TEST(DevicePlan, ScoresTermStopsAt256MiB) {
-  const AttnDims d{1, 8192, 32, 32, 128};
-  EXPECT_EQ(cuda::cudnn_sdpa_workspace_cap(d),
-            128 * MiB + 1 * MiB + 256 * MiB + 1 * MiB);  // dQ, row sums, scores, slack
+// The deterministic backward's scores are quadratic and padded (T to 64 rows, 128 columns):
+// LLaMA-7B at 8192 tokens counts 4 GiB of them; GQA 4:2, batch 2 × 130 (a parity-test shape)
+// counts 2·2·4·192·256 bytes, with its 1040 query rows' fp32 dQ (64 wide), row sums and bf16
+// full-head dK and dV.
+TEST(DevicePlan, ScoresTermIsQuadraticAndPadded) {
+  EXPECT_EQ(cuda::cudnn_sdpa_workspace_cap({1, 8192, 32, 32, 128}),
+            128 * MiB + 1 * MiB + 4096 * MiB + 1 * MiB);  // dQ, row sums, scores, slack
+  EXPECT_EQ(cuda::cudnn_sdpa_workspace_cap({2, 130, 4, 2, 64}),
+            size_t{1040 * 64 * 4 + 1040 * 4 + 2 * 2 * 1040 * 64 + 2 * 2 * 4 * 192 * 256} + MiB);
 }
 
 // Where cuDNN does not run (an fp32 run, or a shape outside its rule) the fp32 kernels' D per

@@ -17,7 +17,9 @@ size_t cudnn_sdpa_workspace_cap(const AttnDims& d) {
   const size_t dq_accum = 4 * rows * n(d.head_dim);            // fp32 (B, n_head, T, hd)
   const size_t row_sums = 4 * rows;                            // fp32 (B, n_head, T)
   const size_t gqa_partials = d.n_kv < d.n_head ? 2 * 2 * rows * n(d.head_dim) : 0;  // bf16 dK, dV
-  const size_t dp_scores = std::min(2 * rows * n(d.T), size_t{256} << 20);  // bf16 (B, H, T, T)
+  const auto up = [&](int64_t x, int64_t m) { return n((x + m - 1) / m * m); };
+  // bf16 (B, n_head, T↑64, T↑128): the sm_90 deterministic backward's dP
+  const size_t dp_scores = 2 * n(d.B * d.n_head) * up(d.T, 64) * up(d.T, 128);
   return dq_accum + row_sums + gqa_partials + dp_scores + (size_t{1} << 20);
 }
 

@@ -35,11 +35,14 @@ bool cudnn_sdpa_supported(const AttnDims& d, int sm);
 
 // The most workspace cuDNN's own SDPA graphs may use for `d`, in bytes: engine configurations
 // that need more are deselected before the graphs are built (a shape none fits is left to the
-// fp32 kernels), so this is what the planner counts. Its terms, from cuDNN's documented
-// backward: the fp32 dQ accumulator (B, n_head, T, head_dim) and row sums (B, n_head, T); GQA's
-// partial dK and dV, (B, T, n_head, head_dim) each in bf16; on Hopper the deterministic dP
-// path's (B, n_head, T, T) bf16 scores, which cuDNN's frontend takes only up to 256 MiB; and
-// 1 MiB for counters and alignment.
+// fp32 kernels), so this is what the planner counts. Its terms, from cudnn-frontend's backward
+// node (its FE workspace and the engine's): the fp32 dQ accumulator (B, n_head, T, head_dim) and
+// row sums (B, n_head, T); GQA's full-head dK and dV, (B, n_head, T, head_dim) each in bf16; the
+// deterministic backward's dP scores, bf16 (B, n_head, T rounded up to 64, T rounded up to 128),
+// which the frontend uses on Hopper whenever determinism is asked for (quadratic in T: 256 MiB
+// for LLaMA-7B at 2048 tokens, 4 GiB at 8192 — counted, not hidden); and 1 MiB for counters and
+// alignment. Both the dQ accumulator and the scores are counted though a graph uses one or the
+// other: a bound, not a guess.
 size_t cudnn_sdpa_workspace_cap(const AttnDims& d);
 
 // The cuDNN path's workspace, byte offsets of its parts, each 256-byte aligned: the bf16 copies
