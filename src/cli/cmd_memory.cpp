@@ -89,12 +89,14 @@ int cmd_memory(int argc, char** argv) {
   // only to run --measure's step or to read its free memory (the default --memory-limit).
   const bool gpu = parse_device(run.device).kind == Device::Kind::Cuda;
   std::unique_ptr<Backend> backend;
+  std::string no_gpu;  // why no GPU backend opened, for the plan made without one
   if (!gpu) {
     backend = backend_from_args(args);
   } else {
     try {
       backend = make_run_backend(1, run.device, run.uses_bf16_gemm());
     } catch (const Error& e) {
+      no_gpu = e.what();
       if (measure) {
         throw Error(std::string(e.what()) + "; --measure runs a step on the GPU: without one, "
                     "leave out --measure for the plan alone");
@@ -160,14 +162,21 @@ int cmd_memory(int argc, char** argv) {
     std::printf("  %-18s %12s   on %s (an Ampere or newer GPU), %s%s; plus what the driver "
                 "holds (the CUDA context, cuDNN's handle), which no plan knows\n",
                 "= device", gib(plan.total() + plan.untracked).c_str(), run.device.c_str(),
-                cudnn_attention ? "attention through cuDNN (its workspace at the planned cap)"
-                                : "attention in the fp32 kernels",
-                cuda_backend_built() ? "" : " (this build has no CUDA backend: planned as "
+                backend           ? "attention's scratch as this GPU's backend declares it"
+                : cudnn_attention ? "attention through cuDNN (its workspace at the planned cap)"
+                                  : "attention in the fp32 kernels",
+                backend || cuda_backend_built() ? ""
+                                                : " (this build has no CUDA backend: planned as "
                                                   "one built with cuDNN)");
-    if (!backend && run.checkpointing == CheckpointingMode::Auto && !run.memory_limit) {
-      std::printf("  no GPU here: --checkpointing auto planned without a limit (every block keeps "
-                  "its activations); give --memory-limit (the GPU's free memory) to plan what "
-                  "lomo train would choose on it\n");
+    if (!backend && !run.memory_limit) {
+      std::printf("  planned without a GPU (%s), so without a memory limit: %s; give "
+                  "--memory-limit (the GPU's free memory) to plan what lomo train would choose "
+                  "on it\n",
+                  no_gpu.c_str(),
+                  run.checkpointing == CheckpointingMode::Auto
+                      ? "--checkpointing auto keeps every block's activations and the LM head "
+                        "runs in one pass where it can"
+                      : "the LM head runs in one pass where it can");
     }
   }
   std::printf("  gradients: %s\n", describe_gradient_memory(in).c_str());

@@ -502,14 +502,12 @@ unsigned tiles_of(int64_t rows) {
 // kernels' (max, 1/Σexp); every other shape runs on the fp32 kernels below. Asking for the
 // workspace builds the graphs, outside the timed steps.
 int64_t CudaBackend::attention_workspace_elems(const AttnDims& d) const {
-  // The planner's formula (device_plan.h): declared whether or not cuDNN builds this shape, so
-  // that `lomo memory --device cuda` predicts it without a GPU.
+  // The planner's formula (device_plan.h), which `lomo memory --device cuda` uses without a
+  // GPU. takes() builds the shape's graphs now, while planning, not inside a step; a shape cuDNN
+  // rejects declares only the fp32 kernels' scratch (the plan without a GPU over-counts it).
   bool cudnn = false;
 #if defined(LOMO_HAVE_CUDNN_FRONTEND)
-  if (cudnn_attn_) {
-    (void)cudnn_attn_->takes(d);  // builds the shape's graphs now, while planning, not in a step
-    cudnn = cudnn_attn_->enabled() && cudnn_attn_->sm() >= 80;
-  }
+  if (cudnn_attn_) cudnn = cudnn_attn_->takes(d);
 #endif
   return cuda::attention_workspace_elems(d, cudnn);
 }

@@ -206,7 +206,11 @@ bool CudnnAttention::takes(const AttnDims& d) {
     if (s.is_good()) s = g->build_operation_graph(impl_->handle);
     if (s.is_good()) s = g->create_execution_plans({fe::HeurMode_t::A});
     if (s.is_good()) {
-      g->deselect_workspace_greater_than(static_cast<int64_t>(cudnn_sdpa_workspace_cap(d)));
+      // The filter sees the engine's workspace only; the frontend adds its own (the backward's
+      // fp32 row sums and, for padding masks, two int32 per sequence), checked after the build.
+      const size_t frontend = 4 * static_cast<size_t>(d.B * d.n_head * d.T) + 8 * d.B;
+      g->deselect_workspace_greater_than(
+          static_cast<int64_t>(cudnn_sdpa_workspace_cap(d) - frontend));
       s = g->check_support();
     }
     if (s.is_good()) s = g->build_plans();
@@ -229,7 +233,7 @@ bool CudnnAttention::takes(const AttnDims& d) {
     return false;
   }
   const size_t need = static_cast<size_t>(std::max(fwd_bytes, bwd_bytes));
-  if (need > cudnn_sdpa_workspace_cap(d)) {  // deselection should have made this impossible
+  if (need > cudnn_sdpa_workspace_cap(d)) {  // the frontend's part was larger than foreseen
     last_rejection_ = "cuDNN attention: the built graphs want " + std::to_string(need) +
                       " bytes of workspace, over the planned cap of " +
                       std::to_string(cudnn_sdpa_workspace_cap(d));

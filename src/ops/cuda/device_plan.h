@@ -58,8 +58,8 @@ struct SdpaLayout {
 // (Backend::attention_workspace_elems): the fp32 kernels' D = rowsum(dO ⊙ O) per query row, or,
 // where cuDNN may take the shape (`cudnn`: a run with bf16 products, in a build with cuDNN's
 // frontend, on sm ≥ 80, and cudnn_sdpa_supported), the larger SdpaLayout plus 256 bytes to align
-// its start. Declared whether or not cuDNN then builds the shape's graphs, so that the
-// prediction does not depend on the GPU's cuDNN version.
+// its start. On a GPU the backend passes whether cuDNN built the shape's graphs; a plan without
+// one assumes it does (a shape the GPU's cuDNN rejects is then over-counted, never under).
 int64_t attention_workspace_elems(const AttnDims& d, bool cudnn);
 
 // Whether this build compiled the CUDA backend (LOMO_HAVE_CUDA), and cuDNN's fused attention in
