@@ -114,16 +114,19 @@ TEST(DevicePlan, MemoryCommandPlansAGpuRunWithoutOne) {
 TEST(DevicePlan, MemoryCommandRefusesBadDevicesAndMeasureWithoutAGpu) {
   const std::string cfg = std::string(LOMO_BINARY) + " memory --config " + LOMO_SOURCE_DIR +
                           "/configs/tiny-llama.json ";
-  const test::CommandResult bad = test::run_command(cfg + "--device cuda:x 2>&1");
-  EXPECT_EQ(bad.status, 1) << bad.output;
-  EXPECT_NE(bad.output.find("expected cuda or cuda:N"), std::string::npos) << bad.output;
-  const test::CommandResult tpu = test::run_command(cfg + "--device tpu 2>&1");
-  EXPECT_EQ(tpu.status, 1) << tpu.output;
-  EXPECT_NE(tpu.output.find("unknown device \"tpu\""), std::string::npos) << tpu.output;
-  const test::CommandResult measure = test::run_command(cfg + "--device cuda --measure 2>&1");
+  const auto run = [&](const std::string& flags) {
+    return test::run_command(cfg + flags + " 2>&1");
+  };
+  // A refusal: exit status 1 (not a signal), `needle` in the message.
+  const auto expect_refused = [](const test::CommandResult& r, const std::string& needle) {
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+  };
+  expect_refused(run("--device cuda:x"), "expected cuda or cuda:N");
+  expect_refused(run("--device tpu"), "unknown device \"tpu\"");
+  const test::CommandResult measure = run("--device cuda --measure");
   if (measure.status == 0) GTEST_SKIP() << "a GPU is present: --measure ran";
-  EXPECT_EQ(measure.status, 1) << measure.output;
-  EXPECT_NE(measure.output.find("leave out --measure"), std::string::npos) << measure.output;
+  expect_refused(measure, "leave out --measure");
 }
 
 }  // namespace
