@@ -361,6 +361,35 @@ TEST_F(TrainingRunTest, TrainsTwoStepsAndSavesALoadableModel) {
   EXPECT_TRUE(fs::exists(fs::path(config_.out_path) / "memory.json"));
 }
 
+TEST_F(TrainingRunTest, ProfileTablesThePhasesOfTheStepsAfterTheFirst) {
+  config_.profile = true;
+  config_.steps = 3;
+  TrainingRun run(config_, progress_);
+  run.prepare();
+  run.load();
+  run.train();
+  run.save();
+  const std::string text = progress();
+  const size_t at = text.find("profile (mean of steps 2..3)");
+  ASSERT_NE(at, std::string::npos) << text;
+  // A line per phase, then "other" (the step outside every phase: never below zero, the phases
+  // being timed inside the step), each with its share of the step in %: the steps of this tiny
+  // model take well under a millisecond, below the table's seconds, not below its shares.
+  std::istringstream lines(text.substr(at));
+  std::string line;
+  std::getline(lines, line);
+  std::vector<double> share;
+  for (int i = 0; i < 6 && std::getline(lines, line); ++i) {
+    const size_t pct = line.rfind(" %");
+    ASSERT_NE(pct, std::string::npos) << line;
+    share.push_back(std::stod(line.substr(line.rfind(' ', pct - 1) + 1)));
+  }
+  ASSERT_EQ(share.size(), 6u) << text.substr(at);
+  for (int i = 0; i < 5; ++i) EXPECT_GE(share[i], 0.0) << text.substr(at);
+  EXPECT_GT(share[0], 0.0) << "no time in the linear layers:\n" << text.substr(at);
+  EXPECT_GE(share[5], -0.05) << "phases outlast their step:\n" << text.substr(at);
+}
+
 TEST_F(TrainingRunTest, RefusesBeforeReadingWeightsWhenThePlanDoesNotFit) {
   config_.memory_limit = 1024;
   TrainingRun run(config_, progress_);

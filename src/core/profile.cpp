@@ -22,13 +22,32 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
+int HostClock::mark() {
+  marks_.push_back(std::chrono::steady_clock::now());
+  return static_cast<int>(marks_.size()) - 1;
+}
+
+double HostClock::elapsed(int a, int b) {
+  return std::chrono::duration<double>(marks_.at(static_cast<size_t>(b)) -
+                                       marks_.at(static_cast<size_t>(a)))
+      .count();
+}
+
+StepProfile::StepProfile(std::unique_ptr<PhaseClock> clock)
+    : clock_(clock ? std::move(clock) : std::make_unique<HostClock>()) {}
+
 void StepProfile::end_step(double seconds) {
   if (steps_ > 0) {  // the first step pays one-off costs: not averaged in
-    for (int i = 0; i < kPhases; ++i) sum_[i] += current_[i];
+    for (const Interval& i : open_) sum_[static_cast<int>(i.phase)] += clock_->elapsed(i.start, i.end);
     step_sum_ += seconds;
   }
-  current_.fill(0);
+  open_.clear();
+  clock_->reset();
   ++steps_;
+}
+
+double StepProfile::mean(Phase p) const {
+  return steps_ < 2 ? 0.0 : sum_[static_cast<int>(p)] / static_cast<double>(steps_ - 1);
 }
 
 std::string StepProfile::table() const {

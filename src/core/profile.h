@@ -1,13 +1,15 @@
-// Where a training step's time goes (`lomo train --profile`): wall time by phase, summed over the
-// calls of a step, averaged over the steps after the first (which pays the one-off costs: JIT
+// Where a training step's time goes (`lomo train --profile`): time by phase — the host's clock
+// on the CPU, the device's own (CUDA events) on a GPU, PhaseClock below — summed over the calls
+// of a step, averaged over the steps after the first (which pays the one-off costs: JIT
 // kernels, first touch of the planned buffers). A null profile costs one branch per call.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace lomo {
 
@@ -22,46 +24,68 @@ enum class Phase {
 };
 const char* phase_name(Phase p);
 
+// What phases are timed by. mark() notes "now" in the clock's timeline and returns a handle;
+// elapsed() gives the seconds between two marks. The host clock reads std::chrono at once; a
+// device's clock (a GPU's events, ops/cuda/event_clock.h) marks a point in its queue of work and
+// resolves the intervals when the step ends, so a profiled step never waits for the device at a
+// phase boundary and each phase times its own work, not its launches.
+class PhaseClock {
+ public:
+  virtual ~PhaseClock() = default;
+  virtual int mark() = 0;
+  // Seconds from mark a to mark b, b after a; may wait for the device to pass b.
+  virtual double elapsed(int a, int b) = 0;
+  // Forgets every mark (the next mark() returns handle 0); keeps what it allocated.
+  virtual void reset() = 0;
+};
+
+// std::chrono::steady_clock: the CPU backend's clock, whose ops have run when they return.
+class HostClock final : public PhaseClock {
+ public:
+  int mark() override;
+  double elapsed(int a, int b) override;
+  void reset() override { marks_.clear(); }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
 class StepProfile {
  public:
-  void add(Phase p, double seconds) { current_[static_cast<int>(p)] += seconds; }
-  // Waits until the device has run everything queued (set for an asynchronous backend, a GPU):
-  // each phase then times its own work rather than its launches. Costs a synchronisation per
-  // phase, so a profiled GPU step runs somewhat slower than an unprofiled one.
-  void set_sync(std::function<void()> sync) { sync_ = std::move(sync); }
-  void sync() const {
-    if (sync_) sync_();
-  }
+  // Times phases by `clock` (null: the host clock).
+  explicit StepProfile(std::unique_ptr<PhaseClock> clock = nullptr);
+  // A phase from mark `start` to now: recorded, resolved to seconds at end_step.
+  int start() { return clock_->mark(); }
+  void finish(Phase p, int start_mark) { open_.push_back({p, start_mark, clock_->mark()}); }
   // Closes a step of `seconds` wall time; the first closed step is kept apart.
   void end_step(double seconds);
   // Per-step mean seconds by phase and "other" (the rest of the step), with shares; empty before
   // a step has been closed.
   std::string table() const;
+  // Mean seconds per step of phase p over the closed steps after the first (0 before two).
+  double mean(Phase p) const;
 
  private:
   static constexpr int kPhases = static_cast<int>(Phase::kCount);
-  std::array<double, kPhases> current_{};
+  struct Interval {
+    Phase phase;
+    int start, end;  // marks of clock_
+  };
+  std::unique_ptr<PhaseClock> clock_;
+  std::vector<Interval> open_;  // this step's phases, not yet resolved
   std::array<double, kPhases> sum_{};
   double step_sum_ = 0;
   int64_t steps_ = 0;  // closed steps, the first included
-  std::function<void()> sync_;
 };
 
-// Adds the wall time of its scope to `profile` (when not null) under `phase`.
+// Times its scope under `phase` in `profile` (when not null).
 class PhaseTimer {
  public:
   PhaseTimer(StepProfile* profile, Phase phase) : profile_(profile), phase_(phase) {
-    if (profile_) {
-      profile_->sync();
-      t0_ = std::chrono::steady_clock::now();
-    }
+    if (profile_) start_ = profile_->start();
   }
   ~PhaseTimer() {
-    if (profile_) {
-      profile_->sync();
-      profile_->add(phase_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_)
-                                .count());
-    }
+    if (profile_) profile_->finish(phase_, start_);
   }
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;
@@ -69,7 +93,7 @@ class PhaseTimer {
  private:
   StepProfile* profile_;
   Phase phase_;
-  std::chrono::steady_clock::time_point t0_;
+  int start_ = 0;
 };
 
 }  // namespace lomo

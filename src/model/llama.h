@@ -118,12 +118,9 @@ class LlamaModel {
   // masks are keyed by (seed, the step set by set_lora_step, layer, target).
   void set_lora(const LoraAdapters* adapters, uint64_t dropout_seed = 0);
   void set_lora_step(int64_t step) { lora_step_ = step; }
-  // Phase timings of every later call go to `profile` (null: none).
-  // Phases are timed after the backend has run what they queued (StepProfile::set_sync).
-  void set_profile(StepProfile* profile) {
-    profile_ = profile;
-    if (profile_ != nullptr) profile_->set_sync([this] { backend_.synchronize(); });
-  }
+  // Phase timings of every later call go to `profile` (null: none), timed by its clock: made
+  // by Backend::make_phase_clock, so that on a GPU each phase times its own work on the stream.
+  void set_profile(StepProfile* profile) { profile_ = profile; }
   StepProfile* profile() const { return profile_; }
 
  private:

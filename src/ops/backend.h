@@ -28,6 +28,7 @@
 #include <string>
 
 #include "core/memory.h"
+#include "core/profile.h"
 #include "core/rounding.h"
 #include "ops/attention.h"
 #include "ops/lm_head.h"
@@ -75,8 +76,11 @@ class Backend {
   virtual size_t untracked_bytes() const { return 0; }
 
   // Blocks until every op queued so far has run (nothing to wait for on the CPU, whose ops run
-  // when called). Used to time phases (--profile); ops never need it for correctness.
+  // when called); ops never need it for correctness.
   virtual void synchronize() {}
+  // What --profile times phases by: null for the host clock (the CPU, whose ops have run when
+  // they return); a device's own timeline otherwise (a GPU's events on its stream).
+  virtual std::unique_ptr<PhaseClock> make_phase_clock() { return nullptr; }
   // The device queue ops run on, for a library that queues its own work in order with them
   // (NCCL's collectives, dist/nccl_communicator.h): the cudaStream_t of a GPU backend; null on
   // the CPU, whose ops run when called.

@@ -417,7 +417,7 @@ void TrainingRun::load() {
     tracker_.reset_peaks();
   }
   // Timed steps only: evaluation passes between them stay out of the profile.
-  if (run_.profile) profile_ = std::make_unique<StepProfile>();
+  if (run_.profile) profile_ = std::make_unique<StepProfile>(backend_->make_phase_clock());
   stage_ = Stage::Loaded;
 }
 

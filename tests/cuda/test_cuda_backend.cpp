@@ -2,6 +2,7 @@
 // checked and the device tests skip with the reason.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -48,6 +49,26 @@ TEST(CudaDevice, CopiesRoundTripAndAllocationsAreZeroedAndTracked) {
   }
   EXPECT_EQ(tracker.current(MemCategory::Workspace, dev), 0u);
   EXPECT_EQ(tracker.current_total(), 0u);
+}
+
+TEST(CudaDevice, ProfileEventsTimeTheQueuedWorkNotItsLaunch) {
+  LOMO_CUDA_OR_SKIP(gpu);
+  MemoryTracker tracker;
+  std::unique_ptr<PhaseClock> clock = gpu->make_phase_clock();
+  ASSERT_NE(clock, nullptr) << "a GPU run must time phases on the device";
+  constexpr int64_t n = int64_t{1} << 28;  // 1 GiB of fp32: milliseconds of writes
+  Buffer big(gpu->allocator(), tracker, MemCategory::Workspace, n * 4);
+  for (int step = 0; step < 2; ++step) {  // the second step reuses the first one's events
+    const int a = clock->mark();
+    for (int i = 0; i < 4; ++i) gpu->fill(big.f32(), 1.0f + i, n);
+    const int b = clock->mark();
+    const int c = clock->mark();
+    EXPECT_EQ(a, 0);
+    const double work = clock->elapsed(a, b), nothing = clock->elapsed(b, c);
+    EXPECT_GT(work, 1e-4) << "4 GiB of writes timed as " << work << " s";
+    EXPECT_LT(nothing, work / 10) << "an empty interval timed as " << nothing << " s";
+    clock->reset();
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_util.h"
+#include "ops/cuda/event_clock.h"
 #include "ops/cuda/gemm.h"
 #if defined(LOMO_HAVE_CUDNN_FRONTEND)
 #include "ops/cuda/attention_cudnn.h"
@@ -88,6 +89,10 @@ size_t CudaBackend::memory_available() const {
 
 void CudaBackend::synchronize(const char* what) {
   check(cudaStreamSynchronize(stream_), what);
+}
+
+std::unique_ptr<PhaseClock> CudaBackend::make_phase_clock() {
+  return std::make_unique<EventClock>(stream_);
 }
 
 void CudaBackend::copy_to_device(void* dst, const void* host_src, size_t bytes) {

@@ -3,7 +3,7 @@
 // through cuBLASLt (ops/cuda/gemm.h), the rest through the kernels of this folder, whose
 // per-element maths is shared with the CPU backend (core/half.h, core/rounding.h,
 // ops/element/). Member functions are defined beside their kernels, one concept per file:
-//   cuda_backend.cpp  device, stream, memory, copies, fill
+//   cuda_backend.cpp  device, stream, memory, copies, fill, the profile clock
 //   gemm.cpp          matmul (cuBLASLt)
 //   embedding.cu, rmsnorm.cu, rope.cu, elementwise.cu   layers
 //   attention.cu      causal attention (fp32; cuDNN's fused kernel is the next step)
@@ -47,6 +47,8 @@ class CudaBackend final : public Backend {
   // `what`.
   void synchronize(const char* what);
   void synchronize() override { synchronize("an op queued earlier"); }
+  // CUDA events on the stream (ops/cuda/event_clock.h).
+  std::unique_ptr<PhaseClock> make_phase_clock() override;
 
   void copy_to_device(void* dst, const void* host_src, size_t bytes) override;
   void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
