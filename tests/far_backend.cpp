@@ -243,6 +243,12 @@ double FarBackend::sum_squares(const float* g, int64_t n) {
   return CpuBackend::sum_squares(g, n);
 }
 
+void FarBackend::check_gradient(float* g, int64_t n, float clip, float limit,
+                                GradientCheck* out) {
+  Reach reach(*this);
+  return CpuBackend::check_gradient(g, n, clip, limit, out);
+}
+
 void FarBackend::sgd_update(ParamView p, const float* g, const SgdStep& s) {
   Reach reach(*this);
   return CpuBackend::sgd_update(p, g, s);

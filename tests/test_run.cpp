@@ -49,6 +49,12 @@ TestRun::TestRun(const std::string& model_name, StorageDtype dtype, TestBackend 
       model(placed(load_model(model_path(model_name), tracker, dtype), *backend, tracker)),
       net(model.config, model.params, tracker, *backend) {}
 
+TestRun::TestRun(const std::string& model_name, StorageDtype dtype,
+                 std::unique_ptr<Backend> backend_in)
+    : backend(std::move(backend_in)),
+      model(placed(load_model(model_path(model_name), tracker, dtype), *backend, tracker)),
+      net(model.config, model.params, tracker, *backend) {}
+
 TestRun::TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype, TestBackend b)
     : backend(make_test_backend(b)),
       model(initialised(c, seed, dtype, *backend, tracker)),

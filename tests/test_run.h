@@ -26,6 +26,8 @@ class TestRun {
   // `model`: a fixture name ("llama_gqa") or a path to a model folder or GGUF file.
   explicit TestRun(const std::string& model, StorageDtype dtype = StorageDtype::F32,
                    TestBackend backend = TestBackend::Cpu);
+  // The same on a backend the test made (one that injects a fault, say).
+  TestRun(const std::string& model, StorageDtype dtype, std::unique_ptr<Backend> backend);
   // A random model of config `c` (init_params with `seed`).
   TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype = StorageDtype::F32,
           TestBackend backend = TestBackend::Cpu);

@@ -12,7 +12,8 @@
 //    model (upload it once, keyed by its address), and LmHeadIo::logits_out is a host vector
 //    (tests only).
 //  * Ops that return a value (all_finite, any_beyond, sum_squares, lm_head_loss) block until it
-//    is known; every other op may run asynchronously in the backend's order.
+//    is known; every other op may run asynchronously in the backend's order. Training's per-pass
+//    checks use check_gradient, which returns nothing and so never waits.
 //  * ADDS ops may add in any order: embedding_backward with repeated ids needs atomics on a GPU,
 //    so a device backend matches the CPU to rounding there, not bit for bit.
 //  * Activations and gradients are fp32 with the shape on the argument line; parameters travel as
@@ -58,6 +59,15 @@ struct AdamWStep {
   float lr = 0, weight_decay = 0, grad_coef = 1.0f;
   float bias_correction1 = 1.0f, bias_correction2 = 1.0f;  // 1 − β^t
 };
+
+// One row of a backward pass's gradient-check table (optim/gradient_checks.h), written by
+// Backend::check_gradient into the backend's memory: 16 bytes, one layout on every device.
+struct GradientCheck {
+  double sum_squares;  // Σ g_i² of the clamped gradient, fp64: inf or NaN iff some g_i is
+  int32_t beyond;      // 1 when some raw |g_i| > the limit or g_i is NaN, else 0
+  int32_t unused;
+};
+static_assert(sizeof(GradientCheck) == 16, "GradientCheck is a device layout");
 
 class Backend {
  public:
@@ -193,6 +203,13 @@ class Backend {
   virtual bool any_beyond(const float* g, int64_t n, float limit) = 0;
   // Σ g_i² over g(n), in fp64.
   virtual double sum_squares(const float* g, int64_t n) = 0;
+  // One tensor's row of a pass's gradient checks, queued like any op (nothing waits for it: the
+  // table is read back once, after the pass): out->beyond ← any_beyond(g, n, limit) on the raw
+  // g (0 when limit is not finite: not evaluated); then g(n) clamped to [−clip, clip] in place as
+  // clip_by_value; then out->sum_squares ← sum_squares of the clamped g. OVERWRITES *out (in the
+  // backend's memory).
+  virtual void check_gradient(float* g, int64_t n, float clip, float limit,
+                              GradientCheck* out) = 0;
   // p ← p·keep − step·g, g(p.numel()) (SgdStep).
   virtual void sgd_update(ParamView p, const float* g, const SgdStep& s) = 0;
   // AdaLomo's update of p from g, in place in g (g is the caller's scratch): row(rows) and

@@ -16,9 +16,7 @@ AdaLomoStates::AdaLomoStates(const ModelParams& params, MemoryTracker& tracker,
 
 void AdaLomoSink::consume(Param& p, float* g) {
   Backend& be = grads_.backend();
-  const int64_t n = p.numel();
-  be.clip_by_value(g, n, u_.clip_value);
-  check_finite(be, g, n, p.name, u_.step);
+  checks_.check(p, g, u_.clip_value, INFINITY);
   AdaLomoStep s;
   s.beta = 1.0 - std::pow(static_cast<double>(u_.step), -0.8);
   s.grad_coef = u_.grad_coef;

@@ -32,14 +32,19 @@ class AdaLomoStates {
 
 class AdaLomoSink : public GradSink {
  public:
-  // `step` counts from 1 and sets β.
-  AdaLomoSink(ReusableGradients& grads, AdaLomoStates& states, const LomoUpdate& update)
-      : grads_(grads), states_(states), u_(update) {}
+  // `step` counts from 1 and sets β. Each gradient is clamped and checked in `checks` (a new
+  // pass of it), read by the trainer when the pass ends.
+  AdaLomoSink(ReusableGradients& grads, GradientChecks& checks, AdaLomoStates& states,
+              const LomoUpdate& update)
+      : grads_(grads), checks_(checks), states_(states), u_(update) {
+    checks_.begin();
+  }
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
 
  private:
   ReusableGradients& grads_;
+  GradientChecks& checks_;
   AdaLomoStates& states_;
   LomoUpdate u_;
 };

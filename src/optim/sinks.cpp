@@ -73,11 +73,8 @@ void apply_sgd(Backend& backend, Param& p, const float* g, const LomoUpdate& u) 
 }  // namespace
 
 void LomoSink::consume(Param& p, float* grad) {
-  Backend& be = grads_.backend();
-  const int64_t n = p.numel();
-  be.clip_by_value(grad, n, u_.clip_value);
-  check_finite(be, grad, n, p.name, u_.step);
-  apply_sgd(be, p, grad, u_);
+  checks_.check(p, grad, u_.clip_value, INFINITY);
+  apply_sgd(grads_.backend(), p, grad, u_);
 }
 
 std::optional<SgdStep> LomoSink::fused_update(const Param& p) {
@@ -89,19 +86,20 @@ std::optional<SgdStep> LomoSink::fused_update(const Param& p) {
 }
 
 void NormSink::consume(Param& p, float* grad) {
-  Backend& be = grads_.backend();
-  const int64_t n = p.numel();
-  if (std::isfinite(overflow_at_) && first_bad_.empty() && be.any_beyond(grad, n, overflow_at_)) {
-    first_bad_ = p.name;
-  }
-  be.clip_by_value(grad, n, clip_value_);
-  const double s = be.sum_squares(grad, n);
-  if (!std::isfinite(s) && first_bad_.empty()) first_bad_ = p.name;
-  sumsq_ += s;
+  checks_.check(p, grad, clip_value_, overflow_at_);
 }
 
-double NormSink::norm() const {
-  return std::sqrt(sumsq_);
+const GradientChecks::Result& NormSink::result() {
+  if (!result_) result_ = checks_.read();
+  return *result_;
+}
+
+double NormSink::norm() {
+  return std::sqrt(result().sum_squares);
+}
+
+const std::string& NormSink::first_nonfinite() {
+  return result().first_bad;
 }
 
 double global_norm(const std::vector<Param>& params, StoredGradients& grads) {

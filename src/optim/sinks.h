@@ -9,14 +9,17 @@
 //    largest norm or bias vector, tied or not.
 //  * StoredGradients — the classic baselines: one buffer per parameter, all alive at once.
 //
-//  * LomoSink  — fused update p ← p·(1 − lr·wd) − lr·c·clamp(g), in fp32, the moment g is done.
-//  * NormSink  — pass 1 of global-norm clipping: Σ clamp(g)² and the first non-finite tensor.
+//  * LomoSink  — fused update p ← p·(1 − lr·wd) − lr·c·clamp(g), in fp32, the moment g is done;
+//    the non-finite check of g is queued in a GradientChecks the trainer reads after the pass.
+//  * NormSink  — pass 1 of global-norm clipping: Σ clamp(g)² and the first non-finite tensor,
+//    through a GradientChecks read once when the pass is done.
 //  * StoreSink — keeps every gradient for a step after backward (SGD, AdamW).
 // Buffers come from the backend's allocator, and every update runs on the backend.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,7 @@
 #include "model/grad_sink.h"
 #include "model/params.h"
 #include "ops/backend.h"
+#include "optim/gradient_checks.h"
 
 namespace lomo {
 
@@ -81,7 +85,11 @@ struct LomoUpdate {
 
 class LomoSink : public GradSink {
  public:
-  LomoSink(ReusableGradients& grads, const LomoUpdate& update) : grads_(grads), u_(update) {}
+  // Starts a pass of `checks`, which the trainer reads when the pass is done.
+  LomoSink(ReusableGradients& grads, GradientChecks& checks, const LomoUpdate& update)
+      : grads_(grads), checks_(checks), u_(update) {
+    checks_.begin();
+  }
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
   // keep = 1 − lr·wd, step = lr·c for the tensors the zero-buffer rule covers
@@ -90,6 +98,7 @@ class LomoSink : public GradSink {
 
  private:
   ReusableGradients& grads_;
+  GradientChecks& checks_;
   LomoUpdate u_;
 };
 
@@ -97,19 +106,25 @@ class NormSink : public GradSink {
  public:
   // overflow_at: a gradient element above this magnitude counts as an overflow, as it would in
   // fp16 gradient storage (65504); infinity for fp32/bf16, where only inf/NaN do.
-  NormSink(ReusableGradients& grads, float clip_value, float overflow_at = INFINITY)
-      : grads_(grads), clip_value_(clip_value), overflow_at_(overflow_at) {}
+  // The sums go to `checks` (a new pass of it).
+  NormSink(ReusableGradients& grads, GradientChecks& checks, float clip_value,
+           float overflow_at = INFINITY)
+      : grads_(grads), checks_(checks), clip_value_(clip_value), overflow_at_(overflow_at) {
+    checks_.begin();
+  }
   float* gradient_buffer(const Param& p) override { return grads_.buffer_for(p); }
   void consume(Param& p, float* grad) override;
-  double norm() const;
-  const std::string& first_nonfinite() const { return first_bad_; }  // "" when all finite
+  // After the pass (the first call reads the checks, once):
+  double norm();
+  const std::string& first_nonfinite();  // "" when all finite
 
  private:
+  const GradientChecks::Result& result();
   ReusableGradients& grads_;
+  GradientChecks& checks_;
   float clip_value_;
   float overflow_at_;
-  double sumsq_ = 0;
-  std::string first_bad_;
+  std::optional<GradientChecks::Result> result_;
 };
 
 class StoreSink : public GradSink {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "dist/param_shards.h"
 #include "model/params.h"
+#include "optim/gradient_checks.h"
 #include "ops/lm_head.h"
 #include "ops/rope.h"
 
@@ -248,6 +249,11 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   }
   m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing, in.activation_dtype);
   m.workspace = workspace_bytes(c, in, largest_viewed);
+  // LOMO's and AdaLomo's sinks queue each gradient's checks into one table, read once per pass.
+  if (!in.base_frozen &&
+      (in.optimizer == OptimizerKind::Lomo || in.optimizer == OptimizerKind::AdaLomo)) {
+    m.workspace += GradientChecks::table_bytes(specs.size());
+  }
   m.untracked = in.backend != nullptr ? in.backend->untracked_bytes() : cuda_untracked_bytes();
   return m;
 }

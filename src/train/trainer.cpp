@@ -112,6 +112,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     const std::vector<Param> none;
     reusable_ = std::make_unique<ReusableGradients>(adalomo ? none : opts.shards->shards(), -1,
                                                     tracker, backend);
+    checks_ = std::make_unique<GradientChecks>(params.all().size(), tracker, backend);
     if (adalomo) adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
     shard_grads_ = std::make_unique<ShardGradients>(params, held, opts.shards->ranks(), tracker,
                                                     backend);
@@ -121,6 +122,7 @@ Trainer::Trainer(LlamaModel& model, const TrainOptions& opts, MemoryTracker& tra
     const int held = params.lm_head == nullptr ? params.embed->id : -1;
     reusable_ = std::make_unique<ReusableGradients>(params, held, tracker, backend,
                                                     zero_buffer().no_buffer);
+    checks_ = std::make_unique<GradientChecks>(params.all().size(), tracker, backend);
     if (opts.optimizer == OptimizerKind::AdaLomo)
       adalomo_ = std::make_unique<AdaLomoStates>(params, tracker, backend);
   } else {
@@ -226,6 +228,16 @@ void Trainer::step_adapters(double adapter_lr, double grad_coef, int64_t step_in
   lora_adamw_->step(opts_.lora->all(), *lora_grads_, u);
 }
 
+void Trainer::check_update_pass(int64_t step_index) {
+  const GradientChecks::Result c = checks_->read();
+  if (!c.first_bad.empty()) {
+    throw NonFiniteError("step " + std::to_string(step_index) + ": the gradient of " +
+                         c.first_bad +
+                         " contains inf or NaN; training stopped (lower --lr, or use "
+                         "--clip-grad-norm)");
+  }
+}
+
 StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index, double adapter_lr) {
   comm_seconds_ = 0;
   try {
@@ -271,7 +283,7 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
   }
   if (opts_.optimizer == OptimizerKind::Lomo || opts_.optimizer == OptimizerKind::AdaLomo) {
     if (opts_.clip_grad_norm > 0) {
-      NormSink norm_sink(*reusable_, opts_.clip_grad_value);
+      NormSink norm_sink(*reusable_, *checks_, opts_.clip_grad_value);
       r.loss = pass(batch, &norm_sink, 1.0f, true);
       check_loss(r.loss, step_index);
       if (!norm_sink.first_nonfinite().empty()) {
@@ -289,12 +301,13 @@ StepResult Trainer::run_step(const Batch& batch, double lr, int64_t step_index) 
     }
     if (opts_.optimizer == OptimizerKind::AdaLomo) {
       u.step = ++adalomo_t_;  // β's t counts the updates made, from 1
-      AdaLomoSink sink(*reusable_, *adalomo_, u);
+      AdaLomoSink sink(*reusable_, *checks_, *adalomo_, u);
       r.loss = pass(batch, &sink);
     } else {
-      LomoSink sink(*reusable_, u);
+      LomoSink sink(*reusable_, *checks_, u);
       r.loss = pass(batch, &sink);
     }
+    check_update_pass(step_index);
     check_loss(r.loss, step_index);
     return r;
   }
@@ -327,7 +340,7 @@ StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step
   const auto Sf = static_cast<float>(S);
   if (u.clip_value > 0) u.clip_value *= Sf;  // the buffers hold S·g
   // Pass 1: scaled gradients into the norm sink; nothing is updated.
-  NormSink norm_sink(*reusable_, u.clip_value, 65504.0f);  // the largest finite fp16
+  NormSink norm_sink(*reusable_, *checks_, u.clip_value, 65504.0f);  // the largest finite fp16
   r.loss = pass(batch, &norm_sink, Sf, true);
   check_loss(r.loss, step_index);
   if (!norm_sink.first_nonfinite().empty()) {
@@ -348,12 +361,13 @@ StepResult Trainer::run_fp16_step(const Batch& batch, LomoUpdate u, int64_t step
   // Pass 2: the update, on recomputed activations, with the gradients divided by S in fp32.
   if (opts_.optimizer == OptimizerKind::AdaLomo) {
     u.step = ++adalomo_t_;
-    AdaLomoSink sink(*reusable_, *adalomo_, u);
+    AdaLomoSink sink(*reusable_, *checks_, *adalomo_, u);
     r.loss = pass(batch, &sink, Sf);
   } else {
-    LomoSink sink(*reusable_, u);
+    LomoSink sink(*reusable_, *checks_, u);
     r.loss = pass(batch, &sink, Sf);
   }
+  check_update_pass(step_index);
   if (++clean_steps_ >= opts_.loss_scale_window) {
     loss_scale_ = std::min(S * 2, 3.0e38);
     clean_steps_ = 0;

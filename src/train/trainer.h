@@ -146,12 +146,16 @@ class Trainer {
   // Throws NonFiniteError naming the first adapter whose gradient holds inf or NaN.
   double adapter_sum_squares(int64_t step_index);
   ZeroBufferRule zero_buffer() const;
+  // After an update pass of LomoSink or AdaLomoSink: reads the pass's gradient checks (one
+  // synchronisation) and throws NonFiniteError naming the step and the first bad tensor.
+  void check_update_pass(int64_t step_index);
   // The run's checkpointing, with the two-pass LM head whenever the head takes the zero-buffer
   // update (the planner's fit_head makes the same choice).
   Checkpointing checkpointing() const;
   LlamaModel& model_;
   TrainOptions opts_;
   std::unique_ptr<ReusableGradients> reusable_;
+  std::unique_ptr<GradientChecks> checks_;  // with reusable_: the sinks' per-pass checks
   std::unique_ptr<StoredGradients> stored_;
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<AdaLomoStates> adalomo_;

@@ -370,6 +370,49 @@ TEST(CudaUpdates, SumSquaresMatchesCpuToFp64Rounding) {
   }
 }
 
+TEST(CudaUpdates, CheckGradientMatchesCpuWithoutWaiting) {
+  LOMO_CUDA_OR_SKIP(gpu);
+  Rig rig;
+  // Rows of one table, written by queued checks and read once, as GradientChecks does.
+  struct Case {
+    int64_t n;
+    float clip, limit;
+    float poison;  // written at element n/2 (0: none)
+  };
+  const Case cases[] = {{0, 0, INFINITY, 0},        {1, 0, INFINITY, 0},
+                        {65537, 0.05f, INFINITY, 0}, {3000001, 0, 0.25f, 0},
+                        {1000, 0.05f, 0.25f, 7.0f},  {1000, 0, INFINITY, NAN},
+                        {1000, 0.1f, INFINITY, INFINITY}, {1000, 0, 65504.0f, -INFINITY}};
+  const size_t rows = std::size(cases);
+  GuardedDeviceArray<GradientCheck> table(*gpu, rig.tracker, static_cast<int64_t>(rows));
+  std::vector<GradientCheck> want(rows);
+  std::vector<std::vector<float>> want_g(rows);
+  std::vector<std::unique_ptr<GuardedDeviceArray<float>>> dg;
+  for (size_t r = 0; r < rows; ++r) {
+    const Case& c = cases[r];
+    std::vector<float> g = randn(c.n, static_cast<uint32_t>(41 + r), 0.1f);
+    if (c.poison != 0) g[static_cast<size_t>(c.n / 2)] = c.poison;
+    dg.push_back(std::make_unique<GuardedDeviceArray<float>>(*gpu, rig.tracker, c.n));
+    if (c.n > 0) dg.back()->upload(g);
+    rig.cpu.check_gradient(g.data(), c.n, c.clip, c.limit, &want[r]);
+    want_g[r] = g;
+    gpu->check_gradient(dg.back()->data(), c.n, c.clip, c.limit, table.data() + r);
+  }
+  const std::vector<GradientCheck> got = table.download();
+  for (size_t r = 0; r < rows; ++r) {
+    SCOPED_TRACE("case " + std::to_string(r));
+    EXPECT_EQ(got[r].beyond, want[r].beyond);
+    if (std::isfinite(want[r].sum_squares)) {
+      EXPECT_NEAR(got[r].sum_squares, want[r].sum_squares,
+                  1e-15 * static_cast<double>(cases[r].n + 1) * want[r].sum_squares);
+    } else {
+      EXPECT_FALSE(std::isfinite(got[r].sum_squares)) << got[r].sum_squares;
+    }
+    EXPECT_EQ(bit_mismatches(dg[r]->download(), want_g[r]), std::vector<int64_t>{})
+        << "the clamped gradient";
+  }
+}
+
 // ---- updates ------------------------------------------------------------------------------------
 
 TEST(CudaUpdates, SgdUpdateMatchesCpuBitForBit) {

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -221,6 +222,14 @@ bool CpuBackend::any_beyond(const float* g, int64_t n, float limit) {
 
 double CpuBackend::sum_squares(const float* g, int64_t n) {
   return lomo::sum_squares(g, n);
+}
+
+void CpuBackend::check_gradient(float* g, int64_t n, float clip, float limit,
+                                GradientCheck* out) {
+  out->beyond = std::isfinite(limit) ? static_cast<int32_t>(lomo::any_beyond(g, n, limit)) : 0;
+  lomo::clip_by_value(g, n, clip);
+  out->sum_squares = lomo::sum_squares(g, n);
+  out->unused = 0;
 }
 
 void CpuBackend::sgd_update(ParamView p, const float* g, const SgdStep& s) {

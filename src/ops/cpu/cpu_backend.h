@@ -72,6 +72,7 @@ class CpuBackend : public Backend {
   bool all_finite(const float* g, int64_t n) override;
   bool any_beyond(const float* g, int64_t n, float limit) override;
   double sum_squares(const float* g, int64_t n) override;
+  void check_gradient(float* g, int64_t n, float clip, float limit, GradientCheck* out) override;
   void sgd_update(ParamView p, const float* g, const SgdStep& s) override;
   void adalomo_update(ParamView p, float* g, float* row, float* col,
                       const AdaLomoStep& s) override;

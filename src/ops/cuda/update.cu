@@ -16,6 +16,7 @@
 // order as the CPU's (so s is the CPU's bits), and Σr, Σu², Σθ² are device sums the last kernel
 // reads to form lr_t, keep and step itself (element::adalomo_coefs).
 #include <algorithm>
+#include <cmath>
 #include <cub/block/block_reduce.cuh>
 #include <string>
 
@@ -289,6 +290,21 @@ double CudaBackend::sum_squares(const float* g, int64_t n) {
         "sum_squares: reading the sum");
   synchronize("sum_squares");
   return *static_cast<const double*>(reduce_host_);
+}
+
+void CudaBackend::check_gradient(float* g, int64_t n, float clip, float limit,
+                                 GradientCheck* out) {
+  // *out is device memory: its flag cleared and set by kernels, its sum written by device_sum;
+  // nothing is copied back, nothing waits.
+  check(cudaMemsetAsync(&out->beyond, 0, 2 * sizeof(int32_t), stream_),
+        "check_gradient: clearing the flag");
+  if (std::isfinite(limit) && n > 0) {
+    any_kernel<<<grid_for(n), kBlock, 0, stream_>>>(g, n, Beyond{limit}, &out->beyond);
+    check_launch("check_gradient (any_kernel)");
+  }
+  clip_by_value(g, n, clip);
+  device_sum(stream_, carve(reduce_dev_).partials, SquaresOf{g}, n, &out->sum_squares,
+             SumInto::Overwrite, "check_gradient (partial_sums_kernel, finish_sum_kernel)");
 }
 
 void CudaBackend::sgd_update(ParamView p, const float* g, const SgdStep& s) {
