@@ -15,16 +15,21 @@
 #           (lomo memory --device cuda, also for LLaMA-65B at seq 512: issue 12's stretch target)
 #   peer    the same shapes with transformers + lomo-optim (Lomo.fused_backward, gradient
 #           checkpointing, bf16), torch.cuda.max_memory_reserved as the paper measured
+#   big     issue 12's stretch: a LOMO step of LLaMA-65B (configs/llama-65b.json) on this one
+#           GPU, seq 512 × 1, bf16, checkpointing on: random weights made on the GPU
+#           (--random-init, no file: 65B in bf16 fits neither the host's RAM nor its disk),
+#           nothing saved (--save off); its plan first (lomo memory --device cuda --json)
 #   summary one table of it all: OUTDIR/summary.md (printed last)
 # A dry run on a machine without a GPU checks the script itself (flags, paths, the summary):
 #   LOMO_CHECK_DEVICE=cpu LOMO_CHECK_BIN=build LOMO_CHECK_CONFIG=configs/tiny-llama.json \
 #   LOMO_CHECK_SHAPES="64x1 32x2" LOMO_CHECK_PYTHON=~/.cache/lomo/peer-venv/bin/python \
-#     scripts/device_check.sh runs/check_dry model ours peer summary
+#   LOMO_CHECK_BIG_CONFIG=configs/tiny-llama.json LOMO_CHECK_BIG_SEQ=64 \
+#     scripts/device_check.sh runs/check_dry model ours peer big summary
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/device_check.sh OUTDIR [probe tests model ours peer summary]}
+out=${1:?usage: scripts/device_check.sh OUTDIR [probe tests model ours peer big summary]}
 shift
-stages=${*:-probe tests model ours peer summary}
+stages=${*:-probe tests model ours peer big summary}
 mkdir -p "$out"
 root=$(pwd)
 pack=/tmp/lomo-device
@@ -34,6 +39,8 @@ shapes=${LOMO_CHECK_SHAPES:-"1024x1 2048x1 512x8"}
 steps=${LOMO_CHECK_STEPS:-4}  # the first is warm-up
 device=${LOMO_CHECK_DEVICE:-cuda}
 config=${LOMO_CHECK_CONFIG:-configs/llama-7b.json}
+big_config=${LOMO_CHECK_BIG_CONFIG:-configs/llama-65b.json}
+big_seq=${LOMO_CHECK_BIG_SEQ:-512}
 python=${LOMO_CHECK_PYTHON:-python3}
 vocab=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$config")
 
@@ -153,6 +160,22 @@ if have peer; then
   done
 fi
 
+if have big; then
+  say "big: random $big_config made on the GPU, bf16, seq $big_seq x 1, checkpointing on"
+  big_vocab=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$big_config")
+  python3 scripts/make_demo_data.py "$work/data_big.jsonl" --lines 8 --vocab "$big_vocab" \
+    --min-len "$big_seq" --max-len "$big_seq" > /dev/null
+  "$lomo" memory --device "$device" --config "$root/$big_config" --optimizer lomo --dtype bf16 \
+    --batch-size 1 --seq-len "$big_seq" --checkpointing on --json \
+    > "$out/big_plan.json" 2> "$out/big_plan.err"
+  with_gpu_poll "$out/big_smi.txt" timeout 300 "$lomo" train --device "$device" \
+    --random-init "$root/$big_config" --save off --data "$work/data_big.jsonl" --optimizer lomo \
+    --lr 1e-5 --lr-schedule constant --steps 3 --batch-size 1 --seq-len "$big_seq" \
+    --dtype bf16 --checkpointing on --shuffle off --log "$out/big.jsonl" > "$out/big.log" 2>&1
+  echo "rc=$?" >> "$out/big.log"
+  tail -4 "$out/big.log"
+fi
+
 if have summary; then
   python3 - "$out" "$shapes" <<'PY' | tee "$out/summary.md"
 import json, os, statistics, sys
@@ -194,6 +217,19 @@ try:
     print("\nLLaMA-65B bf16, seq 512, batch 1 on one GPU, predicted (lomo memory --device cuda):")
     print(lines)
 except Exception as e: print(f"\n65B plan: not made ({e})")
+try:
+    plan = json.load(open(f"{out}/big_plan.json"))
+    steps = [json.loads(l) for l in open(f"{out}/big.jsonl") if '"loss"' in l]
+    tps = statistics.median(x["tokens_per_s"] for x in steps[1:]) if len(steps) > 1 else 0
+    tracked = max(x.get("memory_peak_bytes", 0) for x in steps)
+    losses = ", ".join(f"{x['loss']:.4f}" for x in steps)
+    print(f"big (the 65B step, random weights on the GPU): {len(steps)} steps, losses "
+          f"{losses}, {tps:.0f} tok/s after the first; "
+          f"tracked {mib(tracked)}, predicted {mib(plan['total'])} (+libraries {mib(plan.get('device_total', 0))}), "
+          f"polled {mib(poll(f'{out}/big_smi.txt'))}")
+except Exception as e:
+    tail = open(f"{out}/big.log").read().strip().splitlines()[-2:] if os.path.exists(f"{out}/big.log") else ["not run"]
+    print(f"big (the 65B step): no step logged ({e}); log: {' | '.join(tail)}")
 try:
     log = open(f"{out}/cuda_tests.log").read().splitlines()
     print("\ncuda tests: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "rc=" in l))

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "model/init.h"
 #include "model/loader.h"
 #include "test_run.h"
 #include "test_util.h"
@@ -51,6 +53,38 @@ TEST(Init, StreamedFileEqualsTheModelInMemory) {
     }
   }
   fs::remove_all(dir);
+}
+
+// --random-init's path: the weights made by the backend's own ops where the parameters live —
+// here the far backend's memory, which the host cannot touch, as a GPU's — equal init_params'
+// host weights bit for bit (biases, tied and untied heads; fp32, bf16 and fp16 storage).
+TEST(Init, InPlaceOnDeviceMemoryEqualsTheHostInit) {
+  for (const char* fixture : {"qwen2_bias", "smollm_tied", "llama_gqa"}) {
+    for (StorageDtype dt : {StorageDtype::F32, StorageDtype::BF16, StorageDtype::F16}) {
+      SCOPED_TRACE(std::string(fixture) + " " + storage_dtype_name(dt));
+      const ModelConfig c = load_config(test::fixture_dir(fixture) + "/model/config.json");
+      test::TestRun host(c, 11, dt);
+      const auto far = test::make_test_backend(test::TestBackend::Far);
+      MemoryTracker tracker;
+      ModelParams made(c, tracker, dt, far->allocator());
+      int64_t calls = 0;
+      init_params_in_place(c, made, 11, *far, tracker, [&](int64_t done, int64_t total) {
+        EXPECT_EQ(done, ++calls);
+        EXPECT_EQ(total, static_cast<int64_t>(made.all().size()));
+      });
+      EXPECT_EQ(calls, static_cast<int64_t>(made.all().size()));
+      EXPECT_EQ(tracker.current(MemCategory::Workspace, far->allocator().device()), 0u)
+          << "the init scratch outlived init";
+      for (size_t i = 0; i < made.all().size(); ++i) {
+        const Param& a = host.params().all()[i];
+        const Param& b = made.all()[i];
+        ASSERT_EQ(a.data.bytes(), b.data.bytes()) << a.name;
+        std::vector<uint8_t> bytes(b.data.bytes());
+        far->copy_to_host(bytes.data(), b.data.as<uint8_t>(), bytes.size());
+        ASSERT_EQ(std::memcmp(a.data.as<uint8_t>(), bytes.data(), bytes.size()), 0) << a.name;
+      }
+    }
+  }
 }
 
 TEST(Init, TooSmallADiskIsRefusedBeforeWriting) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -18,6 +19,8 @@
 #include "cli/run_flags.h"
 #include "core/error.h"
 #include "model/loader.h"
+#include "ops/cpu/cpu_backend.h"
+#include "model/init.h"
 #include "test_util.h"
 #include "ops/backend.h"
 #include "train/run_config.h"
@@ -388,6 +391,95 @@ TEST_F(TrainingRunTest, ProfileTablesThePhasesOfTheStepsAfterTheFirst) {
   for (int i = 0; i < 5; ++i) EXPECT_GE(share[i], 0.0) << text.substr(at);
   EXPECT_GT(share[0], 0.0) << "no time in the linear layers:\n" << text.substr(at);
   EXPECT_GE(share[5], -0.05) << "phases outlast their step:\n" << text.substr(at);
+}
+
+// --random-init makes lomo init's model in the run's memory: the same weights bit for bit, so
+// training it gives the very losses of training the folder lomo init writes (fp32 and bf16),
+// and with --save off the run writes nothing.
+TEST_F(TrainingRunTest, RandomInitTrainsAsTheFolderLomoInitWrites) {
+  const ModelConfig cfg = load_model_config(model_dir());
+  for (const StorageDtype dtype : {StorageDtype::F32, StorageDtype::BF16}) {
+    SCOPED_TRACE(storage_dtype_name(dtype));
+    const fs::path folder = dir_ / (std::string("init_") + storage_dtype_name(dtype));
+    CpuBackend cpu(1);
+    write_random_model(folder.string(), cfg, 7, dtype, cpu);
+    config_.steps = 3;
+    config_.seed = 7;
+    config_.dtype = dtype;
+    config_.log_path.clear();
+
+    RunConfig from_file = config_;
+    from_file.model_path = folder.string();
+    from_file.out_path = (dir_ / (std::string("out_") + storage_dtype_name(dtype))).string();
+    TrainingRun a(from_file, progress_);
+    a.prepare();
+    a.load();
+    const TrainSummary sa = a.train();
+
+    RunConfig random = config_;
+    random.model_path.clear();
+    random.random_config_path = (folder / "config.json").string();
+    random.out_path.clear();
+    random.save = false;
+    const auto before = std::distance(fs::directory_iterator(dir_), fs::directory_iterator());
+    TrainingRun b(random, progress_);
+    b.prepare();
+    b.load();
+    const TrainSummary sb = b.train();
+    b.save();
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before)
+        << "--save off wrote into the folder";
+    EXPECT_EQ(sb.steps, 3);
+    EXPECT_EQ(sa.first_loss, sb.first_loss);
+    EXPECT_EQ(sa.last_loss, sb.last_loss);
+    EXPECT_NE(sb.first_loss, sb.last_loss) << "three steps changed nothing";
+  }
+  EXPECT_NE(progress().find("model   random (--random-init "), std::string::npos);
+}
+
+TEST_F(TrainingRunTest, RandomInitAndSaveOffRefuseWhatTheyCannotDo) {
+  const std::string cfg_path = model_dir() + "/config.json";
+  struct Case {
+    std::function<void(RunConfig&)> set;
+    const char* message;
+  };
+  const Case cases[] = {
+      {[&](RunConfig& r) { r.random_config_path = cfg_path; },
+       "give --model or --random-init, not both"},
+      {[&](RunConfig& r) {
+         r.model_path.clear();
+         r.random_config_path = cfg_path;
+       },
+       "a random model has no tokenizer or source folder to save beside it"},
+      {[&](RunConfig& r) {
+         r.model_path.clear();
+         r.random_config_path = (dir_ / "none.json").string();
+         r.save = false;
+         r.out_path.clear();
+       },
+       "none.json: not a file (expected a Hugging Face config.json"},
+      {[&](RunConfig& r) { r.save = false; }, "--save off writes nothing: drop --out"},
+      {[&](RunConfig& r) {
+         r.save = false;
+         r.out_path.clear();
+         r.save_every = 1;
+       },
+       "--save off writes nothing: drop --save-every"},
+      {[&](RunConfig& r) { r.out_path.clear(); }, "give --out DIR"},
+  };
+  for (const Case& c : cases) {
+    RunConfig r = config_;
+    c.set(r);
+    TrainingRun run(r, progress_);
+    try {
+      run.prepare();
+      ADD_FAILURE() << "accepted; expected: " << c.message;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(run.tracker().peak_total(), 0u) << c.message;
+    EXPECT_FALSE(fs::exists(config_.out_path)) << c.message;
+  }
 }
 
 TEST_F(TrainingRunTest, RefusesBeforeReadingWeightsWhenThePlanDoesNotFit) {

@@ -87,7 +87,8 @@ int cmd_train(int argc, char** argv) {
     return 0;
   }
   RunConfig config = run_config_from_args(args);
-  config.model_path = model_preamble(args);
+  // --random-init replaces --model (and the default model).
+  if (config.random_config_path.empty()) config.model_path = model_preamble(args);
   // Before MPI starts its threads, so that they inherit the blocked signals too.
   watch_stop_signals();
   const std::unique_ptr<World> world = World::start();
@@ -108,7 +109,9 @@ int cmd_train(int argc, char** argv) {
     run.load();
     const TrainSummary& s = run.train();
     if (s.interrupted) {
-      if (world->rank() == 0) {
+      if (world->rank() == 0 && s.last_checkpoint.empty()) {
+        std::fprintf(stderr, "lomo train: interrupted; --save off: nothing was written\n");
+      } else if (world->rank() == 0) {
         const std::string again = resume_command(argc, argv, s.last_checkpoint);
         std::fprintf(stderr,
                      "lomo train: interrupted; nothing saved to --out. To continue where it "

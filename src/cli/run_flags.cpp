@@ -29,7 +29,17 @@ std::vector<RunFlag> table() {
         "{\"input_ids\"}, or a task's fields",
         "", true},
        T},
-      {{"out", "DIR", "where the trained model goes (must not exist, or be empty)", "", true}, T},
+      {{"out", "DIR", "where the trained model goes (must not exist, or be empty)", ""}, T},
+      {{"save", "on|off", "off: write nothing (no --out, no checkpoints), a measurement run",
+        "on"},
+       T},
+      {{"random-init", "FILE",
+        "instead of --model: a random model of this config.json (lomo init's weights for --seed), "
+        "made in the run's memory (the GPU's with --device cuda) with no file: for shapes no "
+        "model file is at hand (LLaMA-65B on one GPU). No tokenizer: --data must hold "
+        "input_ids. Needs --save off",
+        ""},
+       T},
       {{"task", "NAME",
         "read --data (and --eval-data) as boolq, rte, wic, wsc, multirc, copa or choice; train "
         "on prompt + the labelled answer",
@@ -145,7 +155,7 @@ std::vector<RunFlag> table() {
       {{"shuffle", "on|off", "shuffle the lines each epoch (off: step k reads lines k*b..k*b+b-1)",
         "on"},
        T},
-      {{"seed", "N", "seed for shuffling", "0"}, T},
+      {{"seed", "N", "seed for shuffling (and --random-init's weights)", "0"}, T},
       {threads_flag(), S},
       {{"device", "cpu|cuda|cuda:N",
         "where the run computes: the CPU, or an NVIDIA GPU (a build with CUDA); on a GPU the "
@@ -225,7 +235,9 @@ RunConfig run_config_from_args(const Args& a) {
   auto given = [&](const char* name) { return a.given(name); };
   if (given("model")) r.model_path = a.str("model");
   if (has("data")) r.data_path = a.str("data");
-  if (has("out")) r.out_path = a.str("out");
+  if (given("out")) r.out_path = a.str("out");
+  if (has("save")) r.save = a.on_off("save");
+  if (given("random-init")) r.random_config_path = a.str("random-init");
   if (given("task")) r.task = data::parse_task(a.str("task"));
   if (given("eval-data")) r.eval_data_path = a.str("eval-data");
   if (given("chat-template")) r.chat_template_path = a.str("chat-template");

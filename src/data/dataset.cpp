@@ -148,8 +148,9 @@ Dataset load_dataset(const std::string& path, const DataOptions& opts) {
     }
     if (f != Format::Ids && opts.tokenizer == nullptr) {
       throw Error(where +
-                  ": text data needs a tokenizer, and the model folder has none "
-                  "(tokenizer.json or tokenizer.model)");
+                  ": text data needs a tokenizer, and the model has none (a folder's "
+                  "tokenizer.json or tokenizer.model; a --random-init model never has one): give "
+                  "{\"input_ids\"} data");
     }
     std::vector<Sequence> seqs;
     switch (f) {

@@ -39,6 +39,35 @@ void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backe
   }
 }
 
+void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t seed,
+                          Backend& backend, MemoryTracker& tracker, const ProgressFn& progress) {
+  const auto specs = expected_params(c);
+  int64_t largest16 = 0;
+  for (const Param& p : params.all()) {
+    if (p.dtype != StorageDtype::F32) largest16 = std::max(largest16, p.numel());
+  }
+  Buffer scratch(backend.allocator(), tracker, MemCategory::Workspace,
+                 static_cast<size_t>(largest16) * 4);  // (largest16) fp32
+  const auto total = static_cast<int64_t>(params.all().size());
+  for (Param& p : params.all()) {
+    const ParamSpec& s = specs[static_cast<size_t>(p.id)];
+    float* w = p.dtype == StorageDtype::F32 ? p.data.f32() : scratch.f32();  // (numel)
+    switch (s.role) {
+      case ParamRole::Norm:
+        backend.fill(w, 1.0f, p.numel());
+        break;
+      case ParamRole::Bias:
+        backend.fill(w, 0.0f, p.numel());
+        break;
+      default:
+        backend.fill_normal(w, p.numel(), seed, static_cast<uint64_t>(p.id), c.initializer_range);
+    }
+    if (w == scratch.f32()) backend.store(p.view(), w, RoundingMode{Rounding::Nearest, 0, 0});
+    if (progress) progress(p.id + 1, total);
+  }
+  backend.synchronize();  // the scratch is freed on return: nothing may still write it
+}
+
 namespace {
 
 // The storage of tensor s: 2-D tensors in `dtype`, vectors in fp32 (model/params.h).

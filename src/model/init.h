@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/progress.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "ops/backend.h"
@@ -21,6 +22,15 @@ void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t s
 // The normal draws run on `backend`, which must be the one whose memory holds the parameters
 // (the host's, the CPU backend, while parameters are loaded on the host).
 void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend);
+
+// init_params' weights, bit for bit, made where `params` lives (a GPU's memory) by the
+// backend's own ops: fill_normal, fill, and for 16-bit storage one fp32 scratch the size of the
+// largest 16-bit tensor (tracked as workspace while init runs), stored rounded to nearest as
+// Param::from_f32 does. Nothing passes through host memory: a model larger than the host's RAM
+// (LLaMA-65B in bf16 on a 128 GB machine) is made on a GPU that holds it.
+void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t seed,
+                          Backend& backend, MemoryTracker& tracker,
+                          const ProgressFn& progress = {});
 
 // Bytes of model.safetensors for `c` with 2-D tensors in `dtype` (1-D in fp32).
 uint64_t random_model_bytes(const ModelConfig& c, StorageDtype dtype);

@@ -128,7 +128,8 @@ ParamView Param::view() {
   return v;
 }
 
-ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype) {
+ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype,
+                         Allocator& allocator) {
   const auto specs = expected_params(c);
   all_.reserve(specs.size());
   for (const auto& s : specs) {
@@ -139,7 +140,7 @@ ModelParams::ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDt
     p.role = s.role;
     p.layer = s.layer;
     p.dtype = s.shape.size() == 2 ? dtype : StorageDtype::F32;
-    p.data = Buffer(tracker, MemCategory::Parameters,
+    p.data = Buffer(allocator, tracker, MemCategory::Parameters,
                     static_cast<size_t>(p.numel()) * (p.dtype == StorageDtype::F32 ? 4 : 2));
     all_.push_back(std::move(p));
   }

@@ -127,7 +127,9 @@ class ModelParams {
  public:
   // Allocates every tensor of `c` (zero-filled) under MemCategory::Parameters; 2-D tensors in
   // `dtype`, 1-D in fp32.
-  ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype = StorageDtype::F32);
+  // Every tensor of c, uninitialised, from `allocator` (the host's by default).
+  ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype = StorageDtype::F32,
+              Allocator& allocator = host_allocator());
   ModelParams(ModelParams&&) = default;
 
   std::vector<Param>& all() { return all_; }

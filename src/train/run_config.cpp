@@ -100,6 +100,31 @@ LoraConfig RunConfig::lora_config() const {
 
 void check_run_config(const RunConfig& run, MemoryConvention convention) {
   if (run.steps && run.epochs) throw Error("give --steps or --epochs, not both");
+  if (!run.random_config_path.empty()) {
+    if (!run.model_path.empty()) {
+      throw Error("give --model or --random-init, not both (--random-init makes a random model "
+                  "of a config.json in the run's memory)");
+    }
+    if (run.save) {
+      throw Error("--random-init " + run.random_config_path +
+                  ": a random model has no tokenizer or source folder to save beside it; train "
+                  "it with --save off (a measurement), or make it a folder first with lomo init "
+                  "--config " + run.random_config_path + " --out DIR and train --model DIR");
+    }
+    if (run.uses_lora() || !run.resume_path.empty() || run.parallel != ParallelMode::None) {
+      throw Error("--random-init trains one process's random model from scratch: without "
+                  "LoRA, --resume or --parallel");
+    }
+  }
+  if (!run.save) {
+    if (!run.out_path.empty()) {
+      throw Error("--save off writes nothing: drop --out " + run.out_path);
+    }
+    if (run.save_every > 0 || run.save_every_minutes > 0 || !run.checkpoint_dir.empty()) {
+      throw Error("--save off writes nothing: drop --save-every, --save-every-minutes and "
+                  "--checkpoint-dir");
+    }
+  }
   if (run.uses_lora()) {
     if (run.lr) {
       throw Error("--lr is not used with LoRA: --base-lr sets the base model's learning rate "

@@ -53,8 +53,12 @@ double default_lr(OptimizerKind k);
 struct RunConfig {
   // What to train and where the result goes.
   std::string model_path;          // Hugging Face folder or .gguf file
+  // Instead of model_path: a config.json whose random model (init_params' weights for `seed`)
+  // is made in the run's memory (the GPU's), with no file and no tokenizer.
+  std::string random_config_path;
   std::string data_path;           // JSONL (data/dataset.h)
   std::string out_path;            // a folder that does not exist, or is empty
+  bool save = true;                // false: write nothing (no model, checkpoint or out_path)
   std::optional<data::Task> task;  // read data (and eval data) as this task's fields
   std::string chat_template_path;  // --chat-template: renders {"messages"} data instead of the model's
   data::ChatLoss chat_loss = data::ChatLoss::AssistantOnly;  // --train-on-all-turns: AllTurns

@@ -14,6 +14,8 @@
 #include "dist/replicas.h"
 #include "io/file.h"
 #include "model/export.h"
+#include "model/init.h"
+#include "model/loader.h"
 #include "model/lora_files.h"
 #include "model/params.h"
 #include "train/engine.h"
@@ -161,8 +163,12 @@ size_t output_bytes(const ModelConfig& c, const RunConfig& run) {
 void TrainingRun::prepare() {
   expect(Stage::New, "prepare");
   check_run_config(run_);
-  if (run_.model_path.empty() || run_.data_path.empty() || run_.out_path.empty()) {
-    throw Error("a training run needs a model, data and an output folder");
+  const bool random = !run_.random_config_path.empty();
+  if ((run_.model_path.empty() && !random) || run_.data_path.empty()) {
+    throw Error("a training run needs a model (--model, or --random-init) and data (--data)");
+  }
+  if (run_.save && run_.out_path.empty()) {
+    throw Error("give --out DIR, where the trained model goes (or --save off to write nothing)");
   }
   // Several ranks on one machine share its cores and memory: by default each takes its part, and
   // GPU ranks take a GPU each (cuda: the rank's index among the machine's ranks).
@@ -175,8 +181,10 @@ void TrainingRun::prepare() {
   if (device == "cuda" && world_->size() > 1) device = "cuda:" + std::to_string(launch.local_rank);
   backend_ = make_run_backend(threads, device, run_.uses_bf16_gemm());
   if (is_root()) {
-    out_dir_ = std::make_unique<OutputDir>(run_.out_path);
-    out_dir_->create();  // written into at the end; proven writable now (removed if the run fails)
+    if (run_.save) {
+      out_dir_ = std::make_unique<OutputDir>(run_.out_path);
+      out_dir_->create();  // written into at the end; proven writable now (removed on failure)
+    }
     if (!run_.log_path.empty()) {
       log_.open(run_.log_path);
       if (!log_) throw Error(run_.log_path + ": cannot open the log file for writing");
@@ -189,13 +197,21 @@ void TrainingRun::prepare() {
       backend_->allocator().device() == Device::host()) {
     limit /= static_cast<size_t>(launch.local_size);
   }
-  model_config_ = load_model_config(run_.model_path);
+  if (random) {
+    if (!std::filesystem::is_regular_file(run_.random_config_path)) {
+      throw Error("--random-init " + run_.random_config_path +
+                  ": not a file (expected a Hugging Face config.json, e.g. configs/llama-7b.json)");
+    }
+    model_config_ = load_config(run_.random_config_path);
+  } else {
+    model_config_ = load_model_config(run_.model_path);
+  }
   if (run_.uses_lora()) prepare_lora();
   // What save() will need, checked now rather than after the last step.
-  if (run_.out_format == OutFormat::Gguf) check_gguf_exportable(model_config_);
-  if (is_root()) out_dir_->require_space(output_bytes(model_config_, run_));
+  if (run_.save && run_.out_format == OutFormat::Gguf) check_gguf_exportable(model_config_);
+  if (is_root() && run_.save) out_dir_->require_space(output_bytes(model_config_, run_));
   seq_len_ = run_seq_len(run_, model_config_);
-  tok_ = text::load_tokenizer(run_.model_path);
+  if (!random) tok_ = text::load_tokenizer(run_.model_path);
   data::DataOptions dopts{seq_len_, &model_config_, tok_.get(), run_.task};
   dopts.model_path = run_.model_path;
   dopts.chat_template_file = run_.chat_template_path;
@@ -217,11 +233,15 @@ void TrainingRun::prepare() {
   eval_every_ = run_.eval_every.value_or(order_->steps_per_epoch());
   schedule_ = Schedule{run_.lr_schedule, run_.peak_lr(), run_.warmup_ratio, total_steps_};
   lora_schedule_ = Schedule{run_.lr_schedule, run_.lora_lr, run_.warmup_ratio, total_steps_};
-  prepare_checkpoints();
+  if (run_.save) prepare_checkpoints();
 
   const ModelConfig& cfg = model_config_;
+  const std::string model_name =
+      random ? "random (--random-init " + run_.random_config_path + ", seed " +
+                   std::to_string(run_.seed) + ")"
+             : run_.model_path;
   std::fprintf(out_, "model   %s: %s, %d layers, d_model %lld, %lld parameters%s\n",
-               run_.model_path.c_str(), arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
+               model_name.c_str(), arch_name(cfg.arch), static_cast<int>(cfg.n_layer),
                static_cast<long long>(cfg.d_model), static_cast<long long>(count_params(cfg)),
                cfg.tied_embeddings ? ", tied embeddings" : "");
   std::fprintf(out_, "data    %s: %lld sequences (%s)", run_.data_path.c_str(),
@@ -362,7 +382,15 @@ void TrainingRun::plan_and_check(size_t limit) {
 
 void TrainingRun::load() {
   expect(Stage::Prepared, "load");
-  {
+  if (!run_.random_config_path.empty()) {
+    // Made where the run computes, never in host memory (a GPU's for --device cuda).
+    Progress progress(line_, "init", "tensors");
+    model_ = std::make_unique<Model>(Model{
+        model_config_, ModelParams(model_config_, tracker_, run_.dtype, backend_->allocator())});
+    init_params_in_place(model_config_, model_->params, run_.seed, *backend_, tracker_,
+                         progress.fn());
+    progress.finish();
+  } else {
     Progress progress(line_, "load", "tensors");
     model_ = std::make_unique<Model>(
         load_model(run_.model_path, tracker_, run_.dtype, progress.fn()));
@@ -539,16 +567,18 @@ const TrainSummary& TrainingRun::train() {
     if (world_->size() > 1) stop = world_->host().all_reduce_max(stop ? 1.0 : 0.0) > 0;
     const double minutes = std::chrono::duration<double>(clock::now() - last_save).count() / 60;
     if ((run_.save_every > 0 && done % run_.save_every == 0) ||
-        (run_.save_every_minutes > 0 && minutes >= run_.save_every_minutes) || stop) {
+        (run_.save_every_minutes > 0 && minutes >= run_.save_every_minutes) ||
+        (stop && run_.save)) {
       save_checkpoint(done);
       last_save = clock::now();
     }
     if (stop) {
       s.interrupted = true;
       line_.end();
-      std::fprintf(out_, "stopped after step %lld of %lld on request; checkpoint %s\n",
+      std::fprintf(out_, "stopped after step %lld of %lld on request; %s%s\n",
                    static_cast<long long>(done), static_cast<long long>(total_steps_),
-                   s.last_checkpoint.c_str());
+                   run_.save ? "checkpoint " : "nothing written (--save off)",
+                   run_.save ? s.last_checkpoint.c_str() : "");
       std::fflush(out_);
       stage_ = Stage::Trained;
       return s;
@@ -589,6 +619,10 @@ const TrainSummary& TrainingRun::train() {
 void TrainingRun::save() {
   expect(Stage::Trained, "save");
   LOMO_ASSERT(!summary_.interrupted, "an interrupted run has nothing final to save");
+  if (!run_.save) {  // --save off: a measurement, nothing written
+    stage_ = Stage::Saved;
+    return;
+  }
   if (shards_) shards_->gather_all();  // (train() has, on every rank; a no-op then)
   if (!is_root()) {  // rank 0 saves the model every rank holds
     stage_ = Stage::Saved;
