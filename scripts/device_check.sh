@@ -84,6 +84,22 @@ if have probe; then
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
     ldd "$lomo" | grep -E "not found|cublas" || true
   } 2>&1 | tee "$out/probe.txt"
+  # The bf16 GEMM ceiling of this GPU (cuBLAS through torch, 8192^3, median of 10 after 3
+  # warm-ups): MFU's second denominator.
+  "$python" - > "$out/ceiling.json" 2>> "$out/probe.txt" <<'PY'
+import json, statistics, torch
+n = 8192
+a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+times = []
+for i in range(13):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record(); torch.matmul(a, b); e.record(); torch.cuda.synchronize()
+    if i >= 3: times.append(s.elapsed_time(e) / 1e3)
+t = statistics.median(times)
+print(json.dumps({"n": n, "seconds": times, "tflops": 2 * n**3 / t / 1e12}))
+PY
+  cat "$out/ceiling.json"
 fi
 
 if have tests; then
@@ -177,7 +193,7 @@ if have big; then
 fi
 
 if have summary; then
-  python3 - "$out" "$shapes" <<'PY' | tee "$out/summary.md"
+  LOMO_CHECK_CONFIG_PATH="$root/$config" python3 - "$out" "$shapes" <<'PY' | tee "$out/summary.md"
 import json, os, statistics, sys
 out, shapes = sys.argv[1], sys.argv[2].split()
 # LLaMA-7B: 6.74e9 parameters; a LOMO step with checkpointing does forward, recomputed forward
@@ -189,8 +205,15 @@ def mib(x):
 def poll(path):
     try: return max(int(l) for l in open(path) if l.strip().isdigit()) * 2**20
     except Exception: return 0
-print("| shape | ours tok/s | peer tok/s | ratio | ours MFU (989 TF) | ours predicted (+libraries) | ours tracked | ours polled | peer reserved | peer polled |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+try: ceiling = json.load(open(f"{out}/ceiling.json"))["tflops"] * 1e12
+except Exception: ceiling = 0
+# Issue 12's target 1 floor: parameters + the checkpointed block inputs (L+1 of N·d, bf16) + the
+# largest parameter tensor (bf16), from the model's config.
+cfg = json.load(open(os.environ.get("LOMO_CHECK_CONFIG_PATH", "configs/llama-7b.json")))
+d, L, V, ff = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["intermediate_size"]
+print(f"| shape | ours tok/s | peer tok/s | ratio | ours MFU (989 TF; measured ceiling {ceiling / 1e12:.0f} TF) | ours predicted (+libraries) | ours tracked | ours polled | floor | tracked / floor | peer reserved | peer polled |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+verdicts = []
 for s in shapes:
     ours_tps = peer_tps = tracked = reserved = predicted = device_total = 0
     try:
@@ -209,8 +232,27 @@ for s in shapes:
     except Exception: pass
     ratio = f"{ours_tps / peer_tps:.2f}" if ours_tps and peer_tps else "-"
     mfu = f"{8 * P * ours_tps / 989e12:.1%}" if ours_tps else "-"
+    if ours_tps and ceiling: mfu += f" ({8 * P * ours_tps / ceiling:.1%})"
+    seq, b = (int(x) for x in s.split("x"))
+    params = 0
+    try: params = plan["parameters"]
+    except Exception: pass
+    floor = params + (L + 1) * b * seq * d * 2 + max(V, ff) * d * 2 if params else 0
+    per_floor = f"{tracked / floor:.3f}" if tracked and floor else "-"
     print(f"| {s} | {ours_tps:.0f} | {peer_tps:.0f} | {ratio} | {mfu} | {mib(predicted)} ({mib(device_total)}) | {mib(tracked)} | "
-          f"{mib(poll(f'{out}/ours_{s}_smi.txt'))} | {mib(reserved)} | {mib(poll(f'{out}/peer_{s}_smi.txt'))} |")
+          f"{mib(poll(f'{out}/ours_{s}_smi.txt'))} | {mib(floor)} | {per_floor} | {mib(reserved)} | {mib(poll(f'{out}/peer_{s}_smi.txt'))} |")
+    if s == "1024x1":
+        polled = poll(f"{out}/ours_{s}_smi.txt")
+        verdicts.append("target 1 (7B, 1024 x 1): tracked / floor " + per_floor + " (<= 1.05: " +
+                        ("met" if tracked and floor and tracked <= 1.05 * floor else "NOT met") +
+                        "); against the paper's 13.6 GB (Table 2; 14.58 GB in Table 1): tracked " +
+                        mib(tracked) + (" below" if tracked and tracked < 13.6e9 else " NOT below") +
+                        ", polled (with the CUDA context) " + mib(polled) +
+                        (" below" if polled and polled < 13.6e9 else " NOT below" if polled else " not measured"))
+    if ours_tps and peer_tps:
+        verdicts.append(f"target 2 ({s}): {ours_tps / peer_tps:.2f}x the peer (>= 1.5: " +
+                        ("met" if ours_tps >= 1.5 * peer_tps else "NOT met") + f"), MFU {mfu} (>= 40 %: " +
+                        ("met" if 8 * P * ours_tps / 989e12 >= 0.4 else "NOT met") + ")")
 try:
     lines = "".join("    " + l for l in open(f"{out}/plan_65b.txt") if l.strip().startswith(("total", "+", "=")))
     if not lines: raise ValueError("no plan in plan_65b.txt")
@@ -230,6 +272,7 @@ try:
 except Exception as e:
     tail = open(f"{out}/big.log").read().strip().splitlines()[-2:] if os.path.exists(f"{out}/big.log") else ["not run"]
     print(f"big (the 65B step): no step logged ({e}); log: {' | '.join(tail)}")
+print("\n" + "\n".join(verdicts) if verdicts else "\nno target verdicts (they need the 1024x1 shape, ours and the peer's runs)")
 try:
     log = open(f"{out}/cuda_tests.log").read().splitlines()
     print("\ncuda tests: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "rc=" in l))
