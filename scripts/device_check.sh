@@ -7,7 +7,9 @@
 # Stages (default: all, in this order; each writes its log under OUTDIR, and a failed stage does
 # not stop the next, so one run says everything; rerun only what failed):
 #   probe   driver, GPU, CUDA/cuBLAS/cuDNN versions, the pack's commit
-#   tests   lomo_cuda_tests: every GPU op against its CPU twin (gtest XML in OUTDIR)
+#   tests   lomo_cuda_tests: every GPU op against its CPU twin; then lomo_tests' GPU cases: the
+#           PyTorch fp64 fixtures on the GPU with the CPU's tolerances (Reference.*_cuda) and
+#           3 training steps CPU vs GPU and GPU vs GPU (DeviceParity.*) (gtest XML in OUTDIR)
 #   model   a random LLaMA-7B-shaped bf16 model (configs/llama-7b.json) and token data in /tmp
 #   ours    lomo train --device cuda, LOMO, bf16 + stochastic rounding, checkpointing on, for
 #           seq 1024 × batch 1, seq 2048 × 1 and 512 × 8 (Table 1's shape): tokens/s, peak GPU
@@ -53,6 +55,7 @@ if [[ -n ${LOMO_CHECK_BIN:-} ]]; then
   mkdir -p "$work/bin"
   ln -sf "$root/$LOMO_CHECK_BIN/lomo" "$work/bin/lomo"
   ln -sf "$root/$LOMO_CHECK_BIN/tests/lomo_cuda_tests" "$work/bin/lomo_cuda_tests"
+  ln -sf "$root/$LOMO_CHECK_BIN/tests/lomo_tests" "$work/bin/lomo_tests"
   pack=$work
 elif [[ ! -x $pack/bin/lomo ]]; then
   if [[ ! -f .device-pack/lomo-device.tar.xz ]]; then
@@ -107,6 +110,11 @@ if have tests; then
   "$pack/bin/lomo_cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.log" 2>&1
   echo "lomo_cuda_tests rc=$?" | tee -a "$out/cuda_tests.log"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran" "$out/cuda_tests.log" | head -40
+  LOMO_FIXTURES_DIR="$root/tests/fixtures" "$pack/bin/lomo_tests" \
+    --gtest_filter='*_cuda:DeviceParity.*' --gtest_output="xml:$out/gpu_model_tests.xml" \
+    > "$out/gpu_model_tests.log" 2>&1
+  echo "lomo_tests (GPU cases) rc=$?" | tee -a "$out/gpu_model_tests.log"
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran" "$out/gpu_model_tests.log" | head -40
 fi
 
 if have model; then
@@ -274,10 +282,12 @@ except Exception as e:
     tail = open(f"{out}/big.log").read().strip().splitlines()[-2:] if os.path.exists(f"{out}/big.log") else ["not run"]
     print(f"big (the 65B step): no step logged ({e}); log: {' | '.join(tail)}")
 print("\n" + "\n".join(verdicts) if verdicts else "\nno target verdicts (they need the 1024x1 shape, ours and the peer's runs)")
-try:
-    log = open(f"{out}/cuda_tests.log").read().splitlines()
-    print("\ncuda tests: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED") or "rc=" in l))
-except Exception: print("\ncuda tests: not run")
+for name, label in (("cuda_tests", "cuda tests"), ("gpu_model_tests", "GPU model tests (reference fixtures, CPU parity)")):
+    try:
+        log = open(f"{out}/{name}.log").read().splitlines()
+        print(f"\n{label}: " + "; ".join(l for l in log if l.startswith("[  PASSED") or l.startswith("[  FAILED")
+                                          or (l.startswith("[  SKIPPED") and "listed below" in l) or "rc=" in l))
+    except Exception: print(f"\n{label}: not run")
 PY
 fi
 say done

@@ -1,8 +1,10 @@
 // The engine against the independent reference (PyTorch + transformers, float64; see
 // tests/tools/make_fixtures.py): logits, loss, every gradient, and parameters after 3 steps of
 // LOMO (== SGD, design §2 rule 3), SGD and AdamW, for three architectures — on the CPU backend,
-// and on the NaN-filling backend (tests/nan_backend.h), which proves that no op leaves part of an
-// output unwritten: the same tolerances hold with every output poisoned before it is written.
+// on the NaN-filling backend (tests/nan_backend.h), which proves that no op leaves part of an
+// output unwritten: the same tolerances hold with every output poisoned before it is written; on
+// the far backend (memory the host cannot touch); and on a GPU (CUDA, fp32 products without TF32:
+// the same tolerances), skipped with the reason where there is none.
 //
 // Tolerances. Our arithmetic is fp32 (unit roundoff u = 6e-8) against an fp64 reference, so the
 // errors below are ours alone. Each is relative to the tensor's own largest element.
@@ -38,6 +40,10 @@ using test::TestRun;
 class Reference : public ::testing::TestWithParam<std::tuple<std::string, TestBackend>> {
  protected:
   void SetUp() override {
+    if (std::get<1>(GetParam()) == TestBackend::Cuda) {
+      const std::string why = test::cuda_skip_reason();
+      if (!why.empty()) GTEST_SKIP() << why;
+    }
     ref_ = std::make_unique<SafetensorsFile>(fixture_dir(fixture()) + "/reference.safetensors");
     batch_ = fixture_batch(*ref_);
   }
@@ -208,7 +214,7 @@ INSTANTIATE_TEST_SUITE_P(
     Models, Reference,
     ::testing::Combine(::testing::Values("llama_gqa", "smollm_tied", "qwen2_bias"),
                        ::testing::Values(TestBackend::Cpu, TestBackend::NanFill,
-                                         TestBackend::Far)),
+                                         TestBackend::Far, TestBackend::Cuda)),
     [](const auto& info) {
       return std::get<0>(info.param) + "_" + test::test_backend_name(std::get<1>(info.param));
     });

@@ -1,5 +1,6 @@
 #include "test_run.h"
 
+#include "core/error.h"
 #include "model/init.h"
 #include "far_backend.h"
 #include "nan_backend.h"
@@ -11,6 +12,7 @@ const char* test_backend_name(TestBackend b) {
   switch (b) {
     case TestBackend::NanFill: return "nanfill";
     case TestBackend::Far: return "far";
+    case TestBackend::Cuda: return "cuda";
     default: return "cpu";
   }
 }
@@ -18,7 +20,17 @@ const char* test_backend_name(TestBackend b) {
 std::unique_ptr<Backend> make_test_backend(TestBackend b) {
   if (b == TestBackend::NanFill) return std::make_unique<NanFillBackend>();
   if (b == TestBackend::Far) return std::make_unique<FarBackend>();
+  if (b == TestBackend::Cuda) return make_backend({.device = "cuda"});
   return make_backend();
+}
+
+std::string cuda_skip_reason() {
+  try {
+    make_backend({.device = "cuda"});
+    return "";
+  } catch (const Error& e) {
+    return std::string("no CUDA GPU: ") + e.what();
+  }
 }
 
 namespace {

@@ -17,9 +17,14 @@ namespace lomo::test {
 // Cpu: the reference backend. NanFill: the CPU with every op's outputs poisoned first
 // (tests/nan_backend.h). Far: the CPU with its memory out of the host's reach outside ops
 // (tests/far_backend.h); a TestRun on it moves the parameters there, as a GPU run does.
-enum class TestBackend { Cpu, NanFill, Far };
+// Cuda: the first GPU (make_test_backend throws lomo::Error, naming why, where there is none:
+// see cuda_or_skip_reason).
+enum class TestBackend { Cpu, NanFill, Far, Cuda };
 const char* test_backend_name(TestBackend b);
 std::unique_ptr<Backend> make_test_backend(TestBackend b);
+// "" where a CUDA backend can be made here; else why not (no CUDA in this build, no GPU), for
+// GTEST_SKIP.
+std::string cuda_skip_reason();
 
 class TestRun {
  public:

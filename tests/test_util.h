@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -61,8 +62,11 @@ inline CommandResult run_command(const std::string& cmd) {
   return r;
 }
 
+// The fixtures of the source tree, or of $LOMO_FIXTURES_DIR (the device check runs the tests on
+// another machine, where the tree is elsewhere).
 inline std::string fixture_dir(const std::string& name) {
-  return std::string(LOMO_FIXTURES_DIR) + "/" + name;
+  const char* moved = std::getenv("LOMO_FIXTURES_DIR");
+  return std::string(moved != nullptr && *moved != '\0' ? moved : LOMO_FIXTURES_DIR) + "/" + name;
 }
 
 inline std::vector<float> read_tensor(const SafetensorsFile& f, const std::string& name) {
