@@ -429,6 +429,7 @@ TEST_F(TrainingRunTest, RandomInitTrainsAsTheFolderLomoInitWrites) {
     b.save();
     EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before)
         << "--save off wrote into the folder";
+    EXPECT_FALSE(fs::exists(".checkpoints")) << "--save off made a checkpoint folder here";
     EXPECT_EQ(sb.steps, 3);
     EXPECT_EQ(sa.first_loss, sb.first_loss);
     EXPECT_EQ(sa.last_loss, sb.last_loss);
@@ -466,6 +467,12 @@ TEST_F(TrainingRunTest, RandomInitAndSaveOffRefuseWhatTheyCannotDo) {
        },
        "--save off writes nothing: drop --save-every"},
       {[&](RunConfig& r) { r.out_path.clear(); }, "give --out DIR"},
+      {[&](RunConfig& r) {
+         r.save = false;
+         r.out_path.clear();
+         r.resume_path = (dir_ / "out.checkpoints").string();
+       },
+       "--save off with --resume"},
   };
   for (const Case& c : cases) {
     RunConfig r = config_;
@@ -479,6 +486,19 @@ TEST_F(TrainingRunTest, RandomInitAndSaveOffRefuseWhatTheyCannotDo) {
     }
     EXPECT_EQ(run.tracker().peak_total(), 0u) << c.message;
     EXPECT_FALSE(fs::exists(config_.out_path)) << c.message;
+  }
+}
+
+TEST_F(TrainingRunTest, SaveOffRefusesTheFlagsOfWhatItDoesNotWrite) {
+  for (const char* flag : {"--keep 3", "--merge", "--out-format gguf", "--gguf-type q8_0"}) {
+    const test::CommandResult r = test::run_command(
+        std::string(LOMO_BINARY) + " train --random-init " + model_dir() + "/config.json --data " +
+        config_.data_path + " --save off " + flag + " 2>&1");
+    EXPECT_NE(r.status, 0) << flag;
+    const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
+    EXPECT_NE(r.output.find(name + " has no effect here: --save off writes no model or checkpoint"),
+              std::string::npos)
+        << r.output;
   }
 }
 

@@ -101,6 +101,7 @@ int cmd_train(int argc, char** argv) {
                                         std::to_string(world->rank()) + "'s progress");
     progress = devnull.get();
   }
+  const bool save = config.save;
   try {
     TrainingRun run(std::move(config), progress);
     run.set_world(*world);
@@ -109,8 +110,9 @@ int cmd_train(int argc, char** argv) {
     run.load();
     const TrainSummary& s = run.train();
     if (s.interrupted) {
-      if (world->rank() == 0 && s.last_checkpoint.empty()) {
-        std::fprintf(stderr, "lomo train: interrupted; --save off: nothing was written\n");
+      if (world->rank() == 0 && !save) {
+        std::fprintf(stderr, "lomo train: interrupted; --save off: no model or checkpoint "
+                             "written\n");
       } else if (world->rank() == 0) {
         const std::string again = resume_command(argc, argv, s.last_checkpoint);
         std::fprintf(stderr,

@@ -315,6 +315,11 @@ void check_flags_apply(const Args& a, const RunConfig& r) {
   auto refuse = [](const std::string& flag, const std::string& why) {
     throw Error(flag + " has no effect here: " + why);
   };
+  if (!r.save) {
+    for (const char* f : {"out-format", "gguf-type", "merge", "keep"}) {
+      if (a.given(f)) refuse(std::string("--") + f, "--save off writes no model or checkpoint");
+    }
+  }
   if (a.given("gguf-type") && r.out_format != OutFormat::Gguf) {
     refuse("--gguf-type", "it sets the weight type of --out-format gguf, and the output is a "
                           "Hugging Face folder (add --out-format gguf, or drop --gguf-type)");

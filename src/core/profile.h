@@ -84,8 +84,14 @@ class PhaseTimer {
   PhaseTimer(StepProfile* profile, Phase phase) : profile_(profile), phase_(phase) {
     if (profile_) start_ = profile_->start();
   }
+  // A device clock's failure here (a CUDA error) is not thrown from a destructor: the phase goes
+  // untimed, and the error surfaces at the backend's next call.
   ~PhaseTimer() {
-    if (profile_) profile_->finish(phase_, start_);
+    if (!profile_) return;
+    try {
+      profile_->finish(phase_, start_);
+    } catch (...) {
+    }
   }
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;

@@ -23,8 +23,9 @@ void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t s
 // (the host's, the CPU backend, while parameters are loaded on the host).
 void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend);
 
-// init_params' weights, bit for bit, made where `params` lives (a GPU's memory) by the
-// backend's own ops: fill_normal, fill, and for 16-bit storage one fp32 scratch the size of the
+// init_params' weights made where `params` lives (a GPU's memory) by the backend's own ops —
+// bit for bit on the CPU; on a GPU an element may differ in the last fp32 bit before rounding
+// (its log and cospi, ops/element/normal.h): fill_normal, fill, and for 16-bit storage one fp32 scratch the size of the
 // largest 16-bit tensor (tracked as workspace while init runs), stored rounded to nearest as
 // Param::from_f32 does. Nothing passes through host memory: a model larger than the host's RAM
 // (LLaMA-65B in bf16 on a 128 GB machine) is made on a GPU that holds it.

@@ -125,9 +125,8 @@ struct LayerParams {
 
 class ModelParams {
  public:
-  // Allocates every tensor of `c` (zero-filled) under MemCategory::Parameters; 2-D tensors in
-  // `dtype`, 1-D in fp32.
-  // Every tensor of c, uninitialised, from `allocator` (the host's by default).
+  // Allocates every tensor of `c` under MemCategory::Parameters from `allocator` (the host's by
+  // default; every allocator zero-fills); 2-D tensors in `dtype`, 1-D in fp32.
   ModelParams(const ModelConfig& c, MemoryTracker& tracker, StorageDtype dtype = StorageDtype::F32,
               Allocator& allocator = host_allocator());
   ModelParams(ModelParams&&) = default;

@@ -124,6 +124,10 @@ void check_run_config(const RunConfig& run, MemoryConvention convention) {
       throw Error("--save off writes nothing: drop --save-every, --save-every-minutes and "
                   "--checkpoint-dir");
     }
+    if (!run.resume_path.empty()) {
+      throw Error("--save off with --resume: a resumed run continues one that saves; drop "
+                  "--save off (and give --out) to resume " + run.resume_path);
+    }
   }
   if (run.uses_lora()) {
     if (run.lr) {

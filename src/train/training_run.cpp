@@ -390,6 +390,8 @@ void TrainingRun::load() {
     init_params_in_place(model_config_, model_->params, run_.seed, *backend_, tracker_,
                          progress.fn());
     progress.finish();
+    // Init's fp32 scratch (the largest 16-bit tensor) is gone: the peaks report training's.
+    tracker_.reset_peaks();
   } else {
     Progress progress(line_, "load", "tensors");
     model_ = std::make_unique<Model>(
@@ -521,6 +523,9 @@ const TrainSummary& TrainingRun::train() {
     net_->set_profile(profile_.get());
     const StepResult r = trainer_->step(batch, step_lr, step + 1, adapter_lr);
     net_->set_profile(nullptr);
+    // A profiled step's phases end on the device; its wall time must include them (LOMO's step
+    // ends with a read-back anyway; SGD's and AdamW's may not).
+    if (profile_) backend_->synchronize();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     if (profile_) profile_->end_step(secs);
     int64_t tokens = 0;  // of the global batch

@@ -370,7 +370,7 @@ TEST(CudaUpdates, SumSquaresMatchesCpuToFp64Rounding) {
   }
 }
 
-TEST(CudaUpdates, CheckGradientMatchesCpuWithoutWaiting) {
+TEST(CudaUpdates, CheckGradientRowsMatchTheCpu) {
   LOMO_CUDA_OR_SKIP(gpu);
   Rig rig;
   // Rows of one table, written by queued checks and read once, as GradientChecks does.
