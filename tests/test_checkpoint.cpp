@@ -354,11 +354,16 @@ TEST_F(Checkpoints, InterruptsNeverCrash) {
   const std::string cmd = std::string(LOMO_BINARY) + " train --model " +
                           test::fixture_dir("llama_gqa") + "/model --data " + data +
                           " --steps 1000000 --threads 1 --out " + (dir_ / "run").string();
+  // A command started with & by a non-interactive shell begins with SIGINT ignored, until lomo
+  // takes the signal over (watch_stop_signals, before it prints its "model" line): an interrupt
+  // before that would be lost and the run would go on for its million steps (seen once, on a VM
+  // that stalled: 741 s, exit 0). So each interrupt comes 0.0 to 0.7 s after that line.
   for (int i = 0; i < 8; ++i) {
     fs::remove_all(dir_ / "run.checkpoints");
     const Proc p = sh("cd " + dir_.string() + " && (" + cmd +
-                      " > t.out 2> t.err & pid=$!; sleep 0." + std::to_string(2 + i) +
-                      "; kill -INT $pid; wait $pid; echo exit=$?); tail -n 3 t.err");
+                      " > t.out 2> t.err & pid=$!; n=0; while [ $n -lt 1200 ] && ! grep -q "
+                      "'^model ' t.out; do sleep 0.05; n=$((n+1)); done; sleep 0." +
+                      std::to_string(i) + "; kill -INT $pid; wait $pid; echo exit=$?); tail -n 3 t.err");
     ASSERT_NE(p.output.find("exit=130"), std::string::npos) << "interrupt " << i << ":\n" << p.output;
   }
 }
