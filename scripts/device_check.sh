@@ -107,10 +107,12 @@ fi
 
 if have tests; then
   say tests
-  "$pack/bin/lomo_cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.log" 2>&1
+  # Bounded: a kernel that hangs on its first GPU run must not take the whole device budget.
+  timeout 180 "$pack/bin/lomo_cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" \
+    > "$out/cuda_tests.log" 2>&1
   echo "lomo_cuda_tests rc=$?" | tee -a "$out/cuda_tests.log"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran" "$out/cuda_tests.log" | head -40
-  LOMO_FIXTURES_DIR="$root/tests/fixtures" "$pack/bin/lomo_tests" \
+  LOMO_FIXTURES_DIR="$root/tests/fixtures" timeout 120 "$pack/bin/lomo_tests" \
     --gtest_filter='*_cuda:DeviceParity.*' --gtest_output="xml:$out/gpu_model_tests.xml" \
     > "$out/gpu_model_tests.log" 2>&1
   echo "lomo_tests (GPU cases) rc=$?" | tee -a "$out/gpu_model_tests.log"
@@ -121,7 +123,7 @@ if have model; then
   say "model: random $config, bf16"
   if [[ ! -f $work/l7b/config.json || $(cat "$work/l7b/.from" 2>/dev/null) != "$config" ]]; then
     rm -rf "$work/l7b"
-    "$lomo" init --config "$root/$config" --dtype bf16 --seed 0 --out "$work/l7b" \
+    timeout 240 "$lomo" init --config "$root/$config" --dtype bf16 --seed 0 --out "$work/l7b" \
       2>&1 | tail -2 | tee "$out/model.log"
     echo "$config" > "$work/l7b/.from"
   fi
