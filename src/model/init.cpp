@@ -15,10 +15,10 @@ void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t s
   const int64_t n = spec_numel(s);
   switch (s.role) {
     case ParamRole::Norm:
-      std::fill(dst, dst + n, 1.0f);
+      backend.fill(dst, 1.0f, n);
       break;
     case ParamRole::Bias:
-      std::fill(dst, dst + n, 0.0f);
+      backend.fill(dst, 0.0f, n);
       break;
     default:
       backend.fill_normal(dst, n, seed, static_cast<uint64_t>(index), c.initializer_range);
@@ -50,18 +50,8 @@ void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t se
                  static_cast<size_t>(largest16) * 4);  // (largest16) fp32
   const auto total = static_cast<int64_t>(params.all().size());
   for (Param& p : params.all()) {
-    const ParamSpec& s = specs[static_cast<size_t>(p.id)];
     float* w = p.dtype == StorageDtype::F32 ? p.data.f32() : scratch.f32();  // (numel)
-    switch (s.role) {
-      case ParamRole::Norm:
-        backend.fill(w, 1.0f, p.numel());
-        break;
-      case ParamRole::Bias:
-        backend.fill(w, 0.0f, p.numel());
-        break;
-      default:
-        backend.fill_normal(w, p.numel(), seed, static_cast<uint64_t>(p.id), c.initializer_range);
-    }
+    init_tensor(c, specs[static_cast<size_t>(p.id)], p.id, seed, w, backend);
     if (w == scratch.f32()) backend.store(p.view(), w, RoundingMode{Rounding::Nearest, 0, 0});
     if (progress) progress(p.id + 1, total);
   }

@@ -15,7 +15,8 @@
 
 namespace lomo {
 
-// dst(numel of s) ← tensor `index` of the model (s = expected_params(c)[index]), in fp32.
+// dst(numel of s) ← tensor `index` of the model (s = expected_params(c)[index]), in fp32, by
+// `backend`'s ops (dst in its memory).
 void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t seed, float* dst,
                  Backend& backend);
 

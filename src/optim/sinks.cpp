@@ -42,13 +42,15 @@ StoredGradients::StoredGradients(const std::vector<Param>& params, MemoryTracker
   }
 }
 
+NonFiniteError nonfinite_gradient(int64_t step, const std::string& tensor) {
+  return NonFiniteError("step " + std::to_string(step) + ": the gradient of " + tensor +
+                        " contains inf or NaN; training stopped (lower --lr, or use "
+                        "--clip-grad-norm)");
+}
+
 void check_finite(Backend& backend, const float* g, int64_t n, const std::string& tensor,
                   int64_t step) {
-  if (!backend.all_finite(g, n)) {
-    throw NonFiniteError(
-        "step " + std::to_string(step) + ": the gradient of " + tensor +
-        " contains inf or NaN; training stopped (lower --lr, or use --clip-grad-norm)");
-  }
+  if (!backend.all_finite(g, n)) throw nonfinite_gradient(step, tensor);
 }
 
 namespace {

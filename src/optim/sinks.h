@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/memory.h"
 #include "core/rounding.h"
 #include "model/grad_sink.h"
@@ -66,7 +67,9 @@ class StoredGradients {
   std::vector<Buffer> bufs_;
 };
 
-// Throws NonFiniteError naming the tensor and step if g holds inf or NaN (design §2 rule 8).
+// The error that stops a run whose gradient of `tensor` holds inf or NaN (design §2 rule 8).
+NonFiniteError nonfinite_gradient(int64_t step, const std::string& tensor);
+// Throws nonfinite_gradient(step, tensor) if g holds inf or NaN.
 void check_finite(Backend& backend, const float* g, int64_t n, const std::string& tensor,
                   int64_t step);
 

@@ -230,12 +230,7 @@ void Trainer::step_adapters(double adapter_lr, double grad_coef, int64_t step_in
 
 void Trainer::check_update_pass(int64_t step_index) {
   const GradientChecks::Result c = checks_->read();
-  if (!c.first_bad.empty()) {
-    throw NonFiniteError("step " + std::to_string(step_index) + ": the gradient of " +
-                         c.first_bad +
-                         " contains inf or NaN; training stopped (lower --lr, or use "
-                         "--clip-grad-norm)");
-  }
+  if (!c.first_bad.empty()) throw nonfinite_gradient(step_index, c.first_bad);
 }
 
 StepResult Trainer::step(const Batch& batch, double lr, int64_t step_index, double adapter_lr) {
