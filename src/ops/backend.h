@@ -188,7 +188,7 @@ class Backend {
   // dst(n) ← src(n) rounded to nearest-even bf16. OVERWRITES.
   virtual void to_bf16(uint16_t* dst, const float* src, int64_t n) = 0;
   // p ← w32(p.numel()) in p's storage, with the rounding mode (a copy for fp32; nothing when w32
-  // is p's own storage).
+  // is p's own storage). Stochastic rounding keys element i by p.first + i.
   virtual void store(ParamView p, const float* w32, const RoundingMode& r) = 0;
   // x(n) ← stddev · N(0, 1) from the counter-based stream (seed, stream, i). OVERWRITES.
   virtual void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream,

@@ -22,6 +22,11 @@ struct ParamView {
   // whole tensor. Stochastic rounding keys each element by its index in the whole tensor.
   int64_t first = 0;
   int64_t numel() const { return rows * cols; }
+  // Rows [r, r + n) as a view of their own (stochastic rounding still keys the whole tensor).
+  ParamView row_block(int64_t r, int64_t n) const {
+    return {static_cast<char*>(data) + dtype_bytes(dtype) * r * cols, dtype, n, cols, id,
+            first + r * cols};
+  }
   float* f32() const { return static_cast<float*>(data); }
   uint16_t* u16() const { return static_cast<uint16_t*>(data); }
 };

@@ -50,7 +50,9 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t
   } else {
     const uint64_t key = rounding_key(r, p.id);
 #pragma omp parallel for simd
-    for (int64_t i = 0; i < n; ++i) dst[i] = element::bf16_stochastic(w32[i], key, begin + i);
+    for (int64_t i = 0; i < n; ++i) {
+      dst[i] = element::bf16_stochastic(w32[i], key, p.first + begin + i);
+    }
   }
 }
 

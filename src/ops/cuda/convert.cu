@@ -80,7 +80,7 @@ void CudaBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
     return;
   }
   store16_kernel<<<grid_for(n), kBlock, 0, stream_>>>(p.u16(), w32, n,
-                                                      element::Store16::of(p.dtype, r, p.id));
+                                                      element::Store16::of(p.dtype, r, p.id, p.first));
   check_launch("store (store16_kernel)");
 }
 
