@@ -158,5 +158,72 @@ TEST(Bf16, Bf16ProductsTrackFp32Products) {
   }
 }
 
+// Under bf16 products W has no fp32 view, so the zero-buffer update writes it through an fp32
+// block of rows at a time (model/weights.h). Each element must end where the buffered gradient
+// step puts it: W − lr·g from the same bf16 products, within one bf16 ulp (the GEMM's alpha·acc +
+// W rounds once where the step rounds lr·g first). lr = 1 makes the changes several ulps, so a
+// block with the wrong rows of dY, or written to the wrong rows of W, fails.
+TEST(Bf16, FusedUpdateByRowBlocksMatchesTheGradientStep) {
+  for (const char* fixture : {"llama_gqa", "smollm_tied", "qwen2_bias"}) {
+    SafetensorsFile ref(test::fixture_dir(fixture) + "/reference.safetensors");
+    const Batch batch = test::fixture_batch(ref);
+    TestRun a(fixture, StorageDtype::BF16), b(fixture, StorageDtype::BF16);
+    a.net.set_bf16_gemm(true);
+    StoredGradients store = a.stored_gradients();
+    StoreSink sink(store);
+    a.net.forward_backward(batch, sink, Checkpointing::On);
+    TrainOptions o;
+    o.fused_gemm_update = true;
+    o.bf16_gemm = true;
+    o.rounding = Rounding::Nearest;
+    Trainer tb = b.trainer(o);
+    const double lr = 1.0;
+    tb.step(batch, lr, 1);
+    int blocked = 0, moved = 0;
+    for (size_t i = 0; i < a.params().all().size(); ++i) {
+      const Param& w0 = a.params().all()[i];  // unchanged: a only stored its gradients
+      const Param& w1 = b.params().all()[i];
+      if (w0.role != ParamRole::BlockLinear) continue;
+      const WeightCache wc(a.params(), a.tracker, *a.backend);
+      blocked += wc.update_rows(w0) < w0.shape[0];
+      const float* g = store.buffer_for(w0);
+      for (int64_t k = 0; k < w0.numel(); ++k) {
+        const float before = bf16_to_f32(w0.h()[k]);
+        const float want = before - static_cast<float>(lr) * g[k];
+        const float got = bf16_to_f32(w1.h()[k]);
+        const float ulp = std::ldexp(1.0f, std::ilogb(want) - 7);
+        ASSERT_LE(std::abs(got - want), ulp) << fixture << " " << w0.name << "[" << k << "]";
+        moved += got != before;
+      }
+    }
+    EXPECT_GT(blocked, 0) << fixture << ": no tensor was updated in more than one row block";
+    EXPECT_GT(moved, 100) << fixture;
+  }
+}
+
+// A row block's stochastic rounding keys its elements by their index in the whole tensor
+// (ParamView::first), so storing a tensor block by block rounds every element as storing it whole.
+TEST(Bf16, StochasticStoreOfRowBlocksEqualsTheWholeTensor) {
+  TestRun run("llama_gqa", StorageDtype::BF16);
+  Backend& be = *run.backend;
+  Param& w = *run.params().layers[0].w_down;  // (32, 64)
+  const int64_t rows = w.shape[0], cols = w.shape[1], n = w.numel();
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) x[k] = 0.1f + 0.3f * std::ldexp(1.0f, -12) * (k % 7);
+  const RoundingMode r{Rounding::Stochastic, 11, 5};
+  be.store(w.view(), x.data(), r);  // a CPU run: the backend reads host memory
+  const std::vector<uint16_t> whole(w.h(), w.h() + n);
+  for (int64_t r0 = 0; r0 < rows; r0 += 5) {
+    const int64_t m = std::min<int64_t>(5, rows - r0);
+    be.store(w.view().row_block(r0, m), x.data() + r0 * cols, r);
+  }
+  int differ_from_local_keys = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    ASSERT_EQ(w.h()[k], whole[k]) << "element " << k;
+    differ_from_local_keys += round_bf16(x[k], r, w.view().id, k % (5 * cols)) != whole[k];
+  }
+  EXPECT_GT(differ_from_local_keys, 0) << "the blocks' own indices would round alike";
+}
+
 }  // namespace
 }  // namespace lomo

@@ -94,7 +94,10 @@ void CachedDecoder::plan() {
                          static_cast<size_t>(w.used()) * sizeof(float));
     }
   }
-  if (opts_.bf16_gemm) wc_.reserve_act16(R * std::max({d, ff, qd}));
+  if (opts_.bf16_gemm) {
+    const int64_t widest = R * std::max({d, ff, qd});
+    wc_.reserve_act16(widest, widest);
+  }
   host_logits_.assign(static_cast<size_t>(V), 0.0f);
 }
 

@@ -1,5 +1,9 @@
 #include "model/linear.h"
 
+#include <algorithm>
+
+#include "core/error.h"
+
 namespace lomo {
 
 namespace {
@@ -132,31 +136,32 @@ void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t 
   if (adapter) adapter_forward(be, Y, X, N, *adapter);
 }
 
-void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param* b, int64_t N,
-                     DxMode dx_mode, GradSink& sink, WeightCache& wc,
-                     const LinearAdapter* adapter) {
-  Backend& be = wc.backend();
-  const int64_t out = W.shape[0], in = W.shape[1];
-  const MatRef dy = wc.operand(dY, N, out, 0);         // (N, out)
-  const WeightCache::Operand w = wc.weight(W);         // (out, in)
-  // 1. dX(N, in) = dY(N, out) · W(out, in): reads W, so it comes before any update of W.
+namespace {
+
+// 1. dX(N, in) = dY(N, out) · W(out, in): reads W, so it comes before any update of W.
+void backward_dx(Backend& be, float* dX, const MatRef& dy, const MatRef& w, int64_t N,
+                 int64_t out, int64_t in, DxMode dx_mode, Precision precision) {
   be.matmul({.ta = Trans::No,
              .tb = Trans::No,
              .M = N,
              .N = in,
              .K = out,
              .A = dy,
-             .B = w.ref,
+             .B = w,
              .beta = dx_mode == DxMode::Accumulate ? 1.0f : 0.0f,
              .C = dX,
              .ldc = in,
-             .precision = wc.precision()});
-  // 2. The adapter: its part of dX, and its gradients (it never reads W).
-  if (adapter) adapter_backward(be, dX, dY, X, N, *adapter, sink);
-  // 3.–4. dW(out, in) = dYᵀ(out, N) · X(N, in), then W may change: either inside one GEMM on
-  // W's fp32 values (the zero-buffer update), or through the sink's buffer.
+             .precision = precision});
+}
+
+// 3.–4. dW(out, in) = dYᵀ(out, N) · X(N, in), then W may change: either inside one GEMM on
+// W's fp32 values (the zero-buffer update), or through the sink's buffer. Then the bias.
+void backward_dw(WeightCache& wc, const MatRef& dy, const float* dY, const float* X, int x_slot,
+                 const WeightCache::Operand& w, Param& W, Param* b, int64_t N, GradSink& sink) {
+  Backend& be = wc.backend();
+  const int64_t out = W.shape[0], in = W.shape[1];
   if (sink.trains(W)) {
-    const MatRef x = wc.operand(X, N, in, 1);  // (N, in)
+    const MatRef x = wc.operand(X, N, in, x_slot);  // (N, in)
     Matmul dw{.ta = Trans::Yes,
               .tb = Trans::No,
               .M = out,
@@ -167,12 +172,24 @@ void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param
               .ldc = in,
               .precision = wc.precision()};
     if (const auto u = sink.fused_update(W)) {
-      float* w32 = w.f32 ? w.f32 : wc.view(W);  // (out, in)
       dw.alpha = -u->step;
       dw.beta = u->keep;
-      dw.C = w32;
-      be.matmul(dw);
-      be.store(W.view(), w32, u->rounding);  // nothing to do for fp32, where w32 is W itself
+      if (w.f32 != nullptr) {  // W's own fp32 storage, or the view the dX product read
+        dw.C = w.f32;          // (out, in)
+        be.matmul(dw);
+        be.store(W.view(), w.f32, u->rounding);  // nothing to do for fp32 (W itself)
+      } else {
+        // bf16 products read W as stored: its fp32 values exist a block of rows at a time.
+        const int64_t rows = wc.update_rows(W);
+        for (int64_t r = 0; r < out; r += rows) {
+          const int64_t n = std::min(rows, out - r);
+          dw.M = n;
+          dw.A = dy.at(0, r);              // columns [r, r + n) of dY (N, out)
+          dw.C = wc.view_rows(W, r, n);    // (n, in)
+          be.matmul(dw);
+          be.store(W.view().row_block(r, n), dw.C, u->rounding);
+        }
+      }
     } else {
       float* dW = sink.gradient_buffer(W);  // (out, in)
       dw.C = dW;
@@ -185,6 +202,40 @@ void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param
     be.bias_grad(db, dY, N, out);
     sink.consume(*b, db);
   }
+}
+
+}  // namespace
+
+void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param* b, int64_t N,
+                     DxMode dx_mode, GradSink& sink, WeightCache& wc,
+                     const LinearAdapter* adapter) {
+  Backend& be = wc.backend();
+  const int64_t out = W.shape[0], in = W.shape[1];
+  // bf16 products: dY and X take one scratch slot each, the wider one the wide slot.
+  const int x_slot = wc.slot_for(N * in);
+  const MatRef dy = wc.operand(dY, N, out, 1 - x_slot);  // (N, out)
+  const WeightCache::Operand w = wc.weight(W);           // (out, in)
+  backward_dx(be, dX, dy, w.ref, N, out, in, dx_mode, wc.precision());
+  // 2. The adapter: its part of dX, and its gradients (it never reads W).
+  if (adapter) adapter_backward(be, dX, dY, X, N, *adapter, sink);
+  backward_dw(wc, dy, dY, X, x_slot, w, W, b, N, sink);
+}
+
+void linear_backward_chunked(float* dx_chunk, int64_t chunk_rows, const float* dY, const float* X,
+                             Param& W, Param* b, int64_t N, GradSink& sink, WeightCache& wc,
+                             const std::function<void(int64_t r, int64_t n)>& consume) {
+  LOMO_ASSERT(chunk_rows > 0, "linear_backward_chunked: empty chunks");
+  const int64_t out = W.shape[0], in = W.shape[1];
+  const int x_slot = wc.slot_for(N * in);
+  const MatRef dy = wc.operand(dY, N, out, 1 - x_slot);  // (N, out)
+  const WeightCache::Operand w = wc.weight(W);           // (out, in)
+  for (int64_t r = 0; r < N; r += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, N - r);
+    backward_dx(wc.backend(), dx_chunk, dy.at(r, 0), w.ref, n, out, in, DxMode::Overwrite,
+                wc.precision());
+    consume(r, n);
+  }
+  backward_dw(wc, dy, dY, X, x_slot, w, W, b, N, sink);
 }
 
 }  // namespace lomo

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "model/grad_sink.h"
 #include "model/lora.h"
@@ -44,5 +45,13 @@ void linear_forward(float* Y, const float* X, Param& W, const Param* b, int64_t 
 void linear_backward(float* dX, const float* dY, const float* X, Param& W, Param* b, int64_t N,
                      DxMode dx_mode, GradSink& sink, WeightCache& wc,
                      const LinearAdapter* adapter = nullptr);
+
+// The same without an adapter, for a dX too wide to hold for all N rows (LlamaModel's MLP
+// backward, whose dX is d_ff wide): dX is made `chunk_rows` rows at a time into dx_chunk
+// (chunk_rows, in), and after each chunk consume(r, n) is called with rows [r, r + n) of it
+// there; only after the last chunk does dW go to the sink (or into W). W is converted once.
+void linear_backward_chunked(float* dx_chunk, int64_t chunk_rows, const float* dY, const float* X,
+                             Param& W, Param* b, int64_t N, GradSink& sink, WeightCache& wc,
+                             const std::function<void(int64_t r, int64_t n)>& consume);
 
 }  // namespace lomo

@@ -74,6 +74,12 @@ const LinearAdapter* LlamaModel::adapter(int64_t l, LoraTarget t) {
   return &c;
 }
 
+int64_t LlamaModel::mlp_dx_rows(const ModelConfig& c, int64_t N, bool lora) {
+  if (lora) return N;
+  const int64_t wide = N * std::max(c.n_head * c.head_dim, c.d_model);
+  return std::clamp<int64_t>(wide / c.d_ff, 1, N);
+}
+
 void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& backend,
                        Carver& acts, Carver& work, Layout& L) {
   const int64_t B = s.B, T = s.T;
@@ -120,10 +126,7 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   L.head_w_block = scratch && w_block ? scratch + tile : nullptr;
   L.attn_work = scratch;
   L.head_row_stats = reinterpret_cast<double*>(work.take(2 * N * 2));
-  if (act16) {
-    L.x32[0] = work.take(N * d);
-    L.x32[1] = work.take(N * d);
-  }
+  if (act16) L.x32 = work.take(N * d);
   L.ids = work.take_i32(N);
   L.targets = work.take_i32(N);
   L.lengths = work.take_i32(B);
@@ -139,8 +142,10 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
     L.held_values = work.take(N * d);
   }
   L.grads.dh = work.take(N * d);
-  L.grads.dxn = work.take(N * d);
-  L.grads.dm = work.take(N * std::max(ff, qd));
+  L.grads.dxn = L.xnf;
+  const int64_t dm_rows = mlp_dx_rows(c, N, s.lora_rank > 0);
+  L.grads.dm = work.take(std::max(N * std::max(qd, d), dm_rows * ff));
+  L.grads.dm_rows = dm_rows;
 }
 
 std::pair<size_t, size_t> LlamaModel::buffer_bytes(const ModelConfig& c, const StepShape& s,
@@ -174,14 +179,14 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool he
   ensure_capacity(work_buf_, backend_.allocator(), tracker_, MemCategory::Workspace, work_bytes);
   const bool head_one_pass = pass == Pass::Training && !ckpt.recompute_head;
   if (wc_.bf16_gemm()) {
-    wc_.reserve_act16(bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass));
+    const Bf16Slots slots = bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass);
+    wc_.reserve_act16(slots.wide, slots.narrow);
   }
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
   carve(config_, shape, backend_, acts, work, L);
   block_in_ = std::move(L.block_in);
-  x32_[0] = L.x32[0];
-  x32_[1] = L.x32[1];
+  x32_ = L.x32;
   layer_acts_ = std::move(L.layer_acts);
   xnf_ = L.xnf;
   rstdf_ = L.rstdf;
@@ -276,18 +281,31 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   const int64_t N = batch.B * batch.T, d = c.d_model;
   // g.dh holds dL/d(block output) on entry and dL/d(block input) on return.
   // In the forward pass this was: x_out = h_mid + m·W_downᵀ.
-  {
-    PhaseTimer t(profile_, Phase::Linear);
-    linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_,
-                    adapter(l, LoraTarget::Down));
-  }
   // In place: gate and up become their gradients (nothing reads them afterwards).
   float* dg = a.gate;  // (N, d_ff)
   float* du = a.up;    // (N, d_ff)
-  float* xn = a.m;     // m is dead: it takes the norm outputs again, as in forward
+  const int64_t ff = c.d_ff;
+  if (g.dm_rows < N) {
+    // d(silu(gate)·up) = dh·W_down a chunk of tokens at a time, each turned into dg, du at once
+    // (the chunks' SwiGLU backward is timed under Linear); W_down changes after the last.
+    PhaseTimer t(profile_, Phase::Linear);
+    linear_backward_chunked(g.dm, g.dm_rows, g.dh, a.m, *p.w_down, nullptr, N, sink, wc_,
+                            [&](int64_t r, int64_t n) {
+                              be.swiglu_backward(dg + r * ff, du + r * ff, g.dm, a.gate + r * ff,
+                                                 a.up + r * ff, n * ff);
+                            });
+  } else {
+    {
+      PhaseTimer t(profile_, Phase::Linear);
+      linear_backward(g.dm, g.dh, a.m, *p.w_down, nullptr, N, DxMode::Overwrite, sink, wc_,
+                      adapter(l, LoraTarget::Down));
+    }
+    PhaseTimer t(profile_, Phase::Elementwise);
+    be.swiglu_backward(dg, du, g.dm, a.gate, a.up, N * ff);
+  }
+  float* xn = a.m;  // m is dead: it takes the norm outputs again, as in forward
   {
     PhaseTimer t(profile_, Phase::Elementwise);
-    be.swiglu_backward(dg, du, g.dm, a.gate, a.up, N * c.d_ff);
     be.rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
   }
   {
@@ -354,13 +372,12 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
 
 const float* LlamaModel::block_input(int64_t l) {
   if (act_dtype_ == StorageDtype::F32) return block_in_[l];
-  backend_.to_f32(x32_[0], stored_block(l), 0, n_tokens_ * config_.d_model);
-  return x32_[0];
+  backend_.to_f32(x32_, stored_block(l), 0, n_tokens_ * config_.d_model);
+  return x32_;
 }
 
 float* LlamaModel::block_output(int64_t l) {
-  if (act_dtype_ == StorageDtype::F32) return block_in_[l];
-  return x32_[l % 2];  // block l − 1 reads x32_[(l − 1) % 2]
+  return act_dtype_ == StorageDtype::F32 ? block_in_[l] : x32_;
 }
 
 void LlamaModel::commit_block(int64_t l, float* y) {
@@ -409,11 +426,11 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.row_stats = head_row_stats_;
   if (wc_.bf16_gemm()) {
     const int64_t N = batch.B * batch.T, d = config_.d_model;
-    const int64_t elems = bf16_scratch_elems(config_, N, head_tiles_.one_pass);
-    uint16_t* xn16 = wc_.act16(0, elems);  // (N, d)
+    const Bf16Slots slots = bf16_scratch_elems(config_, N, head_tiles_.one_pass);
+    uint16_t* xn16 = wc_.act16(0, N * d);  // (N, d)
     backend_.to_bf16(xn16, xnf_, N * d);
     io.xn16 = xn16;
-    io.tile16 = wc_.act16(1, elems);
+    io.tile16 = wc_.act16(1, slots.narrow);
   }
   return io;
 }
@@ -457,7 +474,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   run_forward(batch, ckpt);
 
   LmHeadIo io = head_io(batch);
-  io.dxn = grads_.dxn;
+  io.dxn = grads_.dm;  // (N, d_model): grads_.dxn is xnf itself, which the head reads
   io.dW = head_trains && !head_update ? sink.gradient_buffer(head) : nullptr;  // null: frozen
   io.update = head_update ? &*head_update : nullptr;
   HeldRows held;  // a 16-bit tied table's looked-up rows, kept in fp32 (ops/tensor.h)
@@ -497,7 +514,7 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     backend_.fill(grads_.dh, 0.0f, N * d);
-    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dxn, block_input(c.n_layer), rstdf_,
+    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dm, block_input(c.n_layer), rstdf_,
                               params_.final_norm->f(), N, d);
   }
   if (dw != nullptr) {

@@ -102,6 +102,11 @@ class LlamaModel {
 
   const ModelConfig& config() const { return config_; }
 
+  // Tokens per chunk of the MLP's dX in backward, d(silu(gate)·up) (Grads::dm): as many as fit
+  // in N·max(n_head·head_dim, d_model) elements, the block the other gradients need anyway; all
+  // N with LoRA adapters (an adapter's dX part is not chunked).
+  static int64_t mlp_dx_rows(const ModelConfig& c, int64_t N, bool lora);
+
   ModelParams& params() { return params_; }
   Backend& backend() { return backend_; }
   // Asked before and after each layer's weights are used (null: everything resident).
@@ -142,15 +147,21 @@ class LlamaModel {
   };
   struct Grads {       // backward temporaries (workspace)
     float* dh;         // (N, d_model)   gradient of the residual stream
-    float* dxn;        // (N, d_model)
-    float* dm;         // (N, max(d_ff, n_head·head_dim))
+    // (N, d_model) a norm output's gradient. Inside the blocks it is the final norm's output
+    // block (xnf), dead once the LM head's backward is done; the head's own goes to dm.
+    float* dxn;
+    // (N, max(n_head·head_dim, d_model)): the head's d(norm output), then in every block
+    // d(attention output), and d(silu(gate)·up) for dm_rows tokens at a time (dm_rows · d_ff
+    // elements at most: the MLP's dX is made in row chunks, linear_backward_chunked).
+    float* dm;
+    int64_t dm_rows;
     // dg, du, dq, dk and dv have no blocks of their own: they overwrite the layer's gate/up
     // block, which nothing reads after the MLP's backward (LayerActs::gate).
   };
 
   struct Layout {
     std::vector<float*> block_in;  // fp32, or 16-bit elements in a float-aligned block
-    float* x32[2] = {nullptr, nullptr};
+    float* x32 = nullptr;
     std::vector<LayerActs> layer_acts;
     float *xnf = nullptr, *rstdf = nullptr, *nll = nullptr;
     LmHeadTiles head_tiles;
@@ -180,7 +191,8 @@ class LlamaModel {
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
   void run_forward(const Batch& batch, Checkpointing ckpt);
   // x_out null: a recompute for the backward, which needs the block's activations but not its
-  // output, so the down projection (a quarter of the block's weights) is skipped.
+  // output, so the down projection (a quarter of the block's weights) is skipped. x_out may be
+  // x_in: x_in is last read before x_out is first written.
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
   void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
                       GradSink& sink);
@@ -188,10 +200,11 @@ class LlamaModel {
   ParamView stored_block(int64_t l) const {
     return {block_in_[l], act_dtype_, n_tokens_, config_.d_model, 0};
   }
-  // Block l's input as fp32: the stored block itself, or its 16-bit copy converted into x32_[0].
+  // Block l's input as fp32: the stored block itself, or its 16-bit copy converted into x32_.
   const float* block_input(int64_t l);
-  // Where block l − 1's output (l = 0: the embedding's) is made: block_in_[l] itself, or an fp32
-  // scratch; then commit_block(l, y) stores it and leaves y holding what was stored.
+  // Where block l − 1's output (l = 0: the embedding's) is made: block_in_[l] itself, or x32_,
+  // where the block's fp32 input was (block_forward computes in place); then commit_block(l, y)
+  // stores it and leaves y holding what was stored.
   float* block_output(int64_t l);
   void commit_block(int64_t l, float* y);
   // Kept block l has its own set; every recomputed block shares the one after them.
@@ -218,7 +231,7 @@ class LlamaModel {
                                        // (act_dtype_ elements)
   StorageDtype act_dtype_ = StorageDtype::F32;
   int64_t n_tokens_ = 0;               // N of the current plan
-  float* x32_[2] = {nullptr, nullptr}; // (N, d_model) fp32 block input and output, 16-bit only
+  float* x32_ = nullptr;                // (N, d_model) fp32 block input, then output; 16-bit only
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)

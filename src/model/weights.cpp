@@ -11,29 +11,58 @@ namespace {
 
 // The LM head (tied or not) converts itself block by block (ops/lm_head.h) and the embedding
 // lookup reads 16-bit rows directly: neither goes through the cache.
-int64_t largest_viewed(const ModelParams& params) {
-  int64_t largest = 0;
+struct Viewed {
+  int64_t largest = 0;    // elements
+  int64_t widest_in = 0;  // columns
+};
+Viewed viewed(const ModelParams& params) {
+  Viewed v;
   for (const auto& p : params.all()) {
     if (p.dtype == StorageDtype::F32 || !reads_through_weight_cache(p.role)) continue;
-    largest = std::max(largest, p.numel());
+    v.largest = std::max(v.largest, p.numel());
+    v.widest_in = std::max(v.widest_in, p.shape.back());
   }
-  return largest;
+  return v;
 }
 
 }  // namespace
 
 WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker, Backend& backend)
-    : tracker_(tracker), backend_(backend), largest_(largest_viewed(params)) {}
+    : tracker_(tracker), backend_(backend) {
+  const Viewed v = viewed(params);
+  largest_ = v.largest;
+  row_block_ = weight_row_block_elems(v.largest, v.widest_in);
+}
+
+float* WeightCache::scratch(int64_t elems) {
+  // Sized once, for what the run's products need: the whole largest tensor for fp32 products,
+  // one row block for bf16 products.
+  if (scratch_.empty()) {
+    scratch_ = Buffer(backend_.allocator(), tracker_, MemCategory::Workspace,
+                      static_cast<size_t>(bf16_gemm_ ? row_block_ : largest_) * 4);
+  }
+  LOMO_ASSERT(static_cast<size_t>(elems) * 4 <= scratch_.bytes(),
+              "weight cache scratch too small: " + std::to_string(elems) + " elements");
+  return scratch_.f32();
+}
 
 float* WeightCache::view(Param& p) {
   if (p.dtype == StorageDtype::F32) return p.f();
-  if (scratch_.empty()) {
-    scratch_ = Buffer(backend_.allocator(), tracker_, MemCategory::Workspace,
-                      static_cast<size_t>(largest_) * 4);
-  }
-  LOMO_ASSERT(p.numel() <= largest_, "weight cache too small for " + p.name);
-  backend_.to_f32(scratch_.f32(), p.view(), 0, p.numel());
-  return scratch_.f32();
+  float* s = scratch(p.numel());
+  backend_.to_f32(s, p.view(), 0, p.numel());
+  return s;
+}
+
+float* WeightCache::view_rows(Param& p, int64_t r, int64_t n) {
+  LOMO_ASSERT(p.dtype != StorageDtype::F32, "view_rows of an fp32 tensor: " + p.name);
+  const int64_t in = p.shape.back();
+  float* s = scratch(n * in);
+  backend_.to_f32(s, p.view(), r * in, n * in);
+  return s;
+}
+
+int64_t WeightCache::update_rows(const Param& W) const {
+  return std::clamp<int64_t>(row_block_ / W.shape.back(), 1, W.shape[0]);
 }
 
 WeightCache::Operand WeightCache::weight(Param& W) {
@@ -63,18 +92,19 @@ uint16_t* WeightCache::act16(int slot, int64_t elems) {
   return b.as<uint16_t>();
 }
 
-void WeightCache::reserve_act16(int64_t elems) {
-  for (int slot = 0; slot < 2; ++slot) act16(slot, elems);
+void WeightCache::reserve_act16(int64_t wide, int64_t narrow) {
+  act16(0, wide);
+  act16(1, narrow);
 }
 
-int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass) {
-  const int64_t widest = std::max({c.d_model, c.d_ff, c.n_head * c.head_dim});
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass) {
+  const int64_t narrow = std::max(c.d_model, c.n_head * c.head_dim);
   const LmHeadTiles t = lm_head_tiles(c.vocab, N, head_one_pass);
-  return std::max(N * widest, t.tile_elems(c.vocab));
+  return {N * std::max(narrow, c.d_ff), std::max(N * narrow, t.tile_elems(c.vocab))};
 }
 
-size_t weight_cache_bytes(const ModelParams& params) {
-  return static_cast<size_t>(largest_viewed(params)) * 4;
+int64_t weight_row_block_elems(int64_t largest, int64_t widest_in) {
+  return std::max((largest + 7) / 8, widest_in);
 }
 
 }  // namespace lomo

@@ -6,6 +6,8 @@
 //    weights one tensor at a time, so one scratch suffices.
 //  * bf16 products (`--bf16-gemm`): weights as stored; activations rounded to bf16 into two
 //    scratch slots (workspace, grown on demand; bf16_scratch_elems gives what a step needs).
+//    Only LOMO's fused update needs W in fp32 (its GEMM writes W before it is rounded back):
+//    a block of rows at a time (view_rows), so the scratch is an eighth of the largest tensor.
 // Every buffer comes from the backend's allocator; conversions run on the backend.
 #pragma once
 
@@ -23,11 +25,18 @@ class WeightCache {
   WeightCache(const ModelParams& params, MemoryTracker& tracker, Backend& backend);
   // For tensors outside a ModelParams: scratch for up to `largest_numel` 16-bit elements.
   WeightCache(MemoryTracker& tracker, Backend& backend, int64_t largest_numel)
-      : tracker_(tracker), backend_(backend), largest_(largest_numel) {}
+      : tracker_(tracker), backend_(backend), largest_(largest_numel),
+        row_block_(largest_numel) {}
 
   Backend& backend() { return backend_; }
   // p's values in fp32: p's own storage when fp32, else the scratch (valid until the next call).
   float* view(Param& p);
+
+  // Rows [r, r + n) of p's values in fp32, in the scratch (valid until the next call); p 16-bit,
+  // n·in ≤ the row block of bf16 products (update_rows).
+  float* view_rows(Param& p, int64_t r, int64_t n);
+  // Rows of W per block of its fused update when W has no fp32 view (bf16 products).
+  int64_t update_rows(const Param& W) const;
 
   void set_bf16_gemm(bool on) { bf16_gemm_ = on; }
   bool bf16_gemm() const { return bf16_gemm_; }
@@ -45,8 +54,14 @@ class WeightCache {
 
   // Scratch slot `slot` for direct use (it then holds no operand()'s conversion).
   uint16_t* act16(int slot, int64_t elems);
-  // Sizes both slots for a step at once (LlamaModel::plan), so they are allocated once.
-  void reserve_act16(int64_t elems);
+  // Sizes the slots for a step at once (LlamaModel::plan), so they are allocated once: slot 0
+  // for `wide` elements, slot 1 for `narrow` (Bf16Slots).
+  void reserve_act16(int64_t wide, int64_t narrow);
+  // The slot for a product's second operand of `elems` elements beside one in the other slot
+  // (the dW product dYᵀ·X): slot 1 when it fits there, else the wide slot 0.
+  int slot_for(int64_t elems) const {
+    return static_cast<size_t>(elems) * 2 <= act16_[1].bytes() ? 1 : 0;
+  }
 
   // While one lives, operand() skips the conversion when its slot already holds X's bf16 copy
   // made in this scope (same pointer and shape): layers that read one input (q, k and v; gate
@@ -75,17 +90,26 @@ class WeightCache {
   bool sharing_ = false;
   MemoryTracker& tracker_;
   Backend& backend_;
-  int64_t largest_ = 0;
+  int64_t largest_ = 0;    // elements of the largest viewed tensor
+  int64_t row_block_ = 0;  // elements of a row block of bf16 products (weight_row_block_elems)
   Buffer scratch_;
+  float* scratch(int64_t elems);
   bool bf16_gemm_ = false;
   Buffer act16_[2];
 };
 
-// Elements of each of the two bf16 slots for N rows: N · the widest linear dimension, or the LM
-// head's logits tile (ops/lm_head.h, one pass or two) when that is larger.
-int64_t bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass);
+// Elements of the two bf16 slots for N rows. Slot 0, wide: N · the widest linear dimension (a
+// product's d_ff-wide operand: silu(gate)·up, its gradients). Slot 1, narrow: what is beside it
+// in a dW product, N · max(d_model, n_head·head_dim), or the LM head's logits tile (ops/lm_head.h,
+// one pass or two) when that is larger.
+struct Bf16Slots {
+  int64_t wide = 0, narrow = 0;
+};
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass);
 
-// Bytes of scratch a model with these parameters needs in `dtype` (0 for fp32).
-size_t weight_cache_bytes(const ModelParams& params);
+// Elements of the fp32 row block through which the fused update writes a 16-bit W under bf16
+// products: an eighth of the largest viewed tensor, and at least one row of the widest.
+int64_t weight_row_block_elems(int64_t largest, int64_t widest_in);
+
 
 }  // namespace lomo

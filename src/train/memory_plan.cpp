@@ -85,7 +85,8 @@ size_t activation_bytes(const ModelConfig& c, int64_t B, int64_t T, Checkpointin
 }
 
 // The workspace block of one training step, and the scratch the weights need.
-size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t largest_viewed) {
+size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, int64_t largest_viewed,
+                       int64_t widest_viewed_in) {
   const int64_t B = in.batch, T = in.seq, N = B * T, d = c.d_model,
                 qd = c.n_head * c.head_dim, V = c.vocab;
   const bool sixteen = in.dtype != StorageDtype::F32;
@@ -103,26 +104,33 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, size_t l
              + f32s(std::max(head_scratch, attention_scratch))
              + f32s(4 * N)                                  // running max and Σexp (fp64)
              + 2 * f32s(N) + f32s(B)                        // ids, targets, lengths (int32)
-             // 16-bit block inputs: the block's input and output in fp32
-             + (in.activation_dtype != StorageDtype::F32 ? 2 * f32s(N * d) : 0)
+             // 16-bit block inputs: the block's input, then its output, in fp32
+             + (in.activation_dtype != StorageDtype::F32 ? f32s(N * d) : 0)
              + f32s(N)                                      // the embedding update's order
              // a 16-bit tied table's looked-up rows and their fp32 values (zero-buffer update)
              + (head_takes_update(in) && c.tied_embeddings && sixteen
                     ? f32s(N) + f32s(N * d)
                     : 0)
-             + 2 * f32s(N * d)                              // dh, d(norm output)
-             + f32s(N * std::max(c.d_ff, qd));              // d(silu(gate)·up) or d(attention)
-  // 16-bit layer weights are read through one fp32 scratch the size of the largest of them:
-  // by every product in fp32, and by the fused update, whose GEMM writes W in fp32 before it is
-  // rounded back. With bf16 products and the update outside the GEMM, nothing reads it.
+             + f32s(N * d)  // dh; a block's d(norm output) takes the final norm's output
+             // the head's d(norm output), d(attention), d(silu(gate)·up) in row chunks
+             + f32s(std::max(N * std::max(qd, d),
+                             LlamaModel::mlp_dx_rows(c, N, in.lora.enabled()) * c.d_ff));
+  // 16-bit layer weights are read through one fp32 scratch (model/weights.h): the size of the
+  // largest of them for products in fp32; for bf16 products only the fused update reads it, whose
+  // GEMM writes W in fp32, a block of rows at a time, before it is rounded back.
   const bool fused_update = !in.base_frozen && zero_buffer_of(in).fused_update;
-  if (sixteen && (!in.bf16_gemm || fused_update)) w += 4 * largest_viewed;
+  if (sixteen && !in.bf16_gemm) w += 4 * static_cast<size_t>(largest_viewed);
+  if (sixteen && in.bf16_gemm && fused_update) {
+    w += 4 * static_cast<size_t>(weight_row_block_elems(largest_viewed, widest_viewed_in));
+  }
   // The RoPE table: cos and sin for every position the model allows.
   w += rope_table_bytes(c.head_dim, c.max_position);
-  // bf16 products: two bf16 copies of the widest activation or of the head's logits tile.
+  // bf16 products: a bf16 copy of the widest activation (N·d_ff) beside one of a narrow one
+  // (N·max(d, qd)) or of the head's logits tile.
   if (in.bf16_gemm) {
-    const int64_t widest = std::max({d, c.d_ff, qd});
-    w += 2 * 2 * static_cast<size_t>(std::max(N * widest, head.tile_elems(V)));
+    const int64_t narrow = std::max(d, qd);
+    w += 2 * static_cast<size_t>(N * std::max(narrow, c.d_ff));
+    w += 2 * static_cast<size_t>(std::max(N * narrow, head.tile_elems(V)));
   }
   // LoRA: drop(X)·Aᵀ and dY·B, (N, r) each; with dropout, drop(X) of the widest adapted input.
   if (in.lora.enabled()) {
@@ -188,13 +196,16 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
   const auto specs = expected_params(c);
   const auto P = static_cast<size_t>(count_params(c));
   // 2-D tensors in the storage dtype; norms and biases stay fp32 (params.h).
-  size_t P2 = 0, largest_viewed = 0;
+  size_t P2 = 0;
+  int64_t largest_viewed = 0, widest_viewed_in = 0;
   for (const auto& s : specs) {
     if (s.shape.size() == 2) {
-      const size_t n = static_cast<size_t>(s.shape[0] * s.shape[1]);
-      P2 += n;
+      P2 += static_cast<size_t>(s.shape[0] * s.shape[1]);
       // Layer weights are read through the weight cache; embedding and head are not (weights.h).
-      if (reads_through_weight_cache(s.role)) largest_viewed = std::max(largest_viewed, n);
+      if (reads_through_weight_cache(s.role)) {
+        largest_viewed = std::max(largest_viewed, s.shape[0] * s.shape[1]);
+        widest_viewed_in = std::max(widest_viewed_in, s.shape[1]);
+      }
     }
   }
   MemoryPlan m;
@@ -248,7 +259,7 @@ MemoryPlan plan_memory(const MemoryPlanInput& in) {
     m.optimizer_states += 8 * a;
   }
   m.activations = activation_bytes(c, in.batch, in.seq, in.checkpointing, in.activation_dtype);
-  m.workspace = workspace_bytes(c, in, largest_viewed);
+  m.workspace = workspace_bytes(c, in, largest_viewed, widest_viewed_in);
   // LOMO's and AdaLomo's sinks queue each gradient's checks into one table, read once per pass.
   if (!in.base_frozen &&
       (in.optimizer == OptimizerKind::Lomo || in.optimizer == OptimizerKind::AdaLomo)) {
