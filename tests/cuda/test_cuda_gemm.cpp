@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "cuda_test_util.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cuda/cublaslt_api.h"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/gemm_mapping.h"
@@ -247,6 +248,17 @@ std::vector<Case> model_cases(int64_t rows, int64_t in, int64_t out) {
       {Trans::Yes, Trans::No, out, in, rows, 0, 0, -0.01f, 0.999f, Precision::F32, false},
       {Trans::Yes, Trans::No, out, in, rows, 0, 0, -0.01f, 1.0f, Precision::F32, false},
   };
+}
+
+// cuBLASLt is opened at first use (ops/cuda/cublaslt_api.h): the library the toolkit ships opens
+// here too, with no GPU, every function the backend calls resolves, and one runs.
+TEST(CublasLtLoader, OpensTheLibraryAndResolvesEveryFunction) {
+  const CublasLtApi& lt = cublaslt();
+#define LOMO_EXPECT_RESOLVED(name) EXPECT_NE(lt.name, nullptr) << #name;
+  LOMO_CUBLASLT_FUNCTIONS(LOMO_EXPECT_RESOLVED)
+#undef LOMO_EXPECT_RESOLVED
+  EXPECT_STREQ(lt.cublasLtGetStatusName(CUBLAS_STATUS_NOT_SUPPORTED), "CUBLAS_STATUS_NOT_SUPPORTED");
+  EXPECT_EQ(&cublaslt(), &lt) << "opened once";
 }
 
 TEST(CudaGemmMapping, SwapsTheOperandsAndKeepsTheTransposes) {

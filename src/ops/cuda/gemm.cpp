@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/cublaslt_api.h"
 #include "ops/cuda/cuda_util.h"
 
 namespace lomo::cuda {
@@ -35,14 +36,14 @@ void check_cuda(cudaError_t e, const char* what, const ColMajorGemm& g) {
 template <class T>
 void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const T& value,
               const ColMajorGemm& g) {
-  check_lt(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)),
+  check_lt(cublaslt().cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)),
            "setting a matmul descriptor attribute", g);
 }
 
 template <class T>
 void set_pref(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr,
               const T& value, const ColMajorGemm& g) {
-  check_lt(cublasLtMatmulPreferenceSetAttribute(p, attr, &value, sizeof(value)),
+  check_lt(cublaslt().cublasLtMatmulPreferenceSetAttribute(p, attr, &value, sizeof(value)),
            "setting a heuristic preference", g);
 }
 
@@ -50,19 +51,19 @@ void set_pref(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t
 struct PrefGuard {
   cublasLtMatmulPreference_t p = nullptr;
   ~PrefGuard() {
-    if (p != nullptr) cublasLtMatmulPreferenceDestroy(p);
+    if (p != nullptr) cublaslt().cublasLtMatmulPreferenceDestroy(p);
   }
 };
 struct TransformGuard {
   cublasLtMatrixTransformDesc_t d = nullptr;
   ~TransformGuard() {
-    if (d != nullptr) cublasLtMatrixTransformDescDestroy(d);
+    if (d != nullptr) cublaslt().cublasLtMatrixTransformDescDestroy(d);
   }
 };
 struct LayoutGuard {
   cublasLtMatrixLayout_t l = nullptr;
   ~LayoutGuard() {
-    if (l != nullptr) cublasLtMatrixLayoutDestroy(l);
+    if (l != nullptr) cublaslt().cublasLtMatrixLayoutDestroy(l);
   }
 };
 
@@ -71,25 +72,27 @@ struct LayoutGuard {
 void check_lt(cublasStatus_t s, const char* what, const ColMajorGemm& shape) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
   throw Error(std::string("cuBLASLt: ") + what + " for " + describe(shape) + ": " +
-              cublasLtGetStatusName(s) + " (" + cublasLtGetStatusString(s) + ")");
+              cublaslt().cublasLtGetStatusName(s) + " (" + cublaslt().cublasLtGetStatusString(s) +
+              ")");
 }
 
 void LtGemm::DescDeleter::operator()(cublasLtMatmulDescOpaque_t* d) const noexcept {
-  cublasLtMatmulDescDestroy(d);
+  cublaslt().cublasLtMatmulDescDestroy(d);
 }
 void LtGemm::LayoutDeleter::operator()(cublasLtMatrixLayoutOpaque_t* l) const noexcept {
-  cublasLtMatrixLayoutDestroy(l);
+  cublaslt().cublasLtMatrixLayoutDestroy(l);
 }
 
 LtGemm::LtGemm(cudaStream_t stream) : stream_(stream) {
-  const cublasStatus_t s = cublasLtCreate(&handle_);
+  const cublasStatus_t s = cublaslt().cublasLtCreate(&handle_);
   if (s != CUBLAS_STATUS_SUCCESS) {
-    throw Error(std::string("cuBLASLt: creating the handle: ") + cublasLtGetStatusName(s) + " (" +
-                cublasLtGetStatusString(s) + ")");
+    throw Error(std::string("cuBLASLt: creating the handle: ") +
+                cublaslt().cublasLtGetStatusName(s) + " (" + cublaslt().cublasLtGetStatusString(s) +
+                ")");
   }
   const cudaError_t e = cudaMalloc(&workspace_, kWorkspaceBytes);
   if (e != cudaSuccess) {
-    cublasLtDestroy(handle_);
+    cublaslt().cublasLtDestroy(handle_);
     check(e, "allocating the cuBLASLt workspace (32 MiB)");
   }
 }
@@ -99,7 +102,7 @@ LtGemm::~LtGemm() {
   // Products queued on the stream may still use the workspace.
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   if (workspace_ != nullptr) cudaFree(workspace_);
-  if (handle_ != nullptr) cublasLtDestroy(handle_);
+  if (handle_ != nullptr) cublaslt().cublasLtDestroy(handle_);
 }
 
 void LtGemm::run(const Matmul& m) {
@@ -134,7 +137,7 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
 
   Plan plan;
   cublasLtMatmulDesc_t desc = nullptr;
-  check_lt(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+  check_lt(cublaslt().cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
            "creating the matmul descriptor", g);
   plan.desc.reset(desc);
   set_desc(desc, CUBLASLT_MATMUL_DESC_TRANSA, static_cast<int32_t>(blas_op(g.transa)), g);
@@ -144,8 +147,8 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
   const auto layout = [&](cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
                           const char* what) {
     cublasLtMatrixLayout_t l = nullptr;
-    check_lt(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows),
-                                        static_cast<uint64_t>(cols), ld),
+    check_lt(cublaslt().cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows),
+                                                   static_cast<uint64_t>(cols), ld),
              what, g);
     return LayoutPtr(l);
   };
@@ -155,7 +158,8 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
   plan.c = layout(CUDA_R_32F, g.m, g.n, g.ldc, "C's layout");
 
   PrefGuard pref;
-  check_lt(cublasLtMatmulPreferenceCreate(&pref.p), "creating the heuristic preference", g);
+  check_lt(cublaslt().cublasLtMatmulPreferenceCreate(&pref.p), "creating the heuristic preference",
+           g);
   set_pref(pref.p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t{kWorkspaceBytes}, g);
   set_pref(pref.p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a, g);
   set_pref(pref.p, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b, g);
@@ -164,8 +168,9 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
 
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  check_lt(cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan.a.get(), plan.b.get(), plan.c.get(),
-                                          plan.c.get(), pref.p, 1, &result, &found),
+  check_lt(cublaslt().cublasLtMatmulAlgoGetHeuristic(handle_, desc, plan.a.get(), plan.b.get(),
+                                                     plan.c.get(), plan.c.get(), pref.p, 1, &result,
+                                                     &found),
            "choosing an algorithm", g);
   if (found == 0) {
     throw Error("cuBLASLt: no algorithm for " + describe(g) + " with operand alignments " +
@@ -180,9 +185,9 @@ const LtGemm::Plan& LtGemm::plan_for(const ColMajorGemm& g) {
 void LtGemm::product(const ColMajorGemm& g) {
   const Plan& p = plan_for(g);
   // C = D: the update happens in place.
-  check_lt(cublasLtMatmul(handle_, p.desc.get(), &g.alpha, g.A.data, p.a.get(), g.B.data, p.b.get(),
-                          &g.beta, g.C, p.c.get(), g.C, p.c.get(), &p.algo, workspace_,
-                          kWorkspaceBytes, stream_),
+  check_lt(cublaslt().cublasLtMatmul(handle_, p.desc.get(), &g.alpha, g.A.data, p.a.get(), g.B.data,
+                                     p.b.get(), &g.beta, g.C, p.c.get(), g.C, p.c.get(), &p.algo,
+                                     workspace_, kWorkspaceBytes, stream_),
            "running the matmul", g);
 }
 
@@ -205,22 +210,22 @@ void LtGemm::scale_c(const ColMajorGemm& g) {
                 " MiB workspace");
   }
   TransformGuard t;
-  check_lt(cublasLtMatrixTransformDescCreate(&t.d, CUDA_R_32F), "creating the transform descriptor",
-           g);
+  check_lt(cublaslt().cublasLtMatrixTransformDescCreate(&t.d, CUDA_R_32F),
+           "creating the transform descriptor", g);
   const float zero = 0.0f;
   for (int64_t j0 = 0; j0 < g.n; j0 += cols_per_block) {
     const int64_t cols = std::min(cols_per_block, g.n - j0);
     LayoutGuard src, dst;
-    check_lt(cublasLtMatrixLayoutCreate(&src.l, CUDA_R_32F, static_cast<uint64_t>(g.m),
-                                        static_cast<uint64_t>(cols), g.ldc),
+    check_lt(cublaslt().cublasLtMatrixLayoutCreate(&src.l, CUDA_R_32F, static_cast<uint64_t>(g.m),
+                                                   static_cast<uint64_t>(cols), g.ldc),
              "C's layout for scaling", g);
-    check_lt(cublasLtMatrixLayoutCreate(&dst.l, CUDA_R_32F, static_cast<uint64_t>(g.m),
-                                        static_cast<uint64_t>(cols), g.m),
+    check_lt(cublaslt().cublasLtMatrixLayoutCreate(&dst.l, CUDA_R_32F, static_cast<uint64_t>(g.m),
+                                                   static_cast<uint64_t>(cols), g.m),
              "the workspace's layout for scaling", g);
     float* block = g.C + j0 * g.ldc;  // (m, cols) column-major, ld = ldc
     // No B (as in NVIDIA's samples): 0·B would turn an infinite C into NaN.
-    check_lt(cublasLtMatrixTransform(handle_, t.d, &g.beta, block, src.l, &zero, nullptr, nullptr,
-                                     workspace_, dst.l, stream_),
+    check_lt(cublaslt().cublasLtMatrixTransform(handle_, t.d, &g.beta, block, src.l, &zero, nullptr,
+                                                nullptr, workspace_, dst.l, stream_),
              "scaling C by beta", g);
     check_cuda(cudaMemcpy2DAsync(block, pitch, workspace_, col_bytes, col_bytes,
                                  static_cast<size_t>(cols), cudaMemcpyDeviceToDevice, stream_),

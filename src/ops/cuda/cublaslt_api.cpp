@@ -1,0 +1,45 @@
+#include "ops/cuda/cublaslt_api.h"
+
+#include <dlfcn.h>
+
+#include <string>
+
+#include "core/error.h"
+
+namespace lomo {
+
+namespace {
+
+CublasLtApi open_cublaslt() {
+  const std::string soname = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
+  void* lib = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string why = lib == nullptr ? dlerror() : "";
+#ifdef LOMO_CUBLASLT_DIR
+  if (lib == nullptr) {
+    const std::string path = std::string(LOMO_CUBLASLT_DIR) + "/" + soname;
+    lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) why += std::string("; ") + dlerror();
+  }
+#endif
+  if (lib == nullptr) {
+    throw Error("cuBLASLt: cannot open " + soname + " (" + why + "): the CUDA backend needs CUDA " +
+                std::to_string(CUBLAS_VER_MAJOR) +
+                "'s cuBLASLt; put its folder on LD_LIBRARY_PATH");
+  }
+  CublasLtApi api;
+#define LOMO_CUBLASLT_RESOLVE(name)                                   \
+  api.name = reinterpret_cast<decltype(api.name)>(dlsym(lib, #name)); \
+  if (api.name == nullptr) throw Error("cuBLASLt: " + soname + " has no " #name);
+  LOMO_CUBLASLT_FUNCTIONS(LOMO_CUBLASLT_RESOLVE)
+#undef LOMO_CUBLASLT_RESOLVE
+  return api;  // the library stays open for the life of the process
+}
+
+}  // namespace
+
+const CublasLtApi& cublaslt() {
+  static const CublasLtApi api = open_cublaslt();
+  return api;
+}
+
+}  // namespace lomo
