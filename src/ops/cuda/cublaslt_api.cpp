@@ -14,9 +14,9 @@ CublasLtApi open_cublaslt() {
   const std::string soname = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
   void* lib = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
   std::string why = lib == nullptr ? dlerror() : "";
-#ifdef LOMO_CUBLASLT_DIR
+#ifdef LOMO_CUDA_LIBRARY_DIR
   if (lib == nullptr) {
-    const std::string path = std::string(LOMO_CUBLASLT_DIR) + "/" + soname;
+    const std::string path = std::string(LOMO_CUDA_LIBRARY_DIR) + "/" + soname;
     lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) why += std::string("; ") + dlerror();
   }
