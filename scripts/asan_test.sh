@@ -12,6 +12,7 @@ excluded=(
   # Compares the planner with the process's RSS, which the sanitizers' shadow memory and
   # quarantine inflate by design.
   MemoryPlan.PredictionMatchesTheProcessRss
+  Memory.TheBinaryStartsWithoutTheGpuLibraries
   # 528 small training steps (9 s normally) took 349 s under the sanitizers on 2026-11-30, the
   # whole suite's long pole; the code paths it walks are the ones the other tests run here.
   MemoryPlan.PredictionEqualsTrackedPeaksForEveryConfiguration

@@ -177,11 +177,6 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool he
   const auto [act_bytes, work_bytes] = buffer_bytes(config_, shape, backend_);
   ensure_capacity(act_buf_, backend_.allocator(), tracker_, MemCategory::Activations, act_bytes);
   ensure_capacity(work_buf_, backend_.allocator(), tracker_, MemCategory::Workspace, work_bytes);
-  const bool head_one_pass = pass == Pass::Training && !ckpt.recompute_head;
-  if (wc_.bf16_gemm()) {
-    const Bf16Slots slots = bf16_scratch_elems(config_, batch.B * batch.T, head_one_pass);
-    wc_.reserve_act16(slots.wide, slots.narrow);
-  }
   Carver acts(act_buf_.f32()), work(work_buf_.f32());
   Layout L;
   carve(config_, shape, backend_, acts, work, L);
@@ -192,6 +187,10 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool he
   rstdf_ = L.rstdf;
   nll_ = L.nll;
   head_tiles_ = L.head_tiles;
+  if (wc_.bf16_gemm()) {
+    const Bf16Slots slots = bf16_scratch_elems(config_, n_tokens_, head_tiles_);
+    wc_.reserve_act16(slots.wide, slots.narrow);
+  }
   head_tile_ = L.head_tile;
   head_w_block_ = L.head_w_block;
   head_row_stats_ = L.head_row_stats;
@@ -426,7 +425,7 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.row_stats = head_row_stats_;
   if (wc_.bf16_gemm()) {
     const int64_t N = batch.B * batch.T, d = config_.d_model;
-    const Bf16Slots slots = bf16_scratch_elems(config_, N, head_tiles_.one_pass);
+    const Bf16Slots slots = bf16_scratch_elems(config_, N, head_tiles_);
     uint16_t* xn16 = wc_.act16(0, N * d);  // (N, d)
     backend_.to_bf16(xn16, xnf_, N * d);
     io.xn16 = xn16;

@@ -34,6 +34,11 @@ WeightCache::WeightCache(const ModelParams& params, MemoryTracker& tracker, Back
   row_block_ = weight_row_block_elems(v.largest, v.widest_in);
 }
 
+void WeightCache::set_bf16_gemm(bool on) {
+  if (on != bf16_gemm_) scratch_.release();  // sized for the products' mode (scratch)
+  bf16_gemm_ = on;
+}
+
 float* WeightCache::scratch(int64_t elems) {
   // Sized once, for what the run's products need: the whole largest tensor for fp32 products,
   // one row block for bf16 products.
@@ -97,10 +102,9 @@ void WeightCache::reserve_act16(int64_t wide, int64_t narrow) {
   act16(1, narrow);
 }
 
-Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass) {
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head) {
   const int64_t narrow = std::max(c.d_model, c.n_head * c.head_dim);
-  const LmHeadTiles t = lm_head_tiles(c.vocab, N, head_one_pass);
-  return {N * std::max(narrow, c.d_ff), std::max(N * narrow, t.tile_elems(c.vocab))};
+  return {N * std::max(narrow, c.d_ff), std::max(N * narrow, head.tile_elems(c.vocab))};
 }
 
 int64_t weight_row_block_elems(int64_t largest, int64_t widest_in) {

@@ -17,6 +17,7 @@
 #include "core/rounding.h"
 #include "model/params.h"
 #include "ops/backend.h"
+#include "ops/lm_head.h"
 
 namespace lomo {
 
@@ -38,7 +39,7 @@ class WeightCache {
   // Rows of W per block of its fused update when W has no fp32 view (bf16 products).
   int64_t update_rows(const Param& W) const;
 
-  void set_bf16_gemm(bool on) { bf16_gemm_ = on; }
+  void set_bf16_gemm(bool on);
   bool bf16_gemm() const { return bf16_gemm_; }
   Precision precision() const { return bf16_gemm_ ? Precision::BF16 : Precision::F32; }
   // W(out, in) as a product operand: as stored for bf16 products, its fp32 view otherwise; then
@@ -100,12 +101,12 @@ class WeightCache {
 
 // Elements of the two bf16 slots for N rows. Slot 0, wide: N · the widest linear dimension (a
 // product's d_ff-wide operand: silu(gate)·up, its gradients). Slot 1, narrow: what is beside it
-// in a dW product, N · max(d_model, n_head·head_dim), or the LM head's logits tile (ops/lm_head.h,
-// one pass or two) when that is larger.
+// in a dW product, N · max(d_model, n_head·head_dim), or the step's LM-head logits tile
+// (ops/lm_head.h: one pass or two, all rows or not) when that is larger.
 struct Bf16Slots {
   int64_t wide = 0, narrow = 0;
 };
-Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, bool head_one_pass);
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head);
 
 // Elements of the fp32 row block through which the fused update writes a 16-bit W under bf16
 // products: an eighth of the largest viewed tensor, and at least one row of the widest.
