@@ -85,7 +85,10 @@ if have probe; then
     python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'transformers', transformers.__version__)"
     ldconfig -p | grep -E "libcublasLt|libcudnn\.so" | head -4
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-    ldd "$lomo" | grep -E "not found|cublas" || true
+    ldd "$lomo" | grep -E "not found" || true
+    # cuBLASLt and NVRTC are opened on first use, not linked (ops/cuda/cublaslt_api.h): which
+    # copy the loader finds, and that every function resolves.
+    "$pack/bin/lomo_cuda_tests" --gtest_filter='CublasLtLoader.*' 2>&1 | tail -3
   } 2>&1 | tee "$out/probe.txt"
   # The bf16 GEMM ceiling of this GPU (cuBLAS through torch, 8192^3, median of 10 after 3
   # warm-ups): MFU's second denominator.

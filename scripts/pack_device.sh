@@ -3,8 +3,8 @@
 # .device-pack/ (git-ignored; name it in the device tool's `carry`). The GPU machine has the CUDA
 # toolkit, CMake and Python with torch and transformers, but not oneDNN, ICU, SentencePiece or
 # GoogleTest, so the binaries travel from here with the shared libraries they need (compressed:
-# at most 64 MiB travel with a run). CUDA's runtime is linked statically; cuBLASLt comes from the
-# GPU machine's own CUDA 13. Also packs the peer's lomo-optim wheel (not installed there).
+# at most 64 MiB travel with a run). CUDA's runtime is linked statically; cuBLASLt and NVRTC are
+# not linked but opened on first use, from the GPU machine's own CUDA 13. Also packs the peer's lomo-optim wheel (not installed there).
 #   usage: scripts/pack_device.sh            (build-device/: sm_90 only, Release)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,6 +8,7 @@
 //
 // GPU part (skips without a GPU): the same cases and the model's three products through cuBLASLt
 // against the CPU backend, with guard values around every device array.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -259,6 +260,9 @@ TEST(CublasLtLoader, OpensTheLibraryAndResolvesEveryFunction) {
 #undef LOMO_EXPECT_RESOLVED
   EXPECT_STREQ(lt.cublasLtGetStatusName(CUBLAS_STATUS_NOT_SUPPORTED), "CUBLAS_STATUS_NOT_SUPPORTED");
   EXPECT_EQ(&cublaslt(), &lt) << "opened once";
+  Dl_info where{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(lt.cublasLtCreate), &where), 0);
+  std::printf("  cuBLASLt opened from %s\n", where.dli_fname);
 }
 
 TEST(CudaGemmMapping, SwapsTheOperandsAndKeepsTheTransposes) {
