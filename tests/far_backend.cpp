@@ -218,9 +218,10 @@ void FarBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   return CpuBackend::store(p, w32, r);
 }
 
-void FarBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
+void FarBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                             int64_t first) {
   Reach reach(*this);
-  return CpuBackend::fill_normal(x, n, seed, stream, stddev);
+  return CpuBackend::fill_normal(x, n, seed, stream, stddev, first);
 }
 
 void FarBackend::clip_by_value(float* g, int64_t n, float v) {

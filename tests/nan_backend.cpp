@@ -149,9 +149,9 @@ void NanFillBackend::store(ParamView p, const float* w32, const RoundingMode& r)
 }
 
 void NanFillBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream,
-                                 double stddev) {
+                                 double stddev, int64_t first) {
   poison(x, n);
-  CpuBackend::fill_normal(x, n, seed, stream, stddev);
+  CpuBackend::fill_normal(x, n, seed, stream, stddev, first);
 }
 
 }  // namespace lomo::test

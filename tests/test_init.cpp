@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "model/init.h"
 #include "model/loader.h"
+#include "ops/cpu/cpu_backend.h"
 #include "test_run.h"
 #include "test_util.h"
 #include "train/memory_plan.h"
@@ -68,11 +70,19 @@ TEST(Init, InPlaceOnDeviceMemoryEqualsTheHostInit) {
       MemoryTracker tracker;
       ModelParams made(c, tracker, dt, far->allocator());
       int64_t calls = 0;
-      init_params_in_place(c, made, 11, *far, tracker, [&](int64_t done, int64_t total) {
-        EXPECT_EQ(done, ++calls);
-        EXPECT_EQ(total, static_cast<int64_t>(made.all().size()));
-      });
+      // In pieces of 37 elements (the default is 4 Mi): the host init draws each tensor whole.
+      const int64_t piece = 37;
+      init_params_in_place(
+          c, made, 11, *far, tracker,
+          [&](int64_t done, int64_t total) {
+            EXPECT_EQ(done, ++calls);
+            EXPECT_EQ(total, static_cast<int64_t>(made.all().size()));
+          },
+          piece);
       EXPECT_EQ(calls, static_cast<int64_t>(made.all().size()));
+      EXPECT_EQ(tracker.peak(MemCategory::Workspace, far->allocator().device()),
+                dt == StorageDtype::F32 ? 0u : piece * 4)
+          << "the scratch is one piece, not the largest tensor";
       EXPECT_EQ(tracker.current(MemCategory::Workspace, far->allocator().device()), 0u)
           << "the init scratch outlived init";
       for (size_t i = 0; i < made.all().size(); ++i) {
@@ -85,6 +95,51 @@ TEST(Init, InPlaceOnDeviceMemoryEqualsTheHostInit) {
       }
     }
   }
+}
+
+// Pieces of a tensor equal the tensor: the normal stream from any element on, init_params with
+// small staging, and a safetensors folder loaded into 16-bit storage in pieces (odd sizes, so
+// that pieces end mid-row).
+TEST(Init, MadeAndLoadedInPiecesEqualWhole) {
+  CpuBackend cpu;
+  std::vector<float> whole(1000), piece(1000);
+  cpu.fill_normal(whole.data(), 1000, 5, 3, 0.02, 0);
+  for (int64_t b = 0; b < 1000; b += 37) {
+    const int64_t n = std::min<int64_t>(37, 1000 - b);
+    cpu.fill_normal(piece.data() + b, n, 5, 3, 0.02, b);
+  }
+  ASSERT_EQ(std::memcmp(whole.data(), piece.data(), whole.size() * 4), 0);
+  cpu.fill_normal(piece.data(), 1000, 5, 3, 0.02, 1);
+  EXPECT_EQ(piece[0], whole[1]);
+  EXPECT_NE(piece[0], whole[0]);
+  for (const char* fixture : {"qwen2_bias", "smollm_tied", "llama_gqa"}) {
+    const std::string dir = test::fixture_dir(fixture) + "/model";
+    const ModelConfig c = load_config(dir + "/config.json");
+    for (StorageDtype dt : {StorageDtype::BF16, StorageDtype::F16}) {
+      SCOPED_TRACE(std::string(fixture) + " " + storage_dtype_name(dt));
+      MemoryTracker tracker;
+      ModelParams a(c, tracker, dt), b(c, tracker, dt);
+      init_params(c, a, 11, cpu);
+      init_params(c, b, 11, cpu, 53);
+      const Model loaded = load_model(dir, tracker, dt);
+      const Model pieces = load_model(dir, tracker, dt, {}, 53);
+      for (size_t i = 0; i < a.all().size(); ++i) {
+        const Param& p = a.all()[i];
+        ASSERT_EQ(std::memcmp(p.data.as<uint8_t>(), b.all()[i].data.as<uint8_t>(), p.data.bytes()),
+                  0)
+            << "init " << p.name;
+        const Param& l = loaded.params.all()[i];
+        ASSERT_EQ(std::memcmp(l.data.as<uint8_t>(), pieces.params.all()[i].data.as<uint8_t>(),
+                              l.data.bytes()),
+                  0)
+            << "load " << l.name;
+      }
+    }
+  }
+  SafetensorsFile f(test::fixture_dir("llama_gqa") + "/model/model.safetensors");
+  const TensorInfo& t = f.tensors().front();
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  EXPECT_THROW(f.read(t, t.numel() - 1, 2, out.data()), Error);
 }
 
 TEST(Init, TooSmallADiskIsRefusedBeforeWriting) {

@@ -225,6 +225,15 @@ void SafetensorsFile::read(const TensorInfo& t, float* dst) const {
   read_converted(*file_, data_start_ + t.begin, t.dtype, t.numel(), dst);
 }
 
+void SafetensorsFile::read(const TensorInfo& t, int64_t begin, int64_t n, float* dst) const {
+  if (begin < 0 || n < 0 || begin + n > t.numel()) {
+    throw Error(path() + ": " + t.name + ": elements [" + std::to_string(begin) + ", " +
+                std::to_string(begin + n) + ") outside the tensor");
+  }
+  read_converted(*file_, data_start_ + t.begin + static_cast<uint64_t>(begin) * dtype_size(t.dtype),
+                 t.dtype, n, dst);
+}
+
 void SafetensorsFile::read(const TensorInfo& t, double* dst) const {
   read_converted(*file_, data_start_ + t.begin, t.dtype, t.numel(), dst);
 }

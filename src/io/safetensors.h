@@ -43,6 +43,8 @@ class SafetensorsFile {
 
   // Converts the tensor's elements to fp32 / fp64 into `dst` (numel elements).
   void read(const TensorInfo& t, float* dst) const;
+  // Elements [begin, begin + n) of t, converted, into dst(n).
+  void read(const TensorInfo& t, int64_t begin, int64_t n, float* dst) const;
   void read(const TensorInfo& t, double* dst) const;
 
  private:

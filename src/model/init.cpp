@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "io/safetensors_stream.h"
 #include "model/loader.h"
@@ -11,8 +12,9 @@
 namespace lomo {
 
 void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t seed, float* dst,
-                 Backend& backend) {
-  const int64_t n = spec_numel(s);
+                 Backend& backend, int64_t begin, int64_t n) {
+  LOMO_ASSERT(begin >= 0 && n >= 0 && begin + n <= spec_numel(s),
+              "init_tensor: range outside the tensor");
   switch (s.role) {
     case ParamRole::Norm:
       backend.fill(dst, 1.0f, n);
@@ -21,38 +23,54 @@ void init_tensor(const ModelConfig& c, const ParamSpec& s, int index, uint64_t s
       backend.fill(dst, 0.0f, n);
       break;
     default:
-      backend.fill_normal(dst, n, seed, static_cast<uint64_t>(index), c.initializer_range);
+      backend.fill_normal(dst, n, seed, static_cast<uint64_t>(index), c.initializer_range, begin);
   }
 }
 
-void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend) {
+void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backend& backend,
+                 int64_t staging_elems) {
+  LOMO_ASSERT(staging_elems > 0, "init_params: empty staging");
   const auto specs = expected_params(c);
-  std::vector<float> staging;  // one tensor at a time, for 16-bit storage
+  std::vector<float> staging;  // (≤ staging_elems) a piece of a 16-bit tensor
   for (auto& p : params.all()) {
-    float* w = p.f32_or_null();
-    if (w == nullptr) {
-      staging.resize(static_cast<size_t>(p.numel()));
-      w = staging.data();
+    const ParamSpec& s = specs[static_cast<size_t>(p.id)];
+    if (float* w = p.f32_or_null()) {
+      init_tensor(c, s, p.id, seed, w, backend, 0, p.numel());
+      continue;
     }
-    init_tensor(c, specs[static_cast<size_t>(p.id)], p.id, seed, w, backend);
-    if (w == staging.data()) p.from_f32(w);
+    staging.resize(static_cast<size_t>(std::min(p.numel(), staging_elems)));
+    for (int64_t b = 0; b < p.numel(); b += staging_elems) {
+      const int64_t n = std::min(staging_elems, p.numel() - b);
+      init_tensor(c, s, p.id, seed, staging.data(), backend, b, n);
+      p.from_f32(staging.data(), b, n);
+    }
   }
 }
 
 void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t seed,
-                          Backend& backend, MemoryTracker& tracker, const ProgressFn& progress) {
+                          Backend& backend, MemoryTracker& tracker, const ProgressFn& progress,
+                          int64_t staging_elems) {
   const auto specs = expected_params(c);
   int64_t largest16 = 0;
   for (const Param& p : params.all()) {
     if (p.dtype != StorageDtype::F32) largest16 = std::max(largest16, p.numel());
   }
+  LOMO_ASSERT(staging_elems > 0, "init_params_in_place: empty staging");
+  const int64_t piece = std::min(largest16, staging_elems);
   Buffer scratch(backend.allocator(), tracker, MemCategory::Workspace,
-                 static_cast<size_t>(largest16) * 4);  // (largest16) fp32
+                 static_cast<size_t>(piece) * 4);  // (piece) fp32
   const auto total = static_cast<int64_t>(params.all().size());
   for (Param& p : params.all()) {
-    float* w = p.dtype == StorageDtype::F32 ? p.data.f32() : scratch.f32();  // (numel)
-    init_tensor(c, specs[static_cast<size_t>(p.id)], p.id, seed, w, backend);
-    if (w == scratch.f32()) backend.store(p.view(), w, RoundingMode{Rounding::Nearest, 0, 0});
+    const ParamSpec& s = specs[static_cast<size_t>(p.id)];
+    if (p.dtype == StorageDtype::F32) {
+      init_tensor(c, s, p.id, seed, p.data.f32(), backend, 0, p.numel());
+    } else {
+      for (int64_t b = 0; b < p.numel(); b += piece) {
+        const int64_t n = std::min(piece, p.numel() - b);
+        init_tensor(c, s, p.id, seed, scratch.f32(), backend, b, n);
+        backend.store(p.view().range(b, n), scratch.f32(), RoundingMode{Rounding::Nearest, 0, 0});
+      }
+    }
     if (progress) progress(p.id + 1, total);
   }
   backend.synchronize();  // the scratch is freed on return: nothing may still write it
@@ -87,18 +105,25 @@ void write_random_model(const std::string& dir, const ModelConfig& c, uint64_t s
   write_safetensors_streamed(
       (std::filesystem::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}},
       [&](size_t i, const ByteSink& sink) {
-        const auto n = static_cast<size_t>(spec_numel(specs[i]));
-        values.resize(n);
-        init_tensor(c, specs[i], static_cast<int>(i), seed, values.data(), backend);
-        if (out[i].dtype == DType::F32) {
-          sink(values.data(), n * 4);
-          return;
+        // A piece at a time (kStagingElems), written in order.
+        const int64_t numel = spec_numel(specs[i]);
+        for (int64_t b = 0; b < numel; b += kStagingElems) {
+          const auto n = static_cast<size_t>(std::min(kStagingElems, numel - b));
+          values.resize(n);
+          init_tensor(c, specs[i], static_cast<int>(i), seed, values.data(), backend, b,
+                      static_cast<int64_t>(n));
+          if (out[i].dtype == DType::F32) {
+            sink(values.data(), n * 4);
+            continue;
+          }
+          // Rounded to nearest, as Param::from_f32 stores a 16-bit parameter.
+          half.resize(n);
+          const bool bf16 = out[i].dtype == DType::BF16;
+          for (size_t k = 0; k < n; ++k) {
+            half[k] = bf16 ? f32_to_bf16(values[k]) : f32_to_f16(values[k]);
+          }
+          sink(half.data(), n * 2);
         }
-        // Rounded to nearest, as Param::from_f32 stores a 16-bit parameter.
-        half.resize(n);
-        const bool bf16 = out[i].dtype == DType::BF16;
-        for (size_t k = 0; k < n; ++k) half[k] = bf16 ? f32_to_bf16(values[k]) : f32_to_f16(values[k]);
-        sink(half.data(), n * 2);
       });
 }
 

@@ -67,7 +67,8 @@ void refuse_adapter_folder(const fs::path& dir) {
 }  // namespace
 
 Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtype dtype,
-                 const ProgressFn& progress) {
+                 const ProgressFn& progress, int64_t staging_elems) {
+  LOMO_ASSERT(staging_elems > 0, "load_model: empty staging");
   if (fs::is_regular_file(dir_str)) {
     if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype, progress);
     throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
@@ -120,7 +121,7 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
   }
 
   ModelParams params(config, tracker, dtype);
-  std::vector<float> staging;  // one tensor at a time, for 16-bit storage
+  std::vector<float> staging;  // (≤ staging_elems) a piece of a 16-bit tensor (init.h)
   const auto n = static_cast<int64_t>(params.all().size());
   int64_t done = 0;
   for (auto& p : params.all()) {
@@ -128,10 +129,13 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
     const auto& [file, info] = found.at(p.name);
     if (p.dtype == StorageDtype::F32) {
       file->read(*info, p.f());
-    } else {
-      staging.resize(static_cast<size_t>(p.numel()));
-      file->read(*info, staging.data());
-      p.from_f32(staging.data());
+      continue;
+    }
+    staging.resize(static_cast<size_t>(std::min(p.numel(), staging_elems)));
+    for (int64_t b = 0; b < p.numel(); b += staging_elems) {
+      const int64_t m = std::min(staging_elems, p.numel() - b);
+      file->read(*info, b, m, staging.data());
+      p.from_f32(staging.data(), b, m);
     }
   }
   if (progress) progress(n, n);

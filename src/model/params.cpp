@@ -85,14 +85,16 @@ void Param::to_f32(float* dst, int64_t begin, int64_t n) const {
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
-void Param::from_f32(const float* src) {
+void Param::from_f32(const float* src) { from_f32(src, 0, numel()); }
+
+void Param::from_f32(const float* src, int64_t begin, int64_t n) {
   LOMO_ASSERT(on_host(), name + " is in device memory: write it through the backend");
-  const int64_t n = numel();
+  LOMO_ASSERT(begin >= 0 && n >= 0 && begin + n <= numel(), name + ": range outside the tensor");
   if (dtype == StorageDtype::F32) {
-    std::copy(src, src + n, data.f32());
+    std::copy(src, src + n, data.f32() + begin);
     return;
   }
-  uint16_t* dst = h();
+  uint16_t* dst = h() + begin;
   if (dtype == StorageDtype::F16) {
     for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
     return;

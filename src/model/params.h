@@ -56,6 +56,11 @@ inline float weight_decay_for(ParamRole r, float weight_decay, bool decay_norms_
 // for the embedding, the final norm and the LM head.
 inline constexpr int64_t kOutsideBlocks = -1;
 
+// A 16-bit tensor is made or loaded through fp32 staging this many elements at a time (16 MiB):
+// neither holds an fp32 copy of the largest tensor (0.49 GiB for LLaMA-7B's embedding), so a
+// run's peak is training's, not this staging's.
+inline constexpr int64_t kStagingElems = int64_t{4} << 20;
+
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. "model.layers.3.mlp.up_proj.weight"
   std::vector<int64_t> shape;
@@ -100,6 +105,8 @@ struct Param {
   void to_f32(float* dst, int64_t begin, int64_t n) const;
   // Stores fp32 values (numel) in the parameter's dtype, rounding to nearest. Host memory only.
   void from_f32(const float* src);
+  // The same for elements [begin, begin + n) from src(n).
+  void from_f32(const float* src, int64_t begin, int64_t n);
   // Stores fp32 values (numel) as from_f32 does, wherever the tensor lives (a device's through
   // a host copy in the storage dtype).
   void from_f32(const float* src, Backend& backend);

@@ -190,9 +190,11 @@ class Backend {
   // p ← w32(p.numel()) in p's storage, with the rounding mode (a copy for fp32; nothing when w32
   // is p's own storage). Stochastic rounding keys element i by p.first + i.
   virtual void store(ParamView p, const float* w32, const RoundingMode& r) = 0;
-  // x(n) ← stddev · N(0, 1) from the counter-based stream (seed, stream, i). OVERWRITES.
-  virtual void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream,
-                           double stddev) = 0;
+  // x(n) ← stddev · N(0, 1) from the counter-based stream (seed, stream, first + i): x is
+  // elements [first, first + n) of the stream, so a tensor drawn in pieces equals it drawn
+  // whole. OVERWRITES.
+  virtual void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                           int64_t first) = 0;
 
   // ---- gradient checks and updates ------------------------------------------------------------
   // g(n) clamped to [−v, v] in place (the paper's clip by value); v ≤ 0: nothing.

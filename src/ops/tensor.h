@@ -27,6 +27,10 @@ struct ParamView {
     return {static_cast<char*>(data) + dtype_bytes(dtype) * r * cols, dtype, n, cols, id,
             first + r * cols};
   }
+  // Elements [b, b + n) in storage order, as a (1, n) view (keyed as row_block is).
+  ParamView range(int64_t b, int64_t n) const {
+    return {static_cast<char*>(data) + dtype_bytes(dtype) * b, dtype, 1, n, id, first + b};
+  }
   float* f32() const { return static_cast<float*>(data); }
   uint16_t* u16() const { return static_cast<uint16_t*>(data); }
 };

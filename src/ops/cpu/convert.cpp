@@ -58,10 +58,11 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t
 
 void fill(float* x, float value, int64_t n) { std::fill(x, x + n, value); }
 
-void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
+void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                 int64_t first) {
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = element::normal(seed, stream, static_cast<uint64_t>(i), stddev);
+    x[i] = element::normal(seed, stream, static_cast<uint64_t>(first + i), stddev);
   }
 }
 

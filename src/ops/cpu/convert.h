@@ -22,6 +22,7 @@ void store_rounded(ParamView p, const float* w32, const RoundingMode& r, int64_t
 // x(n) ← value.
 void fill(float* x, float value, int64_t n);
 // x(n) ← stddev · counter_normal(seed, stream, i).
-void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev);
+void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                 int64_t first);
 
 }  // namespace lomo

@@ -204,8 +204,9 @@ void CpuBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   store_rounded(p, w32, r);
 }
 
-void CpuBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
-  lomo::fill_normal(x, n, seed, stream, stddev);
+void CpuBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                             int64_t first) {
+  lomo::fill_normal(x, n, seed, stream, stddev, first);
 }
 
 void CpuBackend::clip_by_value(float* g, int64_t n, float v) {

@@ -36,11 +36,11 @@ __global__ void store16_kernel(uint16_t* dst, const float* w32, int64_t n, eleme
   for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = st(w32[i], i);
 }
 
-// x(n) ← stddev · N(0, 1) from the stream (seed, stream, i).
+// x(n) ← stddev · N(0, 1) from the stream (seed, stream, first + i).
 __global__ void fill_normal_kernel(float* x, int64_t n, uint64_t seed, uint64_t stream,
-                                   double stddev) {
+                                   double stddev, int64_t first) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    x[i] = element::normal(seed, stream, static_cast<uint64_t>(i), stddev);
+    x[i] = element::normal(seed, stream, static_cast<uint64_t>(first + i), stddev);
   }
 }
 
@@ -84,9 +84,10 @@ void CudaBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   check_launch("store (store16_kernel)");
 }
 
-void CudaBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev) {
+void CudaBackend::fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
+                              int64_t first) {
   if (n <= 0) return;
-  fill_normal_kernel<<<grid_for(n), kBlock, 0, stream_>>>(x, n, seed, stream, stddev);
+  fill_normal_kernel<<<grid_for(n), kBlock, 0, stream_>>>(x, n, seed, stream, stddev, first);
   check_launch("fill_normal_kernel");
 }
 
