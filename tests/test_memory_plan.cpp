@@ -141,6 +141,24 @@ struct Variant {
 };
 enum class Clip { None, Norm, Value };
 
+// The plan's input for a step the test also runs: the fields every such test sets alike.
+MemoryPlanInput step_input(const ModelConfig& c, test::TestRun& run, OptimizerKind opt,
+                           StorageDtype dtype, int64_t B, int64_t T, Checkpointing ck,
+                           bool bf16_gemm, bool clip_norm, bool clip_value) {
+  MemoryPlanInput in;
+  in.config = c;
+  in.backend = run.backend.get();
+  in.optimizer = opt;
+  in.dtype = dtype;
+  in.batch = B;
+  in.seq = T;
+  in.checkpointing = ck;
+  in.bf16_gemm = bf16_gemm;
+  in.clip_grad_norm = clip_norm;
+  in.clip_grad_value = clip_value;
+  return in;
+}
+
 // One real step of c at B × T in this configuration against the plan, category by category and
 // in total; true when every category matched.
 bool plan_matches_step(const ModelConfig& c, int64_t B, int64_t T, const Batch& batch,
@@ -157,19 +175,10 @@ bool plan_matches_step(const ModelConfig& c, int64_t B, int64_t T, const Batch& 
   if (v.data_parallel) o.data_parallel = &one_rank;
   Trainer trainer = run.trainer(o);
   trainer.step(batch, 0.0, 1);
-  MemoryPlanInput in;
-  in.config = c;
-  in.backend = run.backend.get();
-  in.optimizer = v.opt;
-  in.dtype = v.dtype;
-  in.batch = B;
-  in.seq = T;
-  in.checkpointing = ck;
+  MemoryPlanInput in = step_input(c, run, v.opt, v.dtype, B, T, ck, v.bf16_gemm,
+                                  clip == Clip::Norm, clip == Clip::Value);
   in.fused_gemm_update = v.fused;
-  in.bf16_gemm = v.bf16_gemm;
   in.activation_dtype = v.activations;
-  in.clip_grad_norm = clip == Clip::Norm;
-  in.clip_grad_value = clip == Clip::Value;
   in.data_parallel = v.data_parallel;
   const MemoryPlan p = plan_memory(in);
   const std::string what =
@@ -290,17 +299,8 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksWithLora) {
               o.base_frozen = v.frozen;
               Trainer trainer = run.trainer(o);
               trainer.step(batch, 0.0, 1, 0.0);
-              MemoryPlanInput in;
-              in.config = c;
-              in.backend = run.backend.get();
-              in.optimizer = v.opt;
-              in.dtype = v.dtype;
-              in.batch = B;
-              in.seq = T;
-              in.checkpointing = ck;
-              in.bf16_gemm = v.bf16_gemm;
-              in.clip_grad_norm = clip == 1;
-              in.clip_grad_value = clip == 2;
+              MemoryPlanInput in = step_input(c, run, v.opt, v.dtype, B, T, ck, v.bf16_gemm,
+                                              clip == 1, clip == 2);
               in.lora = lora;
               in.base_frozen = v.frozen;
               const MemoryPlan p = plan_memory(in);
