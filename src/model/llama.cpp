@@ -425,11 +425,10 @@ LmHeadIo LlamaModel::head_io(const Batch& batch) {
   io.row_stats = head_row_stats_;
   if (wc_.bf16_gemm()) {
     const int64_t N = batch.B * batch.T, d = config_.d_model;
-    const Bf16Slots slots = bf16_scratch_elems(config_, N, head_tiles_);
     uint16_t* xn16 = wc_.act16(0, N * d);  // (N, d)
     backend_.to_bf16(xn16, xnf_, N * d);
     io.xn16 = xn16;
-    io.tile16 = wc_.act16(1, slots.narrow);
+    io.tile16 = wc_.act16(1, head_tiles_.tile_elems(config_.vocab));  // plan() reserved it
   }
   return io;
 }
