@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "io/gguf.h"
 #include "model/default_model.h"
+#include "model/gguf_model.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "test_run.h"
@@ -115,6 +116,21 @@ TEST_F(DefaultModel, LogitsMatchTransformers) {
   std::printf("  SmolLM2-135M (GGUF Q4_1) logits vs transformers: worst relative error %.2e\n",
               worst);
   EXPECT_LE(worst, 1e-4);
+}
+
+// The loader converts through fp32 staging in pieces of whole rows (whole heads for the permuted
+// q and k). Pieces of one row (one head for q, k) must give the very bits of one piece per tensor.
+TEST_F(DefaultModel, LoadedInPiecesEqualsLoadedWhole) {
+  MemoryTracker t1, t2;
+  const Model whole = load_gguf_model(path_, t1, StorageDtype::BF16, {}, int64_t{1} << 40);
+  const Model pieces = load_gguf_model(path_, t2, StorageDtype::BF16, {}, 1000);
+  ASSERT_EQ(whole.params.all().size(), pieces.params.all().size());
+  for (size_t i = 0; i < whole.params.all().size(); ++i) {
+    const Param& a = whole.params.all()[i];
+    const Param& b = pieces.params.all()[i];
+    const size_t bytes = static_cast<size_t>(a.numel()) * (a.dtype == StorageDtype::F32 ? 4 : 2);
+    EXPECT_EQ(std::memcmp(a.data.as<void>(), b.data.as<void>(), bytes), 0) << a.name;
+  }
 }
 
 TEST_F(DefaultModel, TokenizerIdsMatchTransformers) {

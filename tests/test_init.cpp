@@ -69,14 +69,15 @@ TEST(Init, InPlaceOnDeviceMemoryEqualsTheHostInit) {
       const auto far = test::make_test_backend(test::TestBackend::Far);
       MemoryTracker tracker;
       ModelParams made(c, tracker, dt, far->allocator());
-      int64_t calls = 0;
+      int64_t calls = 0, expect_done = 0;
       // In pieces of 37 elements (the default is 4 Mi): the host init draws each tensor whole.
       const int64_t piece = 37;
       init_params_in_place(
           c, made, 11, *far, tracker,
-          [&](int64_t done, int64_t total) {
-            EXPECT_EQ(done, ++calls);
-            EXPECT_EQ(total, static_cast<int64_t>(made.all().size()));
+          [&](int64_t done, int64_t total) {  // parameters made, after each tensor
+            expect_done += made.all()[static_cast<size_t>(calls++)].numel();
+            EXPECT_EQ(done, expect_done);
+            EXPECT_EQ(total, made.total_numel());
           },
           piece);
       EXPECT_EQ(calls, static_cast<int64_t>(made.all().size()));

@@ -9,8 +9,12 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "core/memory.h"
 #include "core/progress.h"
+#include "model/loader.h"
 #include "test_util.h"
 #include "train/step_line.h"
 
@@ -87,7 +91,7 @@ TEST(Progress, QuietUnderASecondThenPercentElapsedAndEta) {
   }
   EXPECT_EQ(contents(f), "") << "work under a second printed something";
   {
-    Progress p(plain, "load", "tensors");
+    Progress p(plain, "load", "parameters");
     p.update(0, 4);
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     p.update(1, 4);  // a second in, a quarter done: three more seconds or so
@@ -96,11 +100,39 @@ TEST(Progress, QuietUnderASecondThenPercentElapsedAndEta) {
     p.finish();
   }
   const std::string text = contents(f);
-  EXPECT_NE(text.find("load     25%  1/4 tensors  elapsed 0:01  ETA 0:03\n"), std::string::npos)
+  EXPECT_NE(text.find("load     25%  1/4 parameters  elapsed 0:01  ETA 0:03\n"), std::string::npos)
       << text;
   EXPECT_EQ(text.find(" 50%"), std::string::npos) << text;
-  EXPECT_NE(text.find("load    4 tensors in 1."), std::string::npos) << text;
+  EXPECT_NE(text.find("load    4 parameters in 1."), std::string::npos) << text;
   std::fclose(f);
+}
+
+TEST(Progress, CountsReadAtAGlance) {
+  EXPECT_EQ(format_count(0), "0");
+  EXPECT_EQ(format_count(9999), "9999");
+  EXPECT_EQ(format_count(12345), "12.3 k");
+  EXPECT_EQ(format_count(134515008), "134.5 M");
+  EXPECT_EQ(format_count(6738415616), "6.74 G");
+}
+
+// Loading reports parameters, not tensors: one large embedding weighs what it costs, so the ETA
+// of a 7B load is not skewed by its first tensor (it showed 4 h for a 3-minute init).
+TEST(Progress, LoadingCountsParametersTensorByTensor) {
+  for (const std::string& model : {test::fixture_dir("llama_gqa") + "/model",
+                                   test::fixture_dir("smollm_tied") + "/model"}) {
+    std::vector<std::pair<int64_t, int64_t>> seen;  // (done, total)
+    MemoryTracker t;
+    const Model m = load_model(model, t, StorageDtype::BF16,
+                               [&](int64_t done, int64_t total) { seen.emplace_back(done, total); });
+    const auto& ps = m.params.all();
+    ASSERT_EQ(seen.size(), ps.size() + 1) << model;  // before each tensor, and at the end
+    int64_t done = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      EXPECT_EQ(seen[i], std::make_pair(done, m.params.total_numel())) << ps[i].name;
+      done += ps[i].numel();
+    }
+    EXPECT_EQ(seen.back(), std::make_pair(done, done));
+  }
 }
 
 // `lomo train` on a tiny model, once through a pipe and once on a pseudo-terminal (script(1)):

@@ -53,7 +53,7 @@ int cmd_eval(int argc, char** argv) {
     lora.emplace(read_peft_adapter(args.str("lora"), load_model_config(model_path), tracker));
   }
   LiveLine line(stderr, is_live_terminal(stderr));  // progress on stderr; results on stdout
-  Progress loading(line, "load", "tensors");
+  Progress loading(line, "load", "parameters");
   Model model = load_model(model_path, tracker, StorageDtype::F32, loading.fn());
   loading.finish();
   const auto tok = text::load_tokenizer(model_path);

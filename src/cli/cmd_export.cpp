@@ -41,11 +41,11 @@ int cmd_export(int argc, char** argv) {
   if (gguf) check_gguf_exportable(load_model_config(src));  // before any weight is read
   MemoryTracker tracker;
   LiveLine line(stderr, is_live_terminal(stderr));  // progress on stderr; results on stdout
-  Progress loading(line, "load", "tensors");
+  Progress loading(line, "load", "parameters");
   const Model model = load_model(src, tracker, StorageDtype::F32, loading.fn());
   loading.finish();
   const auto tok = text::load_tokenizer(src);
-  Progress writing(line, "write", "tensors");
+  Progress writing(line, "write", "parameters");
   if (gguf) {
     export_gguf(out, model, tok.get(), src, type, writing.fn());
   } else {

@@ -246,7 +246,7 @@ int cmd_generate(int argc, char** argv) {
 
   const std::unique_ptr<Backend> backend = backend_from_args(args);
   LiveLine line(stderr, is_live_terminal(stderr));
-  Progress loading(line, "load", "tensors");
+  Progress loading(line, "load", "parameters");
   Model model = load_model(model_path, tracker, dtype, loading.fn());
   if (lora) lora->merge_into(model.params);
   loading.finish();

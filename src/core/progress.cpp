@@ -50,6 +50,21 @@ void LiveLine::erase() {
   showing_ = false;
 }
 
+std::string format_count(int64_t n) {
+  char buf[32];
+  const double v = static_cast<double>(n);
+  if (n < 10000) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  } else if (v < 1e6) {
+    std::snprintf(buf, sizeof buf, "%.1f k", v / 1e3);
+  } else if (v < 1e9) {
+    std::snprintf(buf, sizeof buf, "%.1f M", v / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f G", v / 1e9);
+  }
+  return buf;
+}
+
 Progress::Progress(LiveLine& line, std::string label, std::string unit, double plain_every)
     : line_(line), label_(std::move(label)), unit_(std::move(unit)), plain_every_(plain_every) {
   label_.resize(std::max<size_t>(label_.size(), 7), ' ');
@@ -67,8 +82,8 @@ void Progress::update(int64_t done, int64_t total) {
   shown_ = true;
   const double frac = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0.0;
   char buf[160];
-  std::snprintf(buf, sizeof buf, " %3.0f%%  %lld/%lld %s  elapsed %s  ETA %s", 100 * frac,
-                static_cast<long long>(done), static_cast<long long>(total), unit_.c_str(),
+  std::snprintf(buf, sizeof buf, " %3.0f%%  %s/%s %s  elapsed %s  ETA %s", 100 * frac,
+                format_count(done).c_str(), format_count(total).c_str(), unit_.c_str(),
                 format_duration(elapsed).c_str(),
                 frac > 0 ? format_duration(elapsed * (1 - frac) / frac).c_str() : "?");
   line_.show(label_ + buf);
@@ -81,8 +96,8 @@ void Progress::finish() {
     return;
   }
   char buf[160];
-  std::snprintf(buf, sizeof buf, " %lld %s in %.1f s", static_cast<long long>(done_),
-                unit_.c_str(), elapsed);
+  std::snprintf(buf, sizeof buf, " %s %s in %.1f s", format_count(done_).c_str(), unit_.c_str(),
+                elapsed);
   line_.show(label_ + buf);
   line_.end();
 }

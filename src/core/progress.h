@@ -20,6 +20,9 @@ bool is_live_terminal(std::FILE* f);
 // "1:05", "1:02:03": seconds as m:ss or h:mm:ss.
 std::string format_duration(double seconds);
 
+// "950", "12.3 k", "134.5 M", "6.74 G": a count as it reads at a glance (exact below 10,000).
+std::string format_count(int64_t n);
+
 // The one live line of a terminal. Whoever prints a whole line while it may be showing calls
 // end() first, so that the line is kept (a newline) rather than overwritten.
 class LiveLine {
@@ -40,7 +43,8 @@ class LiveLine {
 };
 
 // `label` ("load", "export", "eval"), then the fraction done, the elapsed time and an estimate
-// of what remains, once the work has run for a second: live, at most ten times a second; plain,
+// of what remains, once the work has run for a second (the estimate assumes every unit costs the
+// same: weights are counted by parameter, not by tensor, so one large embedding does not skew it): live, at most ten times a second; plain,
 // one line every `plain_every` seconds. finish() prints one closing line if the work took more
 // than a second ("load    300 tensors in 3.4 s").
 class Progress {

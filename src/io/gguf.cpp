@@ -262,9 +262,20 @@ const GgufValue* GgufFile::get(const std::string& key) const {
 }
 
 void GgufFile::read_f32(const GgufTensorInfo& t, float* dst) const {
-  std::vector<uint8_t> raw(t.nbytes);
-  file_->read_at(data_start_ + t.offset, raw.data(), t.nbytes);
-  dequantize(static_cast<GgmlType>(t.type), raw.data(), static_cast<int64_t>(t.numel()), dst);
+  read_f32_rows(t, 0, static_cast<int64_t>(t.numel() / t.ne[0]), dst);
+}
+
+void GgufFile::read_f32_rows(const GgufTensorInfo& t, int64_t row_begin, int64_t rows,
+                             float* dst) const {
+  const auto type = static_cast<GgmlType>(t.type);
+  const auto total_rows = static_cast<int64_t>(t.numel() / t.ne[0]);
+  LOMO_ASSERT(row_begin >= 0 && rows >= 0 && row_begin + rows <= total_rows,
+              "read_f32_rows: rows out of range");
+  const uint64_t row_bytes = ggml_nbytes(type, t.ne[0]);  // whole blocks (checked when parsed)
+  std::vector<uint8_t> raw(static_cast<size_t>(rows) * row_bytes);
+  file_->read_at(data_start_ + t.offset + static_cast<uint64_t>(row_begin) * row_bytes,
+                 raw.data(), raw.size());
+  dequantize(type, raw.data(), rows * static_cast<int64_t>(t.ne[0]), dst);
 }
 
 bool is_gguf_file(const std::string& path) {

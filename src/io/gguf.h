@@ -66,6 +66,9 @@ class GgufFile {
 
   // Dequantises the tensor into dst (numel floats). Throws lomo::Error for unsupported types.
   void read_f32(const GgufTensorInfo& t, float* dst) const;
+  // Rows [row_begin, row_begin + rows) of the tensor seen as (numel / ne[0], ne[0]) into dst
+  // (rows · ne[0] floats); a row is whole blocks, so only those rows' bytes are read.
+  void read_f32_rows(const GgufTensorInfo& t, int64_t row_begin, int64_t rows, float* dst) const;
 
  private:
   std::unique_ptr<InputFile> file_;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <type_traits>
 
@@ -243,10 +245,15 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
                        const ProgressFn& progress) {
   // Streamed tensor by tensor: saving never holds a second copy of the model in memory.
   std::vector<TensorSpecOut> specs;
-  for (const auto& t : tensors) specs.push_back({t.name, t.shape, t.dtype});
-  const auto n = static_cast<int64_t>(tensors.size());
+  std::vector<int64_t> before;  // [i] elements of tensors[0..i)
+  int64_t n = 0;
+  for (const auto& t : tensors) {
+    specs.push_back({t.name, t.shape, t.dtype});
+    before.push_back(n);
+    n += std::accumulate(t.shape.begin(), t.shape.end(), int64_t{1}, std::multiplies<>());
+  }
   write_safetensors_streamed(path, specs, metadata, [&](size_t i, const ByteSink& sink) {
-    if (progress) progress(static_cast<int64_t>(i), n);
+    if (progress) progress(before[i], n);
     sink(tensors[i].data, specs[i].bytes());
   });
   if (progress) progress(n, n);

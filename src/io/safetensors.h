@@ -62,7 +62,8 @@ struct TensorView {
 };
 
 // Writes tensors atomically (temporary file + rename), streamed one tensor at a time;
-// `progress` is told before each tensor and at the end (done, of all).
+// `progress` is told before each tensor and at the end (elements written, of all: a large
+// tensor weighs what it costs).
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata,
                        const ProgressFn& progress = {});

@@ -170,8 +170,8 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
   }
 
   std::vector<GgufTensorOut> out;
-  const auto n = static_cast<int64_t>(model.params.all().size());
-  int64_t filled = 0;  // tensors handed to the writer so far
+  const int64_t n = model.params.total_numel();  // progress counts parameters, not tensors
+  int64_t filled = 0;  // parameters handed to the writer so far
   for (const auto& p : model.params.all()) {
     const bool q = p.name.find("q_proj") != std::string::npos,
                k = p.name.find("k_proj") != std::string::npos;
@@ -181,7 +181,8 @@ void export_gguf(const std::string& path, const Model& model, const text::Tokeni
         gguf_tensor_name(p.name), std::vector<uint64_t>(p.shape.rbegin(), p.shape.rend()),
         p.shape.size() == 2 ? type : GgmlType::F32,
         [&p, permute, heads, &progress, &filled, n](float* dst) {
-          if (progress) progress(filled++, n);
+          if (progress) progress(filled, n);
+          filled += p.numel();
           p.to_f32(dst);
           // llama.cpp's row order for q and k
           if (permute) {

@@ -1,5 +1,6 @@
 #include "model/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -70,11 +71,12 @@ std::string gguf_tensor_name(const std::string& hf) {
 
 void gguf_unpermute_rows(float* w, int64_t rows, int64_t cols, int64_t n_heads) {
   const int64_t hd = rows / n_heads, half = hd / 2;
-  std::vector<float> tmp(w, w + rows * cols);
+  std::vector<float> tmp;  // (hd, cols) one head's rows
   for (int64_t h = 0; h < n_heads; ++h) {
+    tmp.assign(w + h * hd * cols, w + (h + 1) * hd * cols);
     for (int64_t i = 0; i < half; ++i) {
       for (int64_t j = 0; j < 2; ++j) {
-        std::memcpy(w + (h * hd + j * half + i) * cols, tmp.data() + (h * hd + 2 * i + j) * cols,
+        std::memcpy(w + (h * hd + j * half + i) * cols, tmp.data() + (2 * i + j) * cols,
                     sizeof(float) * cols);
       }
     }
@@ -83,11 +85,12 @@ void gguf_unpermute_rows(float* w, int64_t rows, int64_t cols, int64_t n_heads) 
 
 void gguf_permute_rows(float* w, int64_t rows, int64_t cols, int64_t n_heads) {
   const int64_t hd = rows / n_heads, half = hd / 2;
-  std::vector<float> tmp(w, w + rows * cols);
+  std::vector<float> tmp;  // (hd, cols) one head's rows
   for (int64_t h = 0; h < n_heads; ++h) {
+    tmp.assign(w + h * hd * cols, w + (h + 1) * hd * cols);
     for (int64_t i = 0; i < half; ++i) {
       for (int64_t j = 0; j < 2; ++j) {
-        std::memcpy(w + (h * hd + 2 * i + j) * cols, tmp.data() + (h * hd + j * half + i) * cols,
+        std::memcpy(w + (h * hd + 2 * i + j) * cols, tmp.data() + (j * half + i) * cols,
                     sizeof(float) * cols);
       }
     }
@@ -151,7 +154,8 @@ ModelConfig config_from_gguf(const GgufFile& f) {
 }
 
 Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDtype dtype,
-                      const ProgressFn& progress) {
+                      const ProgressFn& progress, int64_t staging_elems) {
+  LOMO_ASSERT(staging_elems > 0, "load_gguf_model: empty staging");
   const GgufFile f(path);
   ModelConfig config = config_from_gguf(f);
   const auto specs = expected_params(config);
@@ -176,24 +180,33 @@ Model load_gguf_model(const std::string& path, MemoryTracker& tracker, StorageDt
   }
   ModelParams params(config, tracker, dtype);
   const bool permute = gguf_permutes_qk(config);
-  std::vector<float> staging;  // one tensor at a time, for 16-bit storage
-  const auto n = static_cast<int64_t>(params.all().size());
+  std::vector<float> staging;  // (≤ rows_per_piece, cols) a piece of a 16-bit tensor
+  const int64_t n = params.total_numel();  // progress counts parameters, not tensors
   int64_t done = 0;
   for (auto& p : params.all()) {
-    if (progress) progress(done++, n);
-    float* w = p.f32_or_null();
-    if (w == nullptr) {
-      staging.resize(static_cast<size_t>(p.numel()));
-      w = staging.data();
-    }
-    f.read_f32(*f.find(gguf_tensor_name(p.name)), w);
+    if (progress) progress(done, n);
+    done += p.numel();
+    const GgufTensorInfo& t = *f.find(gguf_tensor_name(p.name));
+    // As ggml stores it: a vector is one row.
+    const bool matrix = p.shape.size() == 2;
+    const int64_t rows = matrix ? p.shape[0] : 1, cols = matrix ? p.shape[1] : p.numel();
     const bool q = p.name.find("q_proj") != std::string::npos,
                k = p.name.find("k_proj") != std::string::npos;
-    if (permute && (q || k)) {
-      const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
-      gguf_unpermute_rows(w, p.shape[0], cols, q ? config.n_head : config.n_kv);
+    const bool perm = permute && (q || k);
+    const int64_t heads = q ? config.n_head : config.n_kv;
+    // A piece holds whole rows, and for permuted q and k whole heads (the permutation is per head).
+    const int64_t unit = perm && matrix ? rows / heads : 1;  // rows
+    const int64_t rows_per_piece = std::max<int64_t>(1, staging_elems / (cols * unit)) * unit;
+    float* f32 = p.f32_or_null();
+    if (f32 == nullptr) staging.resize(static_cast<size_t>(std::min(rows, rows_per_piece) * cols));
+    for (int64_t r = 0; r < rows; r += rows_per_piece) {
+      const int64_t m = std::min(rows_per_piece, rows - r);
+      float* w = f32 != nullptr ? f32 + r * cols : staging.data();  // (m, cols)
+      f.read_f32_rows(t, r, m, w);
+      if (perm && matrix) gguf_unpermute_rows(w, m, cols, m / unit);
+      if (perm && !matrix) gguf_unpermute_rows(w, cols, 1, heads);  // a bias: its rows are values
+      if (f32 == nullptr) p.from_f32(w, r * cols, m * cols);
     }
-    if (w == staging.data()) p.from_f32(w);
   }
   if (progress) progress(n, n);
   return Model{std::move(config), std::move(params)};

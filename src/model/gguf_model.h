@@ -15,8 +15,10 @@
 namespace lomo {
 
 ModelConfig config_from_gguf(const GgufFile& f);
+// Dequantises through fp32 staging of about `staging_elems` (whole rows, whole heads for q and k).
 Model load_gguf_model(const std::string& path, MemoryTracker& tracker,
-                      StorageDtype dtype = StorageDtype::F32, const ProgressFn& progress = {});
+                      StorageDtype dtype = StorageDtype::F32, const ProgressFn& progress = {},
+                      int64_t staging_elems = kStagingElems);
 
 // llama.cpp's tensor name for a Hugging Face one ("model.layers.3.mlp.up_proj.weight" ->
 // "blk.3.ffn_up.weight").

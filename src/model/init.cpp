@@ -59,7 +59,8 @@ void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t se
   const int64_t piece = std::min(largest16, staging_elems);
   Buffer scratch(backend.allocator(), tracker, MemCategory::Workspace,
                  static_cast<size_t>(piece) * 4);  // (piece) fp32
-  const auto total = static_cast<int64_t>(params.all().size());
+  const int64_t total = params.total_numel();  // progress counts parameters, not tensors
+  int64_t done = 0;
   for (Param& p : params.all()) {
     const ParamSpec& s = specs[static_cast<size_t>(p.id)];
     if (p.dtype == StorageDtype::F32) {
@@ -71,7 +72,8 @@ void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t se
         backend.store(p.view().range(b, n), scratch.f32(), RoundingMode{Rounding::Nearest, 0, 0});
       }
     }
-    if (progress) progress(p.id + 1, total);
+    done += p.numel();
+    if (progress) progress(done, total);
   }
   backend.synchronize();  // the scratch is freed on return: nothing may still write it
 }

@@ -70,7 +70,7 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
                  const ProgressFn& progress, int64_t staging_elems) {
   LOMO_ASSERT(staging_elems > 0, "load_model: empty staging");
   if (fs::is_regular_file(dir_str)) {
-    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype, progress);
+    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype, progress, staging_elems);
     throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
   }
   const fs::path dir(dir_str);
@@ -122,10 +122,11 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
 
   ModelParams params(config, tracker, dtype);
   std::vector<float> staging;  // (≤ staging_elems) a piece of a 16-bit tensor (init.h)
-  const auto n = static_cast<int64_t>(params.all().size());
+  const int64_t n = params.total_numel();  // progress counts parameters, not tensors
   int64_t done = 0;
   for (auto& p : params.all()) {
-    if (progress) progress(done++, n);
+    if (progress) progress(done, n);
+    done += p.numel();
     const auto& [file, info] = found.at(p.name);
     if (p.dtype == StorageDtype::F32) {
       file->read(*info, p.f());

@@ -21,8 +21,8 @@ struct Model {
 // F32/F16/BF16 are converted to fp32.
 // 2-D tensors are stored in `dtype` (converted with round-to-nearest as each is read: never a
 // second full copy of the weights in memory).
-// `progress` is told after each tensor (done, of all). A 16-bit tensor of a safetensors folder
-// is read staging_elems at a time (params.h kStagingElems).
+// `progress` is told as each tensor is read (parameters done, of all). A tensor is converted
+// through fp32 staging_elems at a time (params.h kStagingElems; for GGUF, whole rows).
 Model load_model(const std::string& dir, MemoryTracker& tracker,
                  StorageDtype dtype = StorageDtype::F32, const ProgressFn& progress = {},
                  int64_t staging_elems = kStagingElems);

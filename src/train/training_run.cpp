@@ -384,7 +384,7 @@ void TrainingRun::load() {
   expect(Stage::Prepared, "load");
   if (!run_.random_config_path.empty()) {
     // Made where the run computes, never in host memory (a GPU's for --device cuda).
-    Progress progress(line_, "init", "tensors");
+    Progress progress(line_, "init", "parameters");
     model_ = std::make_unique<Model>(Model{
         model_config_, ModelParams(model_config_, tracker_, run_.dtype, backend_->allocator())});
     init_params_in_place(model_config_, model_->params, run_.seed, *backend_, tracker_,
@@ -393,7 +393,7 @@ void TrainingRun::load() {
     // Init's fp32 scratch (the largest 16-bit tensor) is gone: the peaks report training's.
     tracker_.reset_peaks();
   } else {
-    Progress progress(line_, "load", "tensors");
+    Progress progress(line_, "load", "parameters");
     model_ = std::make_unique<Model>(
         load_model(run_.model_path, tracker_, run_.dtype, progress.fn()));
     progress.finish();
@@ -635,7 +635,7 @@ void TrainingRun::save() {
   }
   out_dir_->create();
   line_.end();
-  Progress progress(line_, "save", "tensors");
+  Progress progress(line_, "save", "parameters");
   // With LoRA: the adapters in PEFT's layout, in OUT itself for a frozen base; when the base was
   // trained too, OUT is the trained model and the adapters go to OUT/adapter, naming OUT as
   // their base (transformers' from_pretrained would otherwise see OUT's adapter_config.json and
