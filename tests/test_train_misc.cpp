@@ -33,6 +33,21 @@ TEST(Schedule, CosineAndConstant) {
   EXPECT_THROW(parse_lr_schedule("step"), Error);
 }
 
+// Where transformers' warm-up would cover every step (a one-step run, or a ratio of 1), the last
+// step still trains at the peak lr: a one-step run must change the weights.
+TEST(Schedule, WarmupNeverCoversEveryStep) {
+  Schedule one{LrSchedule::Constant, 0.3, 0.1, 1};
+  EXPECT_EQ(one.warmup_steps(), 0);
+  EXPECT_DOUBLE_EQ(one.at(0), 0.3);
+  Schedule two{LrSchedule::Linear, 0.3, 0.1, 2};  // transformers: W = 1, as here
+  EXPECT_EQ(two.warmup_steps(), 1);
+  EXPECT_DOUBLE_EQ(two.at(0), 0.0);
+  EXPECT_DOUBLE_EQ(two.at(1), 0.3);
+  Schedule all{LrSchedule::Constant, 1.0, 1.0, 4};  // transformers: W = 4, peak never reached
+  EXPECT_EQ(all.warmup_steps(), 3);
+  EXPECT_DOUBLE_EQ(all.at(3), 1.0);
+}
+
 TEST(BatchOrder, ShuffleOffReadsLinesInFileOrder) {
   // Step k of batch size b reads lines k·b … k·b+b−1, wrapping at the end of the file.
   BatchOrder o(10, 4, Shuffle::Off, 0);

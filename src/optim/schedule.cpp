@@ -15,7 +15,8 @@ LrSchedule parse_lr_schedule(const std::string& s) {
 }
 
 int64_t Schedule::warmup_steps() const {
-  return static_cast<int64_t>(std::ceil(warmup_ratio * static_cast<double>(total_steps)));
+  const auto w = static_cast<int64_t>(std::ceil(warmup_ratio * static_cast<double>(total_steps)));
+  return std::max<int64_t>(0, std::min(w, total_steps - 1));
 }
 
 double Schedule::at(int64_t step) const {

@@ -1,5 +1,7 @@
 // Learning-rate schedules, as transformers' get_*_schedule_with_warmup (step counted from 0):
-//   warm-up:  lr·s/W for s < W, W = ceil(warmup_ratio · total)
+//   warm-up:  lr·s/W for s < W, W = min(ceil(warmup_ratio · total), total − 1)
+//   (transformers has no "− 1": there a one-step run with any warm-up trains at lr 0, and a
+//   warm-up ratio of 1 never reaches the peak; here the last step always does)
 //   constant: lr;  linear: lr·(total − s)/(total − W);  cosine: lr·½(1 + cos(π·(s − W)/(total −
 //   W)))
 #pragma once
