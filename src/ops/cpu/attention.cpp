@@ -332,44 +332,44 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, T* work, const T* dout, const T* stats, const T* q,
                         const T* k, const T* v, const int32_t* lengths, const AttnDims& d) {
   const T scale = inverse_sqrt<T>(d.head_dim);
-  // Part 1's terms for keys before the cut, per (b, kv group): (2, T, hd) at the scratch's start.
+  // (b, kv group) pairs in waves; part 1's terms for keys before the cut, per pair of the wave:
+  // (wave, 2, T, hd) at the scratch's start.
+  const int64_t pairs = d.B * d.n_kv, wave = attention_wave_pairs(d, omp_get_max_threads());
   const int64_t low_elems = 2 * d.T * d.head_dim;
-  T* scratch = work + d.B * d.n_kv * low_elems;
+  T* scratch = work + wave * low_elems;
   // Two tasks per (b, kv head), about equal in work; the heads of a group accumulate into the
   // same dk, dv rows.
 #pragma omp parallel
-  {
-#pragma omp for collapse(3) schedule(dynamic)
-    for (int64_t b = 0; b < d.B; ++b) {
-      for (int64_t g = 0; g < d.n_kv; ++g) {
-        for (int64_t p = 1; p >= 0; --p) {  // the part with the longer rows first
-          const GroupView<T> gv(d, b, g);
-          const int64_t split = backward_split(lengths[b]);
-          const BackwardPart part = p == 0 ? BackwardPart{0, 0, split, split * kB}
-                                           : BackwardPart{1, split, d.T, split * kB};
-          backward_part(dq, dk, dv, work + (b * d.n_kv + g) * low_elems,
-                        thread_scratch(scratch, d), dout, stats, q, k, v, lengths[b], gv, part,
-                        scale);
-        }
+  for (int64_t first = 0; first < pairs; first += wave) {
+    const int64_t n = std::min(wave, pairs - first);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t p = 1; p >= 0; --p) {  // the part with the longer rows first
+        const int64_t b = (first + i) / d.n_kv, g = (first + i) % d.n_kv;
+        const GroupView<T> gv(d, b, g);
+        const int64_t split = backward_split(lengths[b]);
+        const BackwardPart part = p == 0 ? BackwardPart{0, 0, split, split * kB}
+                                         : BackwardPart{1, split, d.T, split * kB};
+        backward_part(dq, dk, dv, work + i * low_elems, thread_scratch(scratch, d), dout, stats,
+                      q, k, v, lengths[b], gv, part, scale);
       }
     }
     // dk, dv rows before the cut: part 0's sums, then part 1's.
-#pragma omp for collapse(2)
-    for (int64_t b = 0; b < d.B; ++b) {
-      for (int64_t g = 0; g < d.n_kv; ++g) {
-        const GroupView<T> gv(d, b, g);
-        const T* low = work + (b * d.n_kv + g) * low_elems;  // (2, T, hd)
-        const int64_t cut = std::min(d.T, backward_split(lengths[b]) * kB);
-        for (int64_t t = 0; t < cut; ++t) {
-          T* dkr = gv.krow(dk, t);
-          T* dvr = gv.krow(dv, t);
-          const T* lk = low + t * d.head_dim;
-          const T* lv = low + (d.T + t) * d.head_dim;
+#pragma omp for
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t b = (first + i) / d.n_kv, g = (first + i) % d.n_kv;
+      const GroupView<T> gv(d, b, g);
+      const T* low = work + i * low_elems;  // (2, T, hd)
+      const int64_t cut = std::min(d.T, backward_split(lengths[b]) * kB);
+      for (int64_t t = 0; t < cut; ++t) {
+        T* dkr = gv.krow(dk, t);
+        T* dvr = gv.krow(dv, t);
+        const T* lk = low + t * d.head_dim;
+        const T* lv = low + (d.T + t) * d.head_dim;
 #pragma omp simd
-          for (int64_t c = 0; c < d.head_dim; ++c) {
-            dkr[c] += lk[c];
-            dvr[c] += lv[c];
-          }
+        for (int64_t c = 0; c < d.head_dim; ++c) {
+          dkr[c] += lk[c];
+          dvr[c] += lv[c];
         }
       }
     }

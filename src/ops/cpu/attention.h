@@ -22,7 +22,8 @@
 // (T, R), which gives D_i = Σ_j P_ij·dP_ij (in fp64) without the forward's output: five block
 // products per (query block, key block), none spent recomputing O. dv and dk accumulate over query
 // blocks in a fixed order; part 0 owns the dk, dv rows of the keys its blocks see, part 1 the
-// later rows and keeps its terms for the earlier ones apart, added after both parts are done. So
+// later rows and keeps its terms for the earlier ones apart, added after both parts are done
+// (pairs run in waves of one per thread, so only a wave's terms are held). So
 // the results do not depend on the thread count or the schedule (test_attention.cpp checks it bit
 // for bit). The stripe makes the scratch O(R·T) per thread instead of O(R·head_dim): the price of
 // not recomputing O (two more products per block pair, 7 instead of 5).
@@ -51,11 +52,18 @@ inline int64_t attention_thread_elems(const AttnDims& d) {
   return (std::max(fwd, bwd) + 15) / 16 * 16;
 }
 
-// Elements of the scratch either pass needs with `threads` OpenMP threads: backward's (B, n_kv,
-// 2, T, hd) terms of its second parts for the keys before their cut, then
-// threads · attention_thread_elems(d); O(B·n_kv·T·hd + threads · (n_head/n_kv) · 64 · (T + hd)).
+// Backward runs its (b, kv group) pairs in waves of this many (both parts of each pair, then their
+// merge), so that only one wave's second-part terms are held at a time.
+inline int64_t attention_wave_pairs(const AttnDims& d, int64_t threads) {
+  return std::min(d.B * d.n_kv, std::max<int64_t>(1, threads));
+}
+
+// Elements of the scratch either pass needs with `threads` OpenMP threads: backward's (2, T, hd)
+// terms of a wave's second parts for the keys before their cut, then
+// threads · attention_thread_elems(d); O(threads · (n_head/n_kv) · 64 · (T + hd)).
 inline int64_t attention_work_elems(const AttnDims& d, int64_t threads) {
-  return d.B * d.n_kv * 2 * d.T * d.head_dim + threads * attention_thread_elems(d);
+  return attention_wave_pairs(d, threads) * 2 * d.T * d.head_dim +
+         threads * attention_thread_elems(d);
 }
 
 // out(B, T, n_head, head_dim), stats(B, n_head, T, 2) ← q(B, T, n_head, head_dim),
