@@ -95,8 +95,8 @@ void CachedDecoder::plan() {
     }
   }
   if (opts_.bf16_gemm) {
-    const int64_t widest = R * std::max({d, ff, qd});
-    wc_.reserve_act16(widest, widest);
+    // Generation's products convert only their input (slot 0); slot 1 is backward's.
+    wc_.act16(0, R * std::max({d, ff, qd}));
   }
   host_logits_.assign(static_cast<size_t>(V), 0.0f);
 }
