@@ -23,7 +23,7 @@
 // products per (query block, key block), none spent recomputing O. dv and dk accumulate over query
 // blocks in a fixed order; part 0 owns the dk, dv rows of the keys its blocks see, part 1 the
 // later rows and keeps its terms for the earlier ones apart, added after both parts are done
-// (pairs run in waves of one per thread, so only a wave's terms are held). So
+// (pairs run in waves of four per thread, so only a wave's terms are held). So
 // the results do not depend on the thread count or the schedule (test_attention.cpp checks it bit
 // for bit). The stripe makes the scratch O(R·T) per thread instead of O(R·head_dim): the price of
 // not recomputing O (two more products per block pair, 7 instead of 5).
@@ -53,9 +53,10 @@ inline int64_t attention_thread_elems(const AttnDims& d) {
 }
 
 // Backward runs its (b, kv group) pairs in waves of this many (both parts of each pair, then their
-// merge), so that only one wave's second-part terms are held at a time.
+// merge), so that only one wave's second-part terms are held at a time: four pairs per thread,
+// eight tasks, so that the wait at the end of each wave stays small against its work.
 inline int64_t attention_wave_pairs(const AttnDims& d, int64_t threads) {
-  return std::min(d.B * d.n_kv, std::max<int64_t>(1, threads));
+  return std::min(d.B * d.n_kv, 4 * std::max<int64_t>(1, threads));
 }
 
 // Elements of the scratch either pass needs with `threads` OpenMP threads: backward's (2, T, hd)
