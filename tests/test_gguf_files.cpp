@@ -12,7 +12,9 @@
 #include "io/gguf.h"
 #include "model/default_model.h"
 #include "model/export.h"
+#include "model/gguf_model.h"
 #include "model/loader.h"
+#include "test_run.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
 
@@ -38,6 +40,30 @@ void expect_same_params(const Model& a, const Model& b, const std::string& what)
     ASSERT_EQ(0, std::memcmp(p.f(), q.f(), p.numel() * 4))
         << what << ": first differing tensor " << p.name;
   }
+}
+
+// LLaMA with attention_bias: q and k rows, and their biases, are permuted per head in GGUF. The
+// loader reads pieces of whole heads (staging of one element: one head, or one row, per piece);
+// through an F32 file the weights come back bit for bit, biases included.
+TEST(GgufRoundTrip, LlamaWithAttentionBiasReadInPiecesIsExact) {
+  ModelConfig c = load_config(test::fixture_dir("llama_gqa") + "/model/config.json");
+  c.qkv_bias = c.o_bias = true;  // as config.json's attention_bias sets them
+  c.rope.scaling = RopeScaling::None;  // the fixture's llama3 scaling has no GGUF export yet
+  test::TestRun run(c, 5);
+  for (Param& p : run.model.params.all()) {  // biases start at 0: give them distinct values
+    if (p.role != ParamRole::Bias) continue;
+    for (int64_t i = 0; i < p.numel(); ++i) p.f()[i] = 0.01f * static_cast<float>(i + 1);
+  }
+  const fs::path d = temp_dir("bias");
+  const std::string path = (d / "m.gguf").string();
+  export_gguf(path, run.model, nullptr, "", GgmlType::F32);
+  MemoryTracker t;
+  const Model whole = load_gguf_model(path, t);
+  ASSERT_TRUE(whole.config.qkv_bias);
+  expect_same_params(run.model, whole, "LLaMA with biases, F32 GGUF, default pieces");
+  expect_same_params(run.model, load_gguf_model(path, t, StorageDtype::F32, {}, 1),
+                     "LLaMA with biases, F32 GGUF, one head or row per piece");
+  fs::remove_all(d);
 }
 
 TEST(GgufRoundTrip, DefaultModelThroughF32GgufAndHfFolderIsExact) {

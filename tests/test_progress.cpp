@@ -111,7 +111,10 @@ TEST(Progress, CountsReadAtAGlance) {
   EXPECT_EQ(format_count(0), "0");
   EXPECT_EQ(format_count(9999), "9999");
   EXPECT_EQ(format_count(12345), "12.3 k");
+  EXPECT_EQ(format_count(999949), "999.9 k");
+  EXPECT_EQ(format_count(999950), "1.0 M");
   EXPECT_EQ(format_count(134515008), "134.5 M");
+  EXPECT_EQ(format_count(999950000), "1.00 G");
   EXPECT_EQ(format_count(6738415616), "6.74 G");
 }
 

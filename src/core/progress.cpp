@@ -53,11 +53,12 @@ void LiveLine::erase() {
 std::string format_count(int64_t n) {
   char buf[32];
   const double v = static_cast<double>(n);
+  // The thresholds sit where the rounded figure would reach 1000 of its unit.
   if (n < 10000) {
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
-  } else if (v < 1e6) {
+  } else if (v < 999950) {
     std::snprintf(buf, sizeof buf, "%.1f k", v / 1e3);
-  } else if (v < 1e9) {
+  } else if (v < 999950000) {
     std::snprintf(buf, sizeof buf, "%.1f M", v / 1e6);
   } else {
     std::snprintf(buf, sizeof buf, "%.2f G", v / 1e9);

@@ -44,9 +44,10 @@ class LiveLine {
 
 // `label` ("load", "export", "eval"), then the fraction done, the elapsed time and an estimate
 // of what remains, once the work has run for a second (the estimate assumes every unit costs the
-// same: weights are counted by parameter, not by tensor, so one large embedding does not skew it): live, at most ten times a second; plain,
-// one line every `plain_every` seconds. finish() prints one closing line if the work took more
-// than a second ("load    300 tensors in 3.4 s").
+// same: weights are counted by parameter, not by tensor, so that one large embedding does not
+// skew it): live, at most ten times a second; plain, one line every `plain_every` seconds.
+// finish() prints one closing line if the work took more than a second
+// ("load    134.5 M parameters in 3.4 s").
 class Progress {
  public:
   Progress(LiveLine& line, std::string label, std::string unit, double plain_every = 10.0);

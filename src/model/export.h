@@ -20,7 +20,7 @@ void check_gguf_exportable(const ModelConfig& config);
 
 // `source` is the model path the weights came from (a GGUF file's general.* and tokenizer.*
 // metadata, chat template included, are carried over); `tok` may be null (no tokenizer written).
-// `progress` is told as tensors are written (done, of all).
+// `progress` is told as tensors are written (parameters done, of all).
 void export_gguf(const std::string& path, const Model& model, const text::Tokenizer* tok,
                  const std::string& source, GgmlType type, const ProgressFn& progress = {});
 

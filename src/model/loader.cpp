@@ -70,7 +70,9 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
                  const ProgressFn& progress, int64_t staging_elems) {
   LOMO_ASSERT(staging_elems > 0, "load_model: empty staging");
   if (fs::is_regular_file(dir_str)) {
-    if (is_gguf_file(dir_str)) return load_gguf_model(dir_str, tracker, dtype, progress, staging_elems);
+    if (is_gguf_file(dir_str)) {
+      return load_gguf_model(dir_str, tracker, dtype, progress, staging_elems);
+    }
     throw Error(dir_str + ": not a model (expected a GGUF file or a folder with config.json)");
   }
   const fs::path dir(dir_str);
