@@ -39,11 +39,10 @@ void init_params(const ModelConfig& c, ModelParams& params, uint64_t seed, Backe
       continue;
     }
     staging.resize(static_cast<size_t>(std::min(p.numel(), staging_elems)));
-    for (int64_t b = 0; b < p.numel(); b += staging_elems) {
-      const int64_t n = std::min(staging_elems, p.numel() - b);
+    for_each_piece(p.numel(), staging_elems, [&](int64_t b, int64_t n) {
       init_tensor(c, s, p.id, seed, staging.data(), backend, b, n);
       p.from_f32(staging.data(), b, n);
-    }
+    });
   }
 }
 
@@ -66,11 +65,10 @@ void init_params_in_place(const ModelConfig& c, ModelParams& params, uint64_t se
     if (p.dtype == StorageDtype::F32) {
       init_tensor(c, s, p.id, seed, p.data.f32(), backend, 0, p.numel());
     } else {
-      for (int64_t b = 0; b < p.numel(); b += piece) {
-        const int64_t n = std::min(piece, p.numel() - b);
+      for_each_piece(p.numel(), piece, [&](int64_t b, int64_t n) {
         init_tensor(c, s, p.id, seed, scratch.f32(), backend, b, n);
         backend.store(p.view().range(b, n), scratch.f32(), RoundingMode{Rounding::Nearest, 0, 0});
-      }
+      });
     }
     done += p.numel();
     if (progress) progress(done, total);
@@ -108,15 +106,13 @@ void write_random_model(const std::string& dir, const ModelConfig& c, uint64_t s
       (std::filesystem::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}},
       [&](size_t i, const ByteSink& sink) {
         // A piece at a time (kStagingElems), written in order.
-        const int64_t numel = spec_numel(specs[i]);
-        for (int64_t b = 0; b < numel; b += kStagingElems) {
-          const auto n = static_cast<size_t>(std::min(kStagingElems, numel - b));
+        for_each_piece(spec_numel(specs[i]), kStagingElems, [&](int64_t b, int64_t m) {
+          const auto n = static_cast<size_t>(m);
           values.resize(n);
-          init_tensor(c, specs[i], static_cast<int>(i), seed, values.data(), backend, b,
-                      static_cast<int64_t>(n));
+          init_tensor(c, specs[i], static_cast<int>(i), seed, values.data(), backend, b, m);
           if (out[i].dtype == DType::F32) {
             sink(values.data(), n * 4);
-            continue;
+            return;
           }
           // Rounded to nearest, as Param::from_f32 stores a 16-bit parameter.
           half.resize(n);
@@ -125,7 +121,7 @@ void write_random_model(const std::string& dir, const ModelConfig& c, uint64_t s
             half[k] = bf16 ? f32_to_bf16(values[k]) : f32_to_f16(values[k]);
           }
           sink(half.data(), n * 2);
-        }
+        });
       });
 }
 

@@ -135,11 +135,10 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
       continue;
     }
     staging.resize(static_cast<size_t>(std::min(p.numel(), staging_elems)));
-    for (int64_t b = 0; b < p.numel(); b += staging_elems) {
-      const int64_t m = std::min(staging_elems, p.numel() - b);
+    for_each_piece(p.numel(), staging_elems, [&](int64_t b, int64_t m) {
       file->read(*info, b, m, staging.data());
       p.from_f32(staging.data(), b, m);
-    }
+    });
   }
   if (progress) progress(n, n);
   return Model{std::move(config), std::move(params)};

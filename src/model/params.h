@@ -1,6 +1,7 @@
 // The trainable tensors of a LLaMA-family model: their Hugging Face names, shapes and storage.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -60,6 +61,13 @@ inline constexpr int64_t kOutsideBlocks = -1;
 // neither holds an fp32 copy of the largest tensor (0.49 GiB for LLaMA-7B's embedding), so a
 // run's peak is training's, not this staging's.
 inline constexpr int64_t kStagingElems = int64_t{4} << 20;
+
+// Calls f(begin, n) for the pieces [begin, begin + n) of `numel` elements, `piece` at most each,
+// in order.
+template <class F>
+void for_each_piece(int64_t numel, int64_t piece, F&& f) {
+  for (int64_t b = 0; b < numel; b += piece) f(b, std::min(piece, numel - b));
+}
 
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. "model.layers.3.mlp.up_proj.weight"
