@@ -129,7 +129,10 @@ Model load_model(const std::string& dir_str, MemoryTracker& tracker, StorageDtyp
   for (auto& p : params.all()) {
     if (progress) progress(done, n);
     done += p.numel();
-    const auto& [file, info] = found.at(p.name);
+    // Not a structured binding: clang (the fuzz build) cannot capture one in the lambda below.
+    const auto& where = found.at(p.name);
+    const auto& file = where.first;
+    const auto& info = where.second;
     if (p.dtype == StorageDtype::F32) {
       file->read(*info, p.f());
       continue;
