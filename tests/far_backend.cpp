@@ -213,6 +213,11 @@ void FarBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
   return CpuBackend::to_bf16(dst, src, n);
 }
 
+void FarBackend::to_bf16_in_place(float* x, int64_t n) {
+  Reach reach(*this);
+  return CpuBackend::to_bf16_in_place(x, n);
+}
+
 void FarBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   Reach reach(*this);
   return CpuBackend::store(p, w32, r);

@@ -142,6 +142,12 @@ void NanFillBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
   CpuBackend::to_bf16(dst, src, n);
 }
 
+void NanFillBackend::to_bf16_in_place(float* x, int64_t n) {
+  CpuBackend::to_bf16_in_place(x, n);
+  // The bytes past the codes are dead: whatever still reads x as fp32 meets NaN there.
+  poison(reinterpret_cast<uint16_t*>(x) + n, n);
+}
+
 void NanFillBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   // A 16-bit parameter is rewritten whole from its fp32 values (which are elsewhere).
   if (p.dtype != StorageDtype::F32) poison(p.u16(), p.numel());

@@ -4,10 +4,14 @@
 // rounding is reproducible for a seed and unbiased.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/half.h"
+#include "core/rng.h"
 #include "core/rounding.h"
+#include "ops/cpu/cpu_backend.h"
 #include "test_run.h"
 #include "test_util.h"
 
@@ -223,6 +227,32 @@ TEST(Bf16, StochasticStoreOfRowBlocksEqualsTheWholeTensor) {
     differ_from_local_keys += round_bf16(x[k], r, w.view().id, k % (5 * cols)) != whole[k];
   }
   EXPECT_GT(differ_from_local_keys, 0) << "the blocks' own indices would round alike";
+}
+
+// In-place conversion (the MLP's d_ff-wide operands of bf16 products) writes the codes to_bf16
+// writes, for lengths that end inside the first serial run, at its edge, and across several
+// parallel pieces, and touches nothing past the array.
+TEST(Bf16, InPlaceConversionEqualsTheCopy) {
+  CpuBackend be;
+  constexpr int64_t kGuard = 16;
+  for (const int64_t n : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{513}, int64_t{65536},
+                          int64_t{65537}, int64_t{131073}, int64_t{(1 << 20) + 7}}) {
+    std::vector<float> x(static_cast<size_t>(n + kGuard));  // (n) then a guard
+    for (int64_t i = 0; i < n; ++i) {
+      // Values with ties, denormals, infinities and NaN among them, then random ones.
+      const float special[] = {1.0f + std::ldexp(1.0f, -8), -0.0f, 1e-40f, INFINITY, NAN,
+                               -3.0f - std::ldexp(1.0f, -8) * 3};
+      x[i] = i < 6 ? special[i] : static_cast<float>(counter_normal(3, 1, i) * 1e3);
+    }
+    for (int64_t g = 0; g < kGuard; ++g) x[n + g] = -7.5f;
+    std::vector<uint16_t> want(static_cast<size_t>(n));
+    be.to_bf16(want.data(), x.data(), n);
+    be.to_bf16_in_place(x.data(), n);
+    std::vector<uint16_t> got(static_cast<size_t>(n));
+    std::memcpy(got.data(), x.data(), static_cast<size_t>(n) * 2);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "n " << n << ", element " << i;
+    for (int64_t g = 0; g < kGuard; ++g) ASSERT_EQ(x[n + g], -7.5f) << "n " << n << ", guard " << g;
+  }
 }
 
 }  // namespace

@@ -163,7 +163,8 @@ MemoryPlanInput step_input(const ModelConfig& c, test::TestRun& run, OptimizerKi
 // in total; true when every category matched.
 bool plan_matches_step(const ModelConfig& c, int64_t B, int64_t T, const Batch& batch,
                        const Variant& v, Clip clip, Checkpointing ck, Communicator& one_rank) {
-  test::TestRun run(c, 0, v.dtype);
+  // Made as lomo train makes it: for sequences of T tokens (its RoPE table's length).
+  test::TestRun run(c, 0, v.dtype, test::TestBackend::Cpu, T);
   TrainOptions o;
   o.optimizer = v.opt;
   o.checkpointing = ck;
@@ -281,7 +282,7 @@ TEST(MemoryPlan, PredictionEqualsTrackedPeaksWithLora) {
         for (const float dropout : {0.0f, 0.2f}) {
           for (const int clip : {0, 1, 2}) {  // none, norm, value
             for (const Checkpointing ck : {Checkpointing::On, Checkpointing{0, false}}) {
-              test::TestRun run(c, 0, v.dtype);
+              test::TestRun run(c, 0, v.dtype, test::TestBackend::Cpu, T);
               const LoraConfig lora{.rank = 3,
                                     .alpha = 6,
                                     .dropout = dropout,

@@ -67,10 +67,11 @@ TestRun::TestRun(const std::string& model_name, StorageDtype dtype,
       model(placed(load_model(model_path(model_name), tracker, dtype), *backend, tracker)),
       net(model.config, model.params, tracker, *backend) {}
 
-TestRun::TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype, TestBackend b)
+TestRun::TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype, TestBackend b,
+                 int64_t positions)
     : backend(make_test_backend(b)),
       model(initialised(c, seed, dtype, *backend, tracker)),
-      net(model.config, model.params, tracker, *backend) {}
+      net(model.config, model.params, tracker, *backend, positions) {}
 
 TestRun::TestRun(const ModelConfig& c, const ModelParams& weights, StorageDtype dtype)
     : backend(make_test_backend(TestBackend::Cpu)),

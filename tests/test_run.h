@@ -33,9 +33,10 @@ class TestRun {
                    TestBackend backend = TestBackend::Cpu);
   // The same on a backend the test made (one that injects a fault, say).
   TestRun(const std::string& model, StorageDtype dtype, std::unique_ptr<Backend> backend);
-  // A random model of config `c` (init_params with `seed`).
+  // A random model of config `c` (init_params with `seed`), for sequences of up to `positions`
+  // tokens (0: max_position; LlamaModel).
   TestRun(const ModelConfig& c, uint64_t seed, StorageDtype dtype = StorageDtype::F32,
-          TestBackend backend = TestBackend::Cpu);
+          TestBackend backend = TestBackend::Cpu, int64_t positions = 0);
   // A model of config `c` holding the values of fp32 `weights` (another run's), stored in `dtype`.
   TestRun(const ModelConfig& c, const ModelParams& weights, StorageDtype dtype);
   TestRun(const TestRun&) = delete;

@@ -62,7 +62,7 @@ int cmd_eval(int argc, char** argv) {
   const int64_t seq_len = args.given("seq-len")
                               ? args.integer("seq-len", 2, model.config.max_position)
                               : std::min<int64_t>(1024, model.config.max_position);
-  const auto net = make_model(model.config, model.params, tracker, *backend);
+  const auto net = make_model(model.config, model.params, tracker, *backend, seq_len);
   if (lora) net->set_lora(&*lora);
   std::vector<ChoicePrediction> preds;
   Progress scoring(line, "eval", "examples");

@@ -25,17 +25,28 @@ class UsingLayer {
   int64_t layer_;
 };
 
+// The RoPE table's length: `positions` (0: the model's max_position), checked against it.
+int64_t rope_positions(const ModelConfig& c, int64_t positions) {
+  if (positions == 0) return c.max_position;
+  if (positions < 0 || positions > c.max_position) {
+    throw Error("a model for sequences of " + std::to_string(positions) +
+                " tokens: the model allows 1 to " + std::to_string(c.max_position) +
+                " (max_position_embeddings)");
+  }
+  return positions;
+}
+
 }  // namespace
 
 LlamaModel::LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker,
-                       Backend& backend)
+                       Backend& backend, int64_t positions)
     : config_(config),
       params_(params),
       tracker_(tracker),
       backend_(backend),
-      rope_(make_rope_table(config.rope, config.head_dim, config.max_position)),
-      rope_bytes_(tracker, MemCategory::Workspace,
-                  rope_table_bytes(config.head_dim, config.max_position)),
+      positions_(rope_positions(config, positions)),
+      rope_(make_rope_table(config.rope, config.head_dim, positions_)),
+      rope_bytes_(tracker, MemCategory::Workspace, rope_table_bytes(config.head_dim, positions_)),
       wc_(params, tracker, backend) {}
 
 void LlamaModel::set_bf16_gemm(bool on) {
@@ -126,7 +137,9 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
   L.head_w_block = scratch && w_block ? scratch + tile : nullptr;
   L.attn_work = scratch;
   L.head_row_stats = reinterpret_cast<double*>(work.take(2 * N * 2));
-  if (act16) L.x32 = work.take(N * d);
+  // 16-bit block inputs: the forward pass's fp32 stream has a block of its own only without
+  // backward; in training it is dh, unused until the LM head's backward.
+  if (act16 && !backward) L.x32 = work.take(N * d);
   L.ids = work.take_i32(N);
   L.targets = work.take_i32(N);
   L.lengths = work.take_i32(B);
@@ -142,6 +155,7 @@ void LlamaModel::carve(const ModelConfig& c, const StepShape& s, const Backend& 
     L.held_values = work.take(N * d);
   }
   L.grads.dh = work.take(N * d);
+  if (act16) L.x32 = L.grads.dh;
   L.grads.dxn = L.xnf;
   const int64_t dm_rows = mlp_dx_rows(c, N, s.lora_rank > 0);
   L.grads.dm = work.take(std::max(N * std::max(qd, d), dm_rows * ff));
@@ -168,7 +182,11 @@ StepShape LlamaModel::step_shape(const Batch& batch, Checkpointing ckpt, Pass pa
 }
 
 void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool head_update) {
-  LOMO_ASSERT(batch.T <= config_.max_position, "batch longer than max_position");
+  if (batch.T > positions_) {
+    throw Error("a batch of " + std::to_string(batch.T) + " tokens per sequence is longer than the " +
+                std::to_string(positions_) + " positions this model was made for (max_position " +
+                std::to_string(config_.max_position) + ")");
+  }
   StepShape shape = step_shape(batch, ckpt, pass);
   shape.head_update = head_update;
   shape.activations = act_dtype_;
@@ -187,8 +205,11 @@ void LlamaModel::plan(const Batch& batch, Checkpointing ckpt, Pass pass, bool he
   rstdf_ = L.rstdf;
   nll_ = L.nll;
   head_tiles_ = L.head_tiles;
+  // A new pass: no input holds a bf16 copy in its own storage yet.
+  wc_.forget_all_in_place();
   if (wc_.bf16_gemm()) {
-    const Bf16Slots slots = bf16_scratch_elems(config_, n_tokens_, head_tiles_);
+    const Bf16Slots slots =
+        bf16_scratch_elems(config_, n_tokens_, head_tiles_, mlp_in_place());
     wc_.reserve_act16(slots.wide, slots.narrow);
   }
   head_tile_ = L.head_tile;
@@ -222,6 +243,7 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   const LayerParams& p = params_.layers[l];
   const int64_t N = batch.B * batch.T, d = c.d_model;
   float* xn = a.m;  // (N, d_model) each norm's output, until swiglu writes m
+  wc_.forget_in_place(a.m);  // a kept block's m of the previous step, if the caller stopped early
   const AttnDims dims{batch.B, batch.T, c.n_head, c.n_kv, c.head_dim};
   {
     PhaseTimer t(profile_, Phase::Elementwise);
@@ -265,14 +287,16 @@ void LlamaModel::block_forward(int64_t l, const Batch& batch, const float* x_in,
   if (!x_out) return;
   {
     PhaseTimer t(profile_, Phase::Linear);
+    // Nothing reads m in fp32 after this product: backward's dW product reads this bf16 copy.
+    if (mlp_in_place()) wc_.convert_in_place(a.m, N, c.d_ff);
     linear_forward(x_out, a.m, *p.w_down, nullptr, N, wc_, adapter(l, LoraTarget::Down));
   }
   PhaseTimer t(profile_, Phase::Elementwise);
   be.add(x_out, a.h_mid, N * d);
 }
 
-void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a,
-                                Grads& g, GradSink& sink) {
+void LlamaModel::block_backward(int64_t l, const Batch& batch, LayerActs& a, Grads& g,
+                                GradSink& sink) {
   const ModelConfig& c = config_;
   Backend& be = backend_;
   const UsingLayer using_layer(*residency_, l);
@@ -284,6 +308,9 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   float* dg = a.gate;  // (N, d_ff)
   float* du = a.up;    // (N, d_ff)
   const int64_t ff = c.d_ff;
+  // m is read only by the dW product now: its bf16 copy in place (done in forward for a kept
+  // block).
+  if (mlp_in_place() && !wc_.in_place(a.m)) wc_.convert_in_place(a.m, N, ff);
   if (g.dm_rows < N) {
     // d(silu(gate)·up) = dh·W_down a chunk of tokens at a time, each turned into dg, du at once
     // (the chunks' SwiGLU backward is timed under Linear); W_down changes after the last.
@@ -303,6 +330,12 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
     be.swiglu_backward(dg, du, g.dm, a.gate, a.up, N * ff);
   }
   float* xn = a.m;  // m is dead: it takes the norm outputs again, as in forward
+  wc_.forget_in_place(a.m);
+  // dg and du are read only by their products now.
+  if (mlp_in_place()) {
+    wc_.convert_in_place(dg, N, ff);
+    wc_.convert_in_place(du, N, ff);
+  }
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     be.rmsnorm_apply(xn, a.h_mid, a.rstd2, p.mlp_norm->f(), N, d);
@@ -315,6 +348,8 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
     linear_backward(g.dxn, du, xn, *p.w_up, nullptr, N, DxMode::Accumulate, sink, wc_,
                     adapter(l, LoraTarget::Up));
   }
+  wc_.forget_in_place(dg);  // the block takes dq, dk, dv
+  wc_.forget_in_place(du);
   // In the forward pass this was: xn2 = rmsnorm(h_mid); the residual gradient is already in dh.
   float* dw = sink.trains(*p.mlp_norm) ? sink.gradient_buffer(*p.mlp_norm) : nullptr;
   {
@@ -342,6 +377,8 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
     be.attention_backward(dq, dk, dv, attn_work_, dattn, a.stats, a.q, a.k, a.v, lengths_,
                           dims);
   }
+  // dattn is dead: g.dm takes the block's input again (a 16-bit one converted).
+  const float* x_in = block_input(l, g.dm);  // (N, d_model)
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     be.rope_backward(dq, rope_, batch.B, batch.T, c.n_head, c.head_dim);
@@ -369,10 +406,10 @@ void LlamaModel::block_backward(int64_t l, const Batch& batch, const float* x_in
   sink.consume(*p.attn_norm, dw);
 }
 
-const float* LlamaModel::block_input(int64_t l) {
+const float* LlamaModel::block_input(int64_t l, float* scratch) {
   if (act_dtype_ == StorageDtype::F32) return block_in_[l];
-  backend_.to_f32(x32_, stored_block(l), 0, n_tokens_ * config_.d_model);
-  return x32_;
+  backend_.to_f32(scratch, stored_block(l), 0, n_tokens_ * config_.d_model);
+  return scratch;
 }
 
 float* LlamaModel::block_output(int64_t l) {
@@ -512,7 +549,8 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
   {
     PhaseTimer t(profile_, Phase::Elementwise);
     backend_.fill(grads_.dh, 0.0f, N * d);
-    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dm, block_input(c.n_layer), rstdf_,
+    // xnf_ is dead once the head is done: it takes the last block's output again.
+    backend_.rmsnorm_backward(grads_.dh, dw, grads_.dm, block_input(c.n_layer, xnf_), rstdf_,
                               params_.final_norm->f(), N, d);
   }
   if (dw != nullptr) {
@@ -522,9 +560,11 @@ double LlamaModel::forward_backward(const Batch& batch, GradSink& sink, Checkpoi
 
   for (int64_t l = c.n_layer - 1; l >= 0; --l) {
     LayerActs& a = acts_for(l, ckpt);
-    const float* x = block_input(l);  // (N, d_model)
-    if (!ckpt.keeps(l, c.n_layer)) block_forward(l, batch, x, a, /*x_out=*/nullptr);
-    block_backward(l, batch, x, a, grads_, sink);
+    if (!ckpt.keeps(l, c.n_layer)) {
+      // The recompute reads the block's input from dm, free until block_backward.
+      block_forward(l, batch, block_input(l, grads_.dm), a, /*x_out=*/nullptr);
+    }
+    block_backward(l, batch, a, grads_, sink);
   }
 
   // In the forward pass this was: h_0 = embed[ids]. A frozen embedding needs nothing.

@@ -87,8 +87,11 @@ struct StepShape {
 
 class LlamaModel {
  public:
+  // `positions`: the longest sequence this model will run, which its RoPE table covers (a
+  // workspace buffer: 2 MiB for SmolLM2's 8192 positions, 128 KiB for a run of 512 tokens);
+  // 0 = the model's max_position.
   LlamaModel(const ModelConfig& config, ModelParams& params, MemoryTracker& tracker,
-             Backend& backend);
+             Backend& backend, int64_t positions = 0);
 
   // Forward only. Returns the mean NLL over the batch's loss tokens; fills nll (B·T, 0 where no
   // loss) and logits (B·T·V) when given.
@@ -186,6 +189,12 @@ class LlamaModel {
   StepShape step_shape(const Batch& batch, Checkpointing ckpt, Pass pass) const;
   // The adapter call of layer l's target t in the current pass, or null when t has none.
   const LinearAdapter* adapter(int64_t l, LoraTarget t);
+  // bf16 products with no adapter on the MLP: its d_ff-wide inputs (m; dg and du) take their
+  // bf16 copies in their own storage once nothing reads their fp32 values, so the step needs no
+  // d_ff-wide scratch slot (WeightCache::convert_in_place).
+  bool mlp_in_place() const {
+    return wc_.bf16_gemm() && !(lora_ != nullptr && lora_targets_mlp(lora_->config()));
+  }
   void upload(const Batch& batch);
   LmHeadIo head_io(const Batch& batch);
   Param& head_param() { return params_.lm_head ? *params_.lm_head : *params_.embed; }
@@ -194,17 +203,20 @@ class LlamaModel {
   // output, so the down projection (a quarter of the block's weights) is skipped. x_out may be
   // x_in: x_in is last read before x_out is first written.
   void block_forward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, float* x_out);
-  void block_backward(int64_t l, const Batch& batch, const float* x_in, LayerActs& a, Grads& g,
-                      GradSink& sink);
+  // Reads the block's input through block_input(l, g.dm) once d(attention) is done with g.dm.
+  void block_backward(int64_t l, const Batch& batch, LayerActs& a, Grads& g, GradSink& sink);
   // Block l's stored input (l = n_layer: the last block's output) as a view of its storage.
   ParamView stored_block(int64_t l) const {
     return {block_in_[l], act_dtype_, n_tokens_, config_.d_model, 0};
   }
-  // Block l's input as fp32: the stored block itself, or its 16-bit copy converted into x32_.
-  const float* block_input(int64_t l);
+  // Block l's input as fp32: the stored block itself, or its 16-bit copy converted into
+  // `scratch`, (N, d_model) fp32 that the caller has free.
+  const float* block_input(int64_t l, float* scratch);
   // Where block l − 1's output (l = 0: the embedding's) is made: block_in_[l] itself, or x32_,
   // where the block's fp32 input was (block_forward computes in place); then commit_block(l, y)
-  // stores it and leaves y holding what was stored.
+  // stores it and leaves y holding what was stored. In training x32_ is Grads::dh, which the
+  // forward pass does not use otherwise; backward converts block inputs into buffers free at
+  // that moment (forward_backward).
   float* block_output(int64_t l);
   void commit_block(int64_t l, float* y);
   // Kept block l has its own set; every recomputed block shares the one after them.
@@ -217,6 +229,7 @@ class LlamaModel {
   ModelParams& params_;
   MemoryTracker& tracker_;
   Backend& backend_;
+  int64_t positions_;  // the longest sequence plan() accepts: the RoPE table's length
   RopeTable rope_;
   TrackedHostBytes rope_bytes_;  // rope_'s, in the tracker's workspace
   WeightCache wc_;  // weights as product operands
@@ -231,7 +244,7 @@ class LlamaModel {
                                        // (act_dtype_ elements)
   StorageDtype act_dtype_ = StorageDtype::F32;
   int64_t n_tokens_ = 0;               // N of the current plan
-  float* x32_ = nullptr;                // (N, d_model) fp32 block input, then output; 16-bit only
+  float* x32_ = nullptr;  // (N, d_model) fp32 block input, then output, in forward; 16-bit only
   std::vector<LayerActs> layer_acts_;  // 1 with checkpointing, n_layer without
   float* xnf_ = nullptr;               // (N, d_model) final norm output
   float* rstdf_ = nullptr;             // (N)

@@ -136,6 +136,13 @@ int64_t lora_param_count(const LoraConfig& lora, const ModelConfig& c) {
   return per_layer * c.n_layer;
 }
 
+bool lora_targets_mlp(const LoraConfig& lora) {
+  if (!lora.enabled()) return false;
+  return std::any_of(lora.targets.begin(), lora.targets.end(), [](LoraTarget t) {
+    return t == LoraTarget::Gate || t == LoraTarget::Up || t == LoraTarget::Down;
+  });
+}
+
 int64_t lora_max_in(const LoraConfig& lora, const ModelConfig& c) {
   int64_t m = 0;
   for (LoraTarget t : lora.targets) m = std::max(m, lora_target_shape(c, t)[1]);

@@ -42,6 +42,9 @@ struct LoraConfig {
 std::array<int64_t, 2> lora_target_shape(const ModelConfig& c, LoraTarget t);
 // Elements of every adapter (A and B of each targeted layer), without allocating.
 int64_t lora_param_count(const LoraConfig& lora, const ModelConfig& c);
+// Whether an adapter sits on gate, up or down: the MLP's d_ff-wide products then keep their fp32
+// inputs, which the adapters read (WeightCache::convert_in_place).
+bool lora_targets_mlp(const LoraConfig& lora);
 // The widest input of a targeted layer: the dropout scratch holds N rows of it.
 int64_t lora_max_in(const LoraConfig& lora, const ModelConfig& c);
 // Rank ≥ 1 and ≤ the narrower side of every targeted layer, alpha > 0, dropout in [0, 1),

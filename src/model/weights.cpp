@@ -79,6 +79,12 @@ WeightCache::Operand WeightCache::weight(Param& W) {
 
 MatRef WeightCache::operand(const float* X, int64_t rows, int64_t cols, int slot) {
   if (!bf16_gemm_) return MatRef::f32(X, cols);
+  for (const Held& h : in_place_) {
+    if (h.x != X) continue;
+    LOMO_ASSERT(h.rows == rows && h.cols == cols,
+                "an input converted in place is read with another shape");
+    return MatRef::bf16(reinterpret_cast<const uint16_t*>(X), cols);
+  }
   const Held h = held_[slot];
   if (sharing_ && h.x == X && h.rows == rows && h.cols == cols) {
     return MatRef::bf16(act16_[slot].as<uint16_t>(), cols);  // converted earlier in the scope
@@ -87,6 +93,21 @@ MatRef WeightCache::operand(const float* X, int64_t rows, int64_t cols, int slot
   backend_.to_bf16(x16, X, rows * cols);
   if (sharing_) held_[slot] = {X, rows, cols};
   return MatRef::bf16(x16, cols);
+}
+
+void WeightCache::convert_in_place(float* X, int64_t rows, int64_t cols) {
+  if (!bf16_gemm_) return;
+  LOMO_ASSERT(!in_place(X), "an input converted in place twice");
+  backend_.to_bf16_in_place(X, rows * cols);
+  in_place_.push_back({X, rows, cols});
+}
+
+bool WeightCache::in_place(const float* X) const {
+  return std::any_of(in_place_.begin(), in_place_.end(), [X](const Held& h) { return h.x == X; });
+}
+
+void WeightCache::forget_in_place(const float* X) {
+  std::erase_if(in_place_, [X](const Held& h) { return h.x == X; });
 }
 
 uint16_t* WeightCache::act16(int slot, int64_t elems) {
@@ -102,9 +123,11 @@ void WeightCache::reserve_act16(int64_t wide, int64_t narrow) {
   act16(1, narrow);
 }
 
-Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head) {
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head,
+                             bool wide_in_place) {
   const int64_t narrow = std::max(c.d_model, c.n_head * c.head_dim);
-  return {N * std::max(narrow, c.d_ff), std::max(N * narrow, head.tile_elems(c.vocab))};
+  return {N * (wide_in_place ? narrow : std::max(narrow, c.d_ff)),
+          std::max(N * narrow, head.tile_elems(c.vocab))};
 }
 
 int64_t weight_row_block_elems(int64_t largest, int64_t widest_in) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/memory.h"
 #include "core/rounding.h"
@@ -53,6 +54,17 @@ class WeightCache {
   // `slot` (0 or 1) for bf16 products, valid until the slot is used again.
   MatRef operand(const float* X, int64_t rows, int64_t cols, int slot);
 
+  // bf16 products, for an input whose fp32 values nothing reads again (the d_ff-wide ones:
+  // silu(gate)·up, and its gradients through gate and up): X(rows, cols) is rounded to bf16 in
+  // its own storage (Backend::to_bf16_in_place), and operand(X, rows, cols, ·) returns that copy,
+  // with no scratch slot, until forget_in_place(X) (before X's storage is written again) or
+  // forget_all_in_place(). Its fp32 values are gone: X must not feed a LoRA adapter or a bias
+  // gradient, which read them. Nothing happens for fp32 products.
+  void convert_in_place(float* X, int64_t rows, int64_t cols);
+  bool in_place(const float* X) const;
+  void forget_in_place(const float* X);
+  void forget_all_in_place() { in_place_.clear(); }
+
   // Scratch slot `slot` for direct use (it then holds no operand()'s conversion).
   uint16_t* act16(int slot, int64_t elems);
   // Sizes the slots for a step at once (LlamaModel::plan), so they are allocated once: slot 0
@@ -89,6 +101,7 @@ class WeightCache {
   };
   Held held_[2];
   bool sharing_ = false;
+  std::vector<Held> in_place_;  // the inputs convert_in_place made, as (pointer, shape)
   MemoryTracker& tracker_;
   Backend& backend_;
   int64_t largest_ = 0;    // elements of the largest viewed tensor
@@ -99,14 +112,17 @@ class WeightCache {
   Buffer act16_[2];
 };
 
-// Elements of the two bf16 slots for N rows. Slot 0, wide: N · the widest linear dimension (a
-// product's d_ff-wide operand: silu(gate)·up, its gradients). Slot 1, narrow: what is beside it
-// in a dW product, N · max(d_model, n_head·head_dim), or the step's LM-head logits tile
-// (ops/lm_head.h: one pass or two, all rows or not) when that is larger.
+// Elements of the two bf16 slots for N rows. Slot 1, narrow: a dW product's narrower operand,
+// N · max(d_model, n_head·head_dim), or the step's LM-head logits tile (ops/lm_head.h: one pass
+// or two, all rows or not) when that is larger. Slot 0, the other operand: N · max(d_model,
+// n_head·head_dim) too when the d_ff-wide operands (silu(gate)·up, its gradients through gate
+// and up) are converted in their own storage (`wide_in_place`: no adapter on the MLP), else
+// N · d_ff.
 struct Bf16Slots {
   int64_t wide = 0, narrow = 0;
 };
-Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head);
+Bf16Slots bf16_scratch_elems(const ModelConfig& c, int64_t N, const LmHeadTiles& head,
+                             bool wide_in_place);
 
 // Elements of the fp32 row block through which the fused update writes a 16-bit W under bf16
 // products: an eighth of the largest viewed tensor, and at least one row of the widest.

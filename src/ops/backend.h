@@ -187,6 +187,10 @@ class Backend {
   virtual void to_f32(float* dst, ParamView src, int64_t begin, int64_t n) = 0;
   // dst(n) ← src(n) rounded to nearest-even bf16. OVERWRITES.
   virtual void to_bf16(uint16_t* dst, const float* src, int64_t n) = 0;
+  // x(n) fp32 ← its own values rounded to nearest-even bf16, in place: element i's code lands in
+  // bytes [2i, 2i + 2) of x, so x holds a bf16 (n) array in its first half and its fp32 values
+  // are gone (the bytes past 2n are left undefined). The codes equal to_bf16's.
+  virtual void to_bf16_in_place(float* x, int64_t n) = 0;
   // p ← w32(p.numel()) in p's storage, with the rounding mode (a copy for fp32; nothing when w32
   // is p's own storage). Stochastic rounding keys element i by p.first + i.
   virtual void store(ParamView p, const float* w32, const RoundingMode& r) = 0;

@@ -12,8 +12,9 @@ std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device
 }
 
 std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,
-                                       MemoryTracker& tracker, Backend& backend) {
-  return std::make_unique<LlamaModel>(config, params, tracker, backend);
+                                       MemoryTracker& tracker, Backend& backend,
+                                       int64_t positions) {
+  return std::make_unique<LlamaModel>(config, params, tracker, backend, positions);
 }
 
 std::unique_ptr<Trainer> make_trainer(LlamaModel& model, const TrainOptions& opts,

@@ -20,9 +20,11 @@ namespace lomo {
 std::unique_ptr<Backend> make_run_backend(int threads, const std::string& device = "cpu",
                                           bool bf16_products = false);
 
-// `config`, `params` and `backend` must outlive the model.
+// `config`, `params` and `backend` must outlive the model. `positions`: the longest sequence it
+// will run (0: the model's max_position; LlamaModel).
 std::unique_ptr<LlamaModel> make_model(const ModelConfig& config, ModelParams& params,
-                                       MemoryTracker& tracker, Backend& backend);
+                                       MemoryTracker& tracker, Backend& backend,
+                                       int64_t positions = 0);
 // `model` must outlive the trainer.
 std::unique_ptr<Trainer> make_trainer(LlamaModel& model, const TrainOptions& opts,
                                       MemoryTracker& tracker);

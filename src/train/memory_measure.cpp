@@ -26,7 +26,7 @@ MeasuredMemory measure_step_memory(const MemoryPlanInput& in, const TrainOptions
           static_cast<int32_t>(counter_random(1, b, t) % static_cast<uint64_t>(in.config.vocab)));
     }
   }
-  const auto net = make_model(model.config, model.params, tracker, backend);
+  const auto net = make_model(model.config, model.params, tracker, backend, in.seq);
   TrainOptions o = opts;
   o.checkpointing = in.checkpointing;
   std::optional<LoraAdapters> lora;  // the plan's adapters, PEFT-initialised

@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "dist/param_shards.h"
+#include "model/lora.h"
 #include "model/params.h"
+#include "model/weights.h"
 #include "optim/gradient_checks.h"
 #include "ops/lm_head.h"
 #include "ops/rope.h"
@@ -104,8 +106,8 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, int64_t 
              + f32s(std::max(head_scratch, attention_scratch))
              + f32s(4 * N)                                  // running max and Σexp (fp64)
              + 2 * f32s(N) + f32s(B)                        // ids, targets, lengths (int32)
-             // 16-bit block inputs: the block's input, then its output, in fp32
-             + (in.activation_dtype != StorageDtype::F32 ? f32s(N * d) : 0)
+             // (16-bit block inputs are computed in fp32 in dh and dm, which hold no gradient
+             // in the forward pass, and in the recompute before its backward)
              + f32s(N)                                      // the embedding update's order
              // a 16-bit tied table's looked-up rows and their fp32 values (zero-buffer update)
              + (head_takes_update(in) && c.tied_embeddings && sixteen
@@ -123,14 +125,13 @@ size_t workspace_bytes(const ModelConfig& c, const MemoryPlanInput& in, int64_t 
   if (sixteen && in.bf16_gemm && fused_update) {
     w += 4 * static_cast<size_t>(weight_row_block_elems(largest_viewed, widest_viewed_in));
   }
-  // The RoPE table: cos and sin for every position the model allows.
-  w += rope_table_bytes(c.head_dim, c.max_position);
-  // bf16 products: a bf16 copy of the widest activation (N·d_ff) beside one of a narrow one
-  // (N·max(d, qd)) or of the head's logits tile.
+  // The RoPE table: cos and sin for every position of the longest sequence.
+  w += rope_table_bytes(c.head_dim, T);
+  // bf16 products: two slots of bf16 operands (model/weights.h); the d_ff-wide ones are
+  // converted in their own storage unless an adapter on the MLP reads their fp32 values.
   if (in.bf16_gemm) {
-    const int64_t narrow = std::max(d, qd);
-    w += 2 * static_cast<size_t>(N * std::max(narrow, c.d_ff));
-    w += 2 * static_cast<size_t>(std::max(N * narrow, head.tile_elems(V)));
+    const Bf16Slots slots = bf16_scratch_elems(c, N, head, !lora_targets_mlp(in.lora));
+    w += 2 * static_cast<size_t>(slots.wide + slots.narrow);
   }
   // LoRA: drop(X)·Aᵀ and dY·B, (N, r) each; with dropout, drop(X) of the widest adapted input.
   if (in.lora.enabled()) {

@@ -403,7 +403,7 @@ void TrainingRun::load() {
   if (!(backend_->allocator().device() == Device::host()) && run_.parallel != ParallelMode::Shard) {
     model_->params.move_to(backend_->allocator(), *backend_, tracker_);
   }
-  net_ = make_model(model_config_, model_->params, tracker_, *backend_);
+  net_ = make_model(model_config_, model_->params, tracker_, *backend_, seq_len_);
   TrainOptions options = train_options(run_, plan_in_.checkpointing);
   if (run_.uses_lora()) {
     lora_ = std::make_unique<LoraAdapters>(run_.lora_config(), model_config_, tracker_);

@@ -114,6 +114,25 @@ TEST(CudaLayers, FillAddAndBiasMatchTheCpuBitForBit) {
   expect_bits(db_gpu.download(), db, "bias_grad");
 }
 
+// In place (the head block, then pieces [s, 2s), one launch each): the CPU's codes, and the
+// guards after the array untouched, for lengths inside the head, at its edge and over many pieces.
+TEST(CudaLayers, InPlaceBf16ConversionMatchesTheCpuBitForBit) {
+  LOMO_CUDA_OR_SKIP(gpu);
+  CpuBackend cpu;
+  MemoryTracker tracker;
+  for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{1024}, int64_t{1025}, int64_t{4097},
+                          int64_t{(1 << 20) + 7}}) {
+    std::vector<float> x = randn(n, 40, 1e3);
+    x[0] = 1.0f + std::ldexp(1.0f, -8);  // a tie
+    auto x_gpu = on_gpu(*gpu, tracker, x);
+    gpu->to_bf16_in_place(x_gpu.data(), n);
+    cpu.to_bf16_in_place(x.data(), n);
+    const std::vector<float> got = x_gpu.download();  // checks the guards
+    ASSERT_EQ(0, std::memcmp(got.data(), x.data(), static_cast<size_t>(n) * 2))
+        << "n " << n << ": the first 2n bytes differ";
+  }
+}
+
 TEST(CudaLayers, DropoutMatchesTheCpuBitForBit) {
   LOMO_CUDA_OR_SKIP(gpu);
   CpuBackend cpu;

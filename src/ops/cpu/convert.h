@@ -13,6 +13,8 @@ namespace lomo {
 void to_f32(float* dst, ParamView src, int64_t begin, int64_t n);
 // dst(n) ← src(n) rounded to nearest-even bf16.
 void to_bf16(uint16_t* dst, const float* src, int64_t n);
+// x(n) ← its bf16 codes in its first 2n bytes (Backend::to_bf16_in_place).
+void to_bf16_in_place(float* x, int64_t n);
 // p ← w32 in p's storage (nothing for fp32 when w32 is p's own storage).
 void store_rounded(ParamView p, const float* w32, const RoundingMode& r);
 // Elements [begin, begin + n) of p ← w32(n), rounded as if the whole tensor were stored (the

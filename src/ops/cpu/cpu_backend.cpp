@@ -200,6 +200,10 @@ void CpuBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
   lomo::to_bf16(dst, src, n);
 }
 
+void CpuBackend::to_bf16_in_place(float* x, int64_t n) {
+  lomo::to_bf16_in_place(x, n);
+}
+
 void CpuBackend::store(ParamView p, const float* w32, const RoundingMode& r) {
   store_rounded(p, w32, r);
 }

@@ -31,6 +31,30 @@ __global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t n) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = f32_to_bf16(src[i]);
 }
 
+// The first kInPlaceHead elements of x in place (to_bf16_in_place): one block reads them all,
+// waits, then writes their codes over the first half of what it read.
+constexpr int kInPlaceHead = 4 * kBlock;
+__global__ void to_bf16_in_place_head_kernel(float* x, int64_t n) {
+  float v[4];
+  for (int j = 0; j < 4; ++j) {
+    const int64_t i = threadIdx.x + j * static_cast<int64_t>(blockDim.x);
+    v[j] = i < n ? x[i] : 0.0f;
+  }
+  __syncthreads();
+  auto* dst = reinterpret_cast<uint16_t*>(x);
+  for (int j = 0; j < 4; ++j) {
+    const int64_t i = threadIdx.x + j * static_cast<int64_t>(blockDim.x);
+    if (i < n) dst[i] = f32_to_bf16(v[j]);
+  }
+}
+
+// Elements [s, e) of x in place, e ≤ 2s: they read [s, e) and write fp32 elements [s/2, e/2),
+// which earlier launches read, so no thread writes what another reads.
+__global__ void to_bf16_in_place_piece_kernel(float* x, int64_t s, int64_t e) {
+  auto* dst = reinterpret_cast<uint16_t*>(x);
+  for (int64_t i = s + first_index(); i < e; i += grid_stride()) dst[i] = f32_to_bf16(x[i]);
+}
+
 // dst(n) ← w32(n) in the 16-bit format of `st`, element i keyed by its index in the tensor.
 __global__ void store16_kernel(uint16_t* dst, const float* w32, int64_t n, element::Store16 st) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) dst[i] = st(w32[i], i);
@@ -67,6 +91,20 @@ void CudaBackend::to_bf16(uint16_t* dst, const float* src, int64_t n) {
   if (n <= 0) return;
   to_bf16_kernel<<<grid_for(n), kBlock, 0, stream_>>>(dst, src, n);
   check_launch("to_bf16_kernel");
+}
+
+void CudaBackend::to_bf16_in_place(float* x, int64_t n) {
+  if (n <= 0) return;
+  // As the CPU's: a first run whose reads all precede its writes, then pieces [s, 2s), one
+  // launch each (stream order separates them): about log2(n / 4096) launches.
+  const int64_t head = std::min<int64_t>(n, kInPlaceHead);
+  to_bf16_in_place_head_kernel<<<1, kBlock, 0, stream_>>>(x, head);
+  check_launch("to_bf16_in_place_head_kernel");
+  for (int64_t s = head; s < n; s *= 2) {
+    const int64_t e = std::min(2 * s, n);
+    to_bf16_in_place_piece_kernel<<<grid_for(e - s), kBlock, 0, stream_>>>(x, s, e);
+    check_launch("to_bf16_in_place_piece_kernel");
+  }
 }
 
 void CudaBackend::store(ParamView p, const float* w32, const RoundingMode& r) {

@@ -96,6 +96,7 @@ class CudaBackend final : public Backend {
 
   void to_f32(float* dst, ParamView src, int64_t begin, int64_t n) override;
   void to_bf16(uint16_t* dst, const float* src, int64_t n) override;
+  void to_bf16_in_place(float* x, int64_t n) override;
   void store(ParamView p, const float* w32, const RoundingMode& r) override;
   void fill_normal(float* x, int64_t n, uint64_t seed, uint64_t stream, double stddev,
                    int64_t first) override;
