@@ -4,6 +4,7 @@
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.h"
@@ -15,11 +16,17 @@ namespace {
 
 using dnnl::memory;
 
+// A primitive's key: the shape, and which of the scalars it applies. alpha is a runtime output
+// scale and beta is 0 or 1 (gemm_bf16 scales C first otherwise): LOMO's fused update changes
+// both (−lr·c and 1 − lr·wd) at every step under a schedule, and a primitive made per value
+// left one JIT kernel per value in oneDNN's global primitive cache (1024 entries): the process
+// grew ~2.7 MiB per step, up to ~256 MiB (2026-12-02).
 struct Shape {
   Trans ta, tb;
   int64_t M, N, K, lda, ldb, ldc;
-  float alpha, beta;
-  auto key() const { return std::tie(ta, tb, M, N, K, lda, ldb, ldc, alpha, beta); }
+  bool scaled;  // alpha ≠ 1
+  bool sum;     // beta ≠ 0: C is added (after scaling by beta when beta ≠ 1)
+  auto key() const { return std::tie(ta, tb, M, N, K, lda, ldb, ldc, scaled, sum); }
   bool operator<(const Shape& o) const { return key() < o.key(); }
 };
 
@@ -39,10 +46,9 @@ memory::desc operand(int64_t rows, int64_t cols, int64_t ld, Trans t, memory::da
                         : memory::desc({rows, cols}, dt, memory::dims{1, ld});
 }
 
+thread_local std::map<Shape, Product> cache;
+
 Product& product_for(const Shape& s) {
-  // alpha and beta are part of the key: LOMO's fused update uses a new alpha (−lr) each step
-  // under a schedule, which costs one primitive per distinct value; the cache is capped below.
-  thread_local std::map<Shape, Product> cache;
   auto it = cache.find(s);
   if (it != cache.end()) return it->second;
   if (cache.size() > 256) cache.clear();
@@ -51,10 +57,10 @@ Product& product_for(const Shape& s) {
   p.b = operand(s.K, s.N, s.ldb, s.tb, memory::data_type::bf16);
   p.c = memory::desc({s.M, s.N}, memory::data_type::f32, memory::dims{s.ldc, 1});
   dnnl::primitive_attr attr;
-  if (s.alpha != 1.0f) attr.set_output_scales(0, {s.alpha});
-  if (s.beta != 0.0f) {
+  if (s.scaled) attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+  if (s.sum) {
     dnnl::post_ops po;
-    po.append_sum(s.beta);
+    po.append_sum(1.0f);
     attr.set_post_ops(po);
   }
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, cpu_engine());
@@ -101,11 +107,15 @@ void gemm_bf16_widened(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, floa
 
 }  // namespace
 
+size_t bf16_primitives_made() {
+  return cache.size();
+}
+
 // Probed once: creating the primitive fails where oneDNN has no kernel for it.
 bool bf16_matmul_available() {
   static const bool ok = [] {
     try {
-      product_for({Trans::No, Trans::No, 1, 1, 1, 1, 1, 1, 1.0f, 0.0f});
+      product_for({Trans::No, Trans::No, 1, 1, 1, 1, 1, 1, false, false});
       return true;
     } catch (const dnnl::error&) {
       return false;
@@ -128,12 +138,26 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
     return;
   }
   try {
-    Product& p = product_for({ta, tb, M, N, K, lda, ldb, ldc, alpha, beta});
+    if (beta != 0.0f && beta != 1.0f) {
+      // C ← beta·C first, then C += alpha·op(A)·op(B): the primitive adds C unscaled.
+#pragma omp parallel for
+      for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
+      }
+    }
+    Product& p = product_for({ta, tb, M, N, K, lda, ldb, ldc, alpha != 1.0f, beta != 0.0f});
     dnnl::stream s(cpu_engine());
     memory a(p.a, cpu_engine(), const_cast<uint16_t*>(A));  // read only
     memory b(p.b, cpu_engine(), const_cast<uint16_t*>(B));  // read only
     memory c(p.c, cpu_engine(), C);
-    p.mm.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+    float scale = alpha;  // (1) the runtime output scale
+    if (alpha != 1.0f) {
+      args.insert({DNNL_ARG_ATTR_OUTPUT_SCALES,
+                   memory({{1}, memory::data_type::f32, memory::format_tag::x}, cpu_engine(),
+                          &scale)});
+    }
+    p.mm.execute(s, args);
     s.wait();
   } catch (const dnnl::error& e) {
     throw Error("oneDNN bf16 matmul failed (" + std::string(e.what()) + ") for M=" +

@@ -9,6 +9,7 @@
 // first use and kept (a training step repeats the same dozen shapes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "ops/cpu/gemm.h"
@@ -18,6 +19,10 @@ namespace lomo {
 // Whether oneDNN has a bf16 matmul on this CPU (2.6, Debian 12's, implements it only with
 // AVX-512); without one gemm_bf16 widens its operands to fp32.
 bool bf16_matmul_available();
+
+// The primitives this thread has made (one per shape and per whether alpha ≠ 1 and beta ≠ 0;
+// never per value of alpha or beta).
+size_t bf16_primitives_made();
 
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
